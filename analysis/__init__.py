@@ -1,0 +1,1 @@
+"""Analysis of study runs: Chinchilla-style laws, allocation tables and figures."""

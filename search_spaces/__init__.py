@@ -1,0 +1,1 @@
+"""Budget-constrained define-by-run search spaces, one module per family."""

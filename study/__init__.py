@@ -1,0 +1,1 @@
+"""equiscale: everything that produces trials (benchmark data, models, training, studies)."""

@@ -1,0 +1,61 @@
+"""The benchmark's public array format: names, shapes and the meaning of each `props` column.
+
+Arrays (float32 on disk, S scenes, K bodies, M markers, P props):
+  pos0  (S, K, M, 3)  marker positions at t=0 (world frame, metres)
+  vel0  (S, K, M, 3)  marker velocities at t=0 (metres/second)
+  props (S, K, P)     per-body E(3)-invariant scalars, columns as in PROPS_COLUMNS
+  posT  (S, K, M, 3)  marker positions after the horizon
+Marker 0 is the centre of mass; marker i (1..3) sits at the centre plus the i-th principal axis
+scaled by the body's half-extent along it, so the markers carry the full pose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+ARRAYS = ("pos0", "vel0", "props", "posT")
+MARKERS = 4
+SHAPES = ("box", "sphere", "ellipsoid", "capsule")
+PROPS_COLUMNS = (
+    "mass",          # kg
+    "size_0",        # half-extents / radii of the primitive along its principal axes, metres
+    "size_1",        #   (sphere: r, r, r; capsule: r, r, half-length + r)
+    "size_2",
+    "is_box",        # one-hot shape type, order as in SHAPES
+    "is_sphere",
+    "is_ellipsoid",
+    "is_capsule",
+)
+PROPS = len(PROPS_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of the dataset as tensors (see the module docstring for shapes)."""
+
+    pos0: torch.Tensor   # (S, K, M, 3)
+    vel0: torch.Tensor   # (S, K, M, 3)
+    props: torch.Tensor  # (S, K, P)
+    posT: torch.Tensor   # (S, K, M, 3)
+
+    def __len__(self) -> int:
+        return self.pos0.shape[0]
+
+    def to(self, *args, **kwargs) -> "Split":
+        """Move/cast every tensor (like `Tensor.to`)."""
+        return Split(*(getattr(self, name).to(*args, **kwargs) for name in ARRAYS))
+
+    def __getitem__(self, index) -> "Split":
+        return Split(*(getattr(self, name)[index] for name in ARRAYS))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train/val/test splits plus the cache key of the settings that generated them."""
+
+    train: Split
+    val: Split
+    test: Split
+    key: str

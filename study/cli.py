@@ -1,0 +1,60 @@
+"""The `equiscale` command: dispatches to one module per subcommand, importing only the one used."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from study.errors import EquiscaleError
+
+# name -> (module exposing `add_arguments(parser)` and `main(args) -> int`, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("study.benchmark.command", "generate (or load from the cache) the rigid-body dataset"),
+    "run": ("study.commands.run", "run the budget-constrained studies (embedded default without CONFIG)"),
+    "status": ("study.commands.status", "table of studies: trials done, best loss, best shape"),
+    "dashboard": ("study.commands.dashboard", "serve optuna-dashboard on the study storage"),
+    "fit": ("analysis.commands.fit", "fit scaling/allocation laws to the runs"),
+    "export": ("analysis.commands.export", "write the compute-optimal allocation table"),
+    "plot": ("analysis.commands.plot", "draw loss-vs-compute, IsoFLOP and allocation figures"),
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2) instead of usage dumps."""
+
+    def error(self, message: str):  # noqa: D102 - argparse hook
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _parser(command: str | None) -> Parser:
+    parser = Parser(prog="equiscale", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    parser = _parser(command)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return int(module.main(args) or 0)
+    except EquiscaleError as exc:
+        print(f"equiscale {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"equiscale {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

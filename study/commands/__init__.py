@@ -1,0 +1,1 @@
+"""CLI subcommands that run and inspect studies."""
