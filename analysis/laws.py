@@ -1,0 +1,147 @@
+"""All laws of one family with bootstrap intervals: L(C), Approach 2 (IsoFLOP), Approach 3 (parametric)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis import parametric as P
+from analysis.allocation import FlopsModel, allocation_exponents
+from analysis.bootstrap import LEVEL, Estimate, bootstrap_parametric, estimate, resample
+from analysis.isoflop import IsoFlopFit, fit_isoflop
+from analysis.power import PowerLaw, best_per_budget, fit_power_law, fit_power_law_irreducible
+from study.errors import EquiscaleError
+
+APPROACHES = ("power", "isoflop", "parametric")
+
+
+@dataclass
+class FamilyLaws:
+    """Fits of one family; `samples[approach][name]` are bootstrap draws, `estimates` their intervals."""
+
+    family: str
+    n_runs: int
+    n_budgets: int
+    flops_model: FlopsModel
+    batch_size: int | None = None
+    power: PowerLaw | None = None
+    power_irreducible: PowerLaw | None = None
+    isoflop: IsoFlopFit | None = None
+    parametric: P.ParametricFit | None = None
+    samples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    estimates: dict[str, dict[str, Estimate]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # approach -> why it was not fitted
+    n_boot: int = 0
+    level: float = LEVEL
+
+
+def _bootstrap(fn, frame: pd.DataFrame, n_boot: int, seed: int) -> dict[str, np.ndarray]:
+    """Refit `fn(frame) -> dict` on resamples of runs within each budget; failed refits give NaN."""
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_boot):
+        idx = resample(len(frame), rng, groups=frame["budget"].to_numpy())
+        try:
+            draws.append(fn(frame.iloc[idx]))
+        except (EquiscaleError, np.linalg.LinAlgError, ValueError, FloatingPointError):
+            draws.append(None)
+    keys = next((d.keys() for d in draws if d is not None), [])
+    return {k: np.array([np.nan if d is None else d[k] for d in draws]) for k in keys}
+
+
+def _power_values(frame):
+    c, loss = best_per_budget(frame["budget"], frame["loss"])
+    law = fit_power_law(c, loss)
+    return {"coef": law.coef, "exponent": law.exponent}
+
+
+def _power_irr_values(frame):
+    c, loss = best_per_budget(frame["budget"], frame["loss"])
+    law = fit_power_law_irreducible(c, loss)
+    return {"E": law.E, "coef": law.coef, "exponent": law.exponent}
+
+
+def _isoflop_values(model):
+    def values(frame):
+        fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model)
+        return {"a": fit.a, "b": fit.b, "n_coef": fit.n_coef, "d_coef": fit.d_coef,
+                "l_exp": fit.l_exp, "l_coef": fit.l_coef}
+    return values
+
+
+def fit_family(frame: pd.DataFrame, *, family: str, approaches=APPROACHES, n_boot: int = 200, seed: int = 0,
+               level: float = LEVEL, refine: int | None = P.DEFAULT_REFINE, flops_model: FlopsModel | None = None,
+               batch_size: int | None = None, strict: bool = True, n_jobs: int | None = None) -> FamilyLaws:
+    """Fit the requested approaches to one family's runs (columns budget, params, samples, flops, loss).
+
+    strict: an approach that cannot be fitted (too little data, no minimum) raises; otherwise it is
+    recorded in `skipped` with the reason.
+    """
+    unknown = set(approaches) - set(APPROACHES)
+    if unknown:
+        raise EquiscaleError(f"unknown approach(es) {sorted(unknown)}; choose from {list(APPROACHES)}")
+    model = flops_model or FlopsModel.from_runs(frame["params"], frame["samples"], frame["flops"])
+    laws = FamilyLaws(family=family, n_runs=len(frame), n_budgets=frame["budget"].nunique(), flops_model=model,
+                      batch_size=batch_size, n_boot=n_boot, level=level)
+    steps = {"power": lambda: _fit_power(laws, frame, n_boot, seed),
+             "isoflop": lambda: _fit_isoflop(laws, frame, n_boot, seed, model),
+             "parametric": lambda: _fit_parametric(laws, frame, n_boot, seed, refine, model, n_jobs)}
+    for name in APPROACHES:
+        if name not in approaches:
+            continue
+        try:
+            steps[name]()
+        except EquiscaleError as exc:
+            if strict:
+                raise EquiscaleError(f"family {family!r}: {exc}") from None
+            laws.skipped[name] = str(exc)
+    for approach, draws in laws.samples.items():
+        point = _point_values(laws, approach)
+        laws.estimates[approach] = {k: estimate(point[k], draws.get(k, []), level=level) for k in point}
+    return laws
+
+
+def _point_values(laws: FamilyLaws, approach: str) -> dict:
+    """The all-runs value of every quantity that is bootstrapped for `approach`."""
+    if approach in ("power", "power_irreducible"):
+        law = laws.power if approach == "power" else laws.power_irreducible
+        out = {"coef": law.coef, "exponent": law.exponent}
+        return out if approach == "power" else {"E": law.E, **out}
+    if approach == "isoflop":
+        f = laws.isoflop
+        return {"a": f.a, "b": f.b, "n_coef": f.n_coef, "d_coef": f.d_coef, "l_exp": f.l_exp, "l_coef": f.l_coef}
+    f = laws.parametric
+    if f.alpha > 0 and f.beta > 0:
+        a, b = (float(v) for v in allocation_exponents(f.alpha, f.beta, laws.flops_model))
+    else:
+        a = b = float("nan")
+    return {"E": f.E, "A": f.A, "B": f.B, "alpha": f.alpha, "beta": f.beta, "a": a, "b": b}
+
+
+def _fit_power(laws, frame, n_boot, seed):
+    laws.power = fit_power_law(*best_per_budget(frame["budget"], frame["loss"]))
+    laws.samples["power"] = _bootstrap(_power_values, frame, n_boot, seed)
+    try:
+        laws.power_irreducible = fit_power_law_irreducible(*best_per_budget(frame["budget"], frame["loss"]))
+        laws.samples["power_irreducible"] = _bootstrap(_power_irr_values, frame, n_boot, seed)
+    except EquiscaleError as exc:
+        laws.skipped["power_irreducible"] = str(exc)
+
+
+def _fit_isoflop(laws, frame, n_boot, seed, model):
+    laws.isoflop = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model)
+    laws.samples["isoflop"] = _bootstrap(_isoflop_values(model), frame, n_boot, seed)
+
+
+def _fit_parametric(laws, frame, n_boot, seed, refine, model, n_jobs):
+    n, d, loss = frame["params"].to_numpy(), frame["samples"].to_numpy(), frame["loss"].to_numpy()
+    fit = P.fit_parametric(n, d, loss, refine=refine)
+    laws.parametric = fit
+    draws = bootstrap_parametric(n, d, loss, fit, n_boot=n_boot, seed=seed, n_jobs=n_jobs) if n_boot else {}
+    if draws:
+        ok = (draws["alpha"] > 0) & (draws["beta"] > 0)
+        a, b = allocation_exponents(np.where(ok, draws["alpha"], np.nan), np.where(ok, draws["beta"], np.nan), model)
+        draws["a"], draws["b"] = a, b
+    laws.samples["parametric"] = draws

@@ -1,0 +1,85 @@
+"""L(C): power laws through the best run of each budget, and loss ratios between families."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+
+from study.errors import EquiscaleError
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """L(C) = E + coef · C^(−exponent); E = 0 for the plain power law."""
+
+    coef: float
+    exponent: float
+    E: float = 0.0
+
+    def predict(self, c) -> np.ndarray:
+        return self.E + self.coef * np.asarray(c, float) ** (-self.exponent)
+
+
+def best_per_budget(budget, loss) -> tuple[np.ndarray, np.ndarray]:
+    """(budgets, lowest loss at each budget), budgets ascending."""
+    frame = pd.DataFrame({"budget": np.asarray(budget, float), "loss": np.asarray(loss, float)})
+    best = frame.groupby("budget")["loss"].min().sort_index()
+    return best.index.to_numpy(), best.to_numpy()
+
+
+def _check(c, loss, minimum: int):
+    c, loss = np.asarray(c, float), np.asarray(loss, float)
+    for name, v in (("budget C", c), ("loss", loss)):
+        if not np.all(np.isfinite(v) & (v > 0)):
+            raise EquiscaleError(f"{name} must be positive and finite for the L(C) fit")
+    if np.unique(c).size < minimum:
+        raise EquiscaleError(f"the L(C) fit needs at least {minimum} budgets, got {np.unique(c).size}")
+    return c, loss
+
+
+def fit_power_law(c, loss) -> PowerLaw:
+    """Least squares of log L on log C (at least 3 budgets)."""
+    c, loss = _check(c, loss, 3)
+    slope, intercept = np.polyfit(np.log(c), np.log(loss), 1)
+    return PowerLaw(coef=float(np.exp(intercept)), exponent=float(-slope))
+
+
+def fit_power_law_irreducible(c, loss) -> PowerLaw:
+    """L = E + coef·C^(−exponent) by least squares on log L, 0 ≤ E < min L (at least 4 budgets)."""
+    c, loss = _check(c, loss, 4)
+    c_ref = float(np.exp(np.mean(np.log(c))))  # conditioning: fit in x = C / c_ref
+    x, logl = c / c_ref, np.log(loss)
+
+    def residuals(p):
+        log_coef, exponent, e = p
+        return np.log(e + np.exp(log_coef) * x ** (-exponent)) - logl
+
+    best = None
+    for frac in (0.0, 0.5, 0.9):
+        e0 = frac * loss.min()
+        slope, intercept = np.polyfit(np.log(x), np.log(loss - e0), 1)
+        p0 = [intercept, max(-slope, 1e-6), e0]
+        res = least_squares(residuals, p0, bounds=([-np.inf, -5.0, 0.0], [np.inf, 5.0, loss.min() * (1 - 1e-9)]))
+        if best is None or res.cost < best.cost:
+            best = res
+    log_coef, exponent, e = best.x
+    return PowerLaw(coef=float(np.exp(log_coef) * c_ref**exponent), exponent=float(exponent), E=float(e))
+
+
+def loss_ratios(table: pd.DataFrame, *, reference: str | None = None, loss: str = "loss") -> pd.DataFrame:
+    """Best loss of each family divided by the reference family's at every shared budget.
+
+    The reference defaults to `transformer` when present (equivariant-vs-plain), else the first family.
+    """
+    best = table.groupby(["family", "budget"])[loss].min().unstack("family")
+    families = list(best.columns)
+    if reference is None:
+        reference = "transformer" if "transformer" in families else families[0]
+    if reference not in families:
+        raise EquiscaleError(f"reference family {reference!r} not among {families}")
+    ratio = best.div(best[reference], axis=0).drop(columns=[reference]).dropna(how="all")
+    ratio.columns = [f"{f}/{reference}" for f in ratio.columns]
+    return ratio
