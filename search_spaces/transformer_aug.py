@@ -1,0 +1,9 @@
+"""Budget-constrained space of the transformer trained with E(3) augmentation: the same grid as `transformer`."""
+
+from __future__ import annotations
+
+from search_spaces.budget import BudgetSpace
+from search_spaces.transformer import WIDTHS, transformer_shape
+
+space = BudgetSpace(family="transformer-aug", depths=(1, 4), sizes=WIDTHS, shape=transformer_shape)
+check_budget = space.check_budget

@@ -1,0 +1,227 @@
+"""Study configuration: a typed, frozen view of the TOML file (or the embedded default), validated in one place."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from study.errors import ConfigError
+
+DEFAULT_STORAGE = "sqlite:///equiscale.db"
+
+# The embedded default study: 3 families x 4 budgets x 6 trials, sized to finish in minutes on a 2-core CPU.
+DEFAULT_TOML = """
+families = ["transformer", "transformer-aug", "gatr"]
+budgets = [1e10, 2e10, 5e10, 1e11]
+trials = 6
+seed = 0
+
+[data]
+scenes = 1000
+bodies = 4
+seed = 0
+
+[training]
+batch_size = 64
+min_steps = 100
+max_steps = 2000
+lr_min = 3e-4
+lr_max = 1e-2
+warmup_fraction = 0.05
+weight_decay = 0.01
+grad_clip = 1.0
+evals = 5
+val_samples = 256
+
+[resources]
+cpus_per_trial = 1
+gpus_per_trial = 0
+max_concurrent = 0
+max_failures = 2
+"""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which rigid-body dataset every trial trains on (see `study.benchmark.load_dataset`)."""
+
+    scenes: int = 2000
+    bodies: int = 4
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Settings shared by every trial: batch, step limits (they bound the search space), optimiser."""
+
+    batch_size: int = 64
+    min_steps: int = 100        # >= 100 so that flooring the step count loses < 1% of the budget
+    max_steps: int = 2000
+    lr_min: float = 3e-4
+    lr_max: float = 1e-2
+    warmup_fraction: float = 0.05
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    evals: int = 5              # validations per run (learning-curve points)
+    val_samples: int = 512      # scenes of the val/test split used for each evaluation (0 = all)
+
+
+@dataclass(frozen=True)
+class ResourceConfig:
+    """Where and how trials run: per-trial allotment, concurrency, retries, Ray address."""
+
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int = 0     # 0 = as many as the cluster's CPUs (and GPUs) allow
+    max_failures: int = 2       # retries of a trial whose worker failed (not of a diverged run)
+    address: str | None = None  # existing Ray cluster; None = start a local one
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One `equiscale run`: a study per (family, budget), each with `trials` COMPLETE trials."""
+
+    families: tuple[str, ...]
+    budgets: tuple[float, ...]
+    trials: int = 6
+    storage: str = DEFAULT_STORAGE
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    training: TrainingConfig = TrainingConfig()
+    resources: ResourceConfig = ResourceConfig()
+
+    def studies(self) -> list[tuple[str, float]]:
+        """(family, budget) pairs in run order."""
+        return [(family, budget) for family in self.families for budget in self.budgets]
+
+
+def study_name(family: str, budget: float) -> str:
+    """The Optuna study name of one (family, budget): `gatr/1e+12`."""
+    return f"{family}/{budget:.0e}"
+
+
+def load_config(path: str | Path | None = None) -> StudyConfig:
+    """Parse a TOML file (or the embedded default when `path` is None) into a validated StudyConfig."""
+    if path is None:
+        raw, where = tomllib.loads(DEFAULT_TOML), "embedded default"
+    else:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {str(path)!r}: {exc.strerror or exc}") from None
+        try:
+            raw, where = tomllib.loads(text), str(path)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"malformed TOML in {str(path)!r}: {exc}") from None
+    config = _from_dict(raw, where)
+    validate(config)
+    return config
+
+
+def with_overrides(config: StudyConfig, **overrides: Any) -> StudyConfig:
+    """Apply command-line overrides (None = keep) and validate the result.
+
+    Keys: families, budgets, trials, storage, address, cpus_per_trial, gpus_per_trial.
+    """
+    top = {k: v for k, v in overrides.items() if v is not None and k in ("families", "budgets", "trials", "storage")}
+    if "families" in top:
+        top["families"] = tuple(top["families"])
+    if "budgets" in top:
+        top["budgets"] = tuple(float(b) for b in top["budgets"])
+    res = {k: v for k, v in overrides.items() if v is not None and k in ("address", "cpus_per_trial", "gpus_per_trial")}
+    unknown = set(overrides) - {"families", "budgets", "trials", "storage", "address", "cpus_per_trial", "gpus_per_trial"}
+    if unknown:
+        raise ConfigError(f"unknown override(s): {', '.join(sorted(unknown))}")
+    config = replace(config, **top, resources=replace(config.resources, **res))
+    validate(config)
+    return config
+
+
+def _from_dict(raw: dict, where: str) -> StudyConfig:
+    """Build the dataclasses from parsed TOML, rejecting unknown keys and wrong types by name."""
+    sections = {"data": DataConfig, "training": TrainingConfig, "resources": ResourceConfig}
+    top_fields = {f.name: f for f in fields(StudyConfig)}
+    unknown = set(raw) - set(top_fields)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    kwargs: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name in sections:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: [{name}] must be a table")
+            kwargs[name] = _section(sections[name], value, f"{where}: [{name}]")
+        elif name in ("families", "budgets"):
+            if not isinstance(value, list) or not value:
+                raise ConfigError(f"{where}: {name} must be a non-empty list")
+            kwargs[name] = tuple(_typed(f"{where}: {name}", v, str if name == "families" else float) for v in value)
+        else:
+            kwargs[name] = _typed(f"{where}: {name}", value, {"trials": int, "storage": str, "seed": int}[name])
+    for required in ("families", "budgets"):
+        if required not in kwargs:
+            raise ConfigError(f"{where}: missing key {required!r}")
+    return StudyConfig(**kwargs)
+
+
+def _section(cls, raw: dict, where: str):
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(raw) - set(known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    types = {"int": int, "float": float, "str | None": str}
+    return cls(**{k: _typed(f"{where} {k}", v, types[known[k].type]) for k, v in raw.items()})
+
+
+def _typed(where: str, value: Any, kind: type) -> Any:
+    """Check a TOML value's type (ints are accepted as floats, not vice versa; no bools as numbers)."""
+    if isinstance(value, bool) or not (isinstance(value, kind) or (kind is float and isinstance(value, int))):
+        raise ConfigError(f"{where} must be {kind.__name__}, got {value!r}")
+    return kind(value)
+
+
+def validate(config: StudyConfig) -> None:
+    """Every check that needs no Ray and no storage: ranges, families, budgets vs the smallest shapes."""
+    t, r, d = config.training, config.resources, config.data
+    _positive("trials", config.trials)
+    _positive("data.scenes", d.scenes)
+    _positive("data.bodies", d.bodies)
+    _positive("training.batch_size", t.batch_size)
+    _positive("training.evals", t.evals)
+    if t.min_steps < 100:
+        raise ConfigError(f"training.min_steps must be >= 100 (flooring steps must lose < 1% of the budget), got {t.min_steps}")
+    if t.max_steps < t.min_steps:
+        raise ConfigError(f"training.max_steps ({t.max_steps}) must be >= training.min_steps ({t.min_steps})")
+    if not 0 < t.lr_min <= t.lr_max:
+        raise ConfigError(f"training.lr_min/lr_max must satisfy 0 < lr_min <= lr_max, got {t.lr_min}, {t.lr_max}")
+    if not 0 <= t.warmup_fraction < 1:
+        raise ConfigError(f"training.warmup_fraction must be in [0, 1), got {t.warmup_fraction}")
+    if t.weight_decay < 0 or t.grad_clip <= 0 or t.val_samples < 0:
+        raise ConfigError("training.weight_decay and val_samples must be >= 0, grad_clip > 0")
+    if r.cpus_per_trial <= 0:
+        raise ConfigError(f"cpus-per-trial must be > 0, got {r.cpus_per_trial}")
+    if r.gpus_per_trial < 0:
+        raise ConfigError(f"gpus-per-trial must be >= 0, got {r.gpus_per_trial}")
+    if r.max_concurrent < 0 or r.max_failures < 0:
+        raise ConfigError("resources.max_concurrent and max_failures must be >= 0")
+    if len(set(config.families)) != len(config.families):
+        raise ConfigError(f"duplicate family in {list(config.families)}")
+    for budget in config.budgets:
+        if not math.isfinite(budget) or budget <= 0:
+            raise ConfigError(f"budget must be a positive number of FLOPs, got {budget:g}")
+    names = [study_name(f, b) for f, b in config.studies()]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"budgets {list(config.budgets)} collide at one significant digit (study names {names})")
+    from search_spaces import space_for  # imports the model registry: kept out of module import time
+
+    for family in config.families:
+        space = space_for(family)  # ConfigError naming an unknown family
+        for budget in config.budgets:
+            space.check_budget(budget, config)
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise ConfigError(f"{name} must be >= 1, got {value}")

@@ -1,0 +1,76 @@
+"""Live progress of a run: one compact line per finished trial (study done/target, best loss, overall ETA)."""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+
+@dataclass
+class _Study:
+    complete: int
+    target: int
+    best: float = math.inf
+
+
+@dataclass
+class Progress:
+    """Counts COMPLETE trials per study against its target and prints a line when a trial ends."""
+
+    studies: dict[str, _Study] = field(default_factory=dict)
+    stream: TextIO | None = None
+    enabled: bool = True
+    started: float = field(default_factory=time.monotonic)
+    finished_here: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_study(self, name: str, *, complete: int, target: int, best: float | None = None) -> None:
+        self.studies[name] = _Study(complete, target, math.inf if best is None else best)
+
+    @property
+    def remaining(self) -> int:
+        return sum(max(0, s.target - s.complete) for s in self.studies.values())
+
+    def eta_seconds(self) -> float | None:
+        """Remaining trials times the mean wall time per trial finished in this run (None before the first)."""
+        if not self.finished_here:
+            return None
+        return (time.monotonic() - self.started) / self.finished_here * self.remaining
+
+    def trial_finished(self, name: str, *, value: float | None, detail: str = "") -> None:
+        """Record a finished trial (value None = failed) and print its line."""
+        with self._lock:
+            study = self.studies[name]
+            if value is not None:
+                study.complete += 1
+                study.best = min(study.best, value)
+                self.finished_here += 1
+            outcome = f"val {value:.4g}" if value is not None else f"FAILED ({detail})"
+            self._print(f"{name:<22} {study.complete}/{study.target}  {outcome:<16} best {_fmt(study.best)}")
+
+    def message(self, text: str) -> None:
+        with self._lock:
+            self._print(text)
+
+    def _print(self, text: str) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.started
+        done = sum(min(s.complete, s.target) for s in self.studies.values())
+        total = sum(s.target for s in self.studies.values())
+        eta = self.eta_seconds()
+        tail = f"| all {done}/{total}" + (f"  ETA {_duration(eta)}" if eta is not None and self.remaining else "")
+        print(f"[{_duration(elapsed)}] {text}  {tail}", file=self.stream or sys.stderr, flush=True)
+
+
+def _fmt(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.4g}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60:d}m{seconds % 60:02d}s"
