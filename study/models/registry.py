@@ -108,10 +108,11 @@ def build_model(family: str, *, markers: int = MARKERS, props: int = PROPS, **sh
 
 
 def _register_builtin() -> None:
-    from study.models import transformer
+    from study.models import gatr, transformer
 
     _register("transformer", transformer)
     _register("transformer-aug", transformer, augment=True)
+    _register("gatr", gatr)
 
 
 _register_builtin()

@@ -1,0 +1,220 @@
+"""Geometric Algebra Transformer (GATr) in G(3,0,1): layers, network and the benchmark adapter.
+
+Shape: mv_channels C, s_channels S, depth. Heads = max(1, C // 8); C and S must be divisible by it.
+Executed work, as counted by `forward_flops` (2·m·n·k per matrix product, per token):
+  EquiLinear(in→out, in_s→out_s): one dense (16·in × 16·out) matmul whose weight is gathered from
+  W (out, in, 8) (grade projections 1..4, x ↦ e0<x>_g), plus one (in + in_s) × (out + out_s)
+  matmul on [<x>_0, scalars] (this holds the grade-0 projection, scalar mixing and biases).
+  Attention: one scaled_dot_product_attention over [8 non-e0 components per mv channel, scalars]
+  (values: all 16 components and scalars). Geometric product and join are elementwise
+  (Σ_j sign·x_j·y_k(i,j), ≤ 256 multiplies per channel), so they count 0 like all elementwise work.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from study.errors import ConfigError
+from study.models import pga
+
+SHAPE_PARAMS = ("mv_channels", "s_channels", "depth")
+DEFAULT_SHAPE = {"mv_channels": 8, "s_channels": 16, "depth": 1}
+GRANULARITY = {"mv_channels": 8, "s_channels": 8, "depth": 1}  # s must also divide by the heads
+MINIMUM = {"mv_channels": 1, "s_channels": 1, "depth": 1}
+EQUIVARIANT = True
+HEAD_MV = 8
+EPS = 1e-6
+
+
+def heads_for(mv_channels: int) -> int:
+    """Attention heads: max(1, mv_channels // 8)."""
+    return max(1, mv_channels // HEAD_MV)
+
+
+def validate(*, mv_channels: int, s_channels: int, depth: int) -> None:
+    if mv_channels < 1:
+        raise ConfigError(f"gatr: mv_channels must be >= 1, got {mv_channels}")
+    if s_channels < 1:
+        raise ConfigError(f"gatr: s_channels must be >= 1, got {s_channels}")
+    if depth < 1:
+        raise ConfigError(f"gatr: depth must be >= 1, got {depth}")
+    heads = heads_for(mv_channels)
+    if mv_channels % heads:
+        raise ConfigError(f"gatr: mv_channels {mv_channels} is not divisible by its {heads} heads "
+                          f"(heads = max(1, mv_channels // 8)); use a multiple of 8")
+    if s_channels % heads:
+        raise ConfigError(f"gatr: s_channels {s_channels} is not divisible by the {heads} heads of "
+                          f"mv_channels {mv_channels} (heads = max(1, mv_channels // 8))")
+
+
+def _gather_index(out_mv: int, in_mv: int) -> torch.Tensor:
+    """Flat index into cat(W (out, in, 8), 0) giving the dense (16·in, 16·out) weight directly."""
+    basis = pga.table("basis")                                   # (8, 16, 16) [a, i, j]
+    if not torch.all((basis != 0).sum(0) <= 1) or torch.any(basis < 0):
+        raise AssertionError("equivariant basis maps must be disjoint 0/1 patterns")
+    which = torch.where(basis.any(0), basis.argmax(0), torch.full((16, 16), 8))   # (16 i, 16 j)
+    o = torch.arange(out_mv).view(1, 1, out_mv, 1)
+    c = torch.arange(in_mv).view(in_mv, 1, 1, 1)
+    a = which.T.view(1, 16, 1, 16)                               # [j, i] -> rows j, cols i
+    return ((o * in_mv + c) * 9 + a).reshape(16 * in_mv, 16 * out_mv)
+
+
+class EquiLinear(nn.Module):
+    """Pin(3,0,1)-equivariant linear map on (…, in_mv, 16) multivectors and (…, in_s) scalars."""
+
+    def __init__(self, in_mv: int, out_mv: int, in_s: int, out_s: int, *, grade0: bool = True):
+        super().__init__()
+        self.in_mv, self.out_mv, self.out_s, self.grade0 = in_mv, out_mv, out_s, grade0
+        self.weight = nn.Parameter(torch.randn(out_mv, in_mv, 8) / math.sqrt(in_mv))
+        self.register_buffer("index", _gather_index(out_mv, in_mv), persistent=False)
+        self.scalar = nn.Linear(in_mv + in_s, out_mv + out_s) if grade0 else None
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor | None):
+        lead = x.shape[:-2]
+        w = torch.cat([self.weight, self.weight.new_zeros(self.out_mv, self.in_mv, 1)], -1)
+        dense = w.reshape(-1)[self.index]                            # (16 in, 16 out)
+        y = (x.reshape(-1, 16 * self.in_mv) @ dense).view(*lead, self.out_mv, 16)
+        if self.scalar is None:
+            return y, None
+        inputs = x[..., 0] if s is None else torch.cat([x[..., 0], s], dim=-1)
+        ys = self.scalar(inputs)                                     # (…, out_mv + out_s)
+        y = torch.cat([y[..., :1] + ys[..., : self.out_mv, None], y[..., 1:]], dim=-1)
+        return y, ys[..., self.out_mv :]
+
+
+def equi_layer_norm(x: torch.Tensor, s: torch.Tensor):
+    """Multivectors / sqrt(mean over channels of <x, x>); scalars: plain layer norm (no affine)."""
+    norm = pga.inner_product(x, x).mean(-1, keepdim=True)            # (…, 1)
+    return x / torch.sqrt(norm + EPS).unsqueeze(-1), F.layer_norm(s, s.shape[-1:])
+
+
+class Attention(nn.Module):
+    """Multi-head geometric attention: logits = Σ <q̃ k>_0 over mv channels + q_s·k_s."""
+
+    def __init__(self, mv: int, s: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = EquiLinear(mv, 3 * mv, s, 3 * s)
+        self.proj = EquiLinear(mv, mv, s, s)
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor):             # (B, K, C, 16), (B, K, S)
+        b, k, c, _ = x.shape
+        h, sc = self.heads, s.shape[-1]
+        qkv, qkv_s = self.qkv(x, s)                                  # (B, K, 3C, 16), (B, K, 3S)
+        mv = qkv.view(b, k, 3, h, c // h, 16).permute(2, 0, 3, 1, 4, 5)   # (3, B, H, K, C/H, 16)
+        sv = qkv_s.view(b, k, 3, h, sc // h).permute(2, 0, 3, 1, 4)        # (3, B, H, K, S/H)
+        idx = list(pga.NON_E0)
+        q = torch.cat([mv[0][..., idx].flatten(-2), sv[0]], -1)     # (B, H, K, 8C/H + S/H)
+        key = torch.cat([mv[1][..., idx].flatten(-2), sv[1]], -1)
+        v = torch.cat([mv[2].flatten(-2), sv[2]], -1)                # (B, H, K, 16C/H + S/H)
+        out = F.scaled_dot_product_attention(q, key, v)              # (B, H, K, 16C/H + S/H)
+        out = out.transpose(1, 2)                                    # (B, K, H, ...)
+        y = out[..., : 16 * (c // h)].reshape(b, k, c, 16)
+        ys = out[..., 16 * (c // h) :].reshape(b, k, sc)
+        return self.proj(y, ys)
+
+
+class GeometricMLP(nn.Module):
+    """Geometric bilinear (geometric product and reference join of projections) -> gated GELU -> linear."""
+
+    def __init__(self, mv: int, s: int):
+        super().__init__()
+        self.mv = mv
+        self.inp = EquiLinear(mv, 4 * mv, s, 2 * s)
+        self.out = EquiLinear(2 * mv, mv, 2 * s, s)
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor, reference: torch.Tensor):
+        h, hs = self.inp(x, s)                                       # (…, 4C, 16), (…, 2S)
+        a, b, c, d = h.split(self.mv, dim=-2)
+        y = torch.cat([pga.geometric_product(a, b), pga.equi_join(c, d, reference)], dim=-2)
+        y = y * F.gelu(y[..., :1])                                   # gated GELU (…, 2C, 16)
+        return self.out(y, F.gelu(hs))
+
+
+class Block(nn.Module):
+    """Pre-norm: x + Attn(LN x); x + MLP(LN x) (multivectors and scalars alike)."""
+
+    def __init__(self, mv: int, s: int, heads: int):
+        super().__init__()
+        self.attention = Attention(mv, s, heads)
+        self.mlp = GeometricMLP(mv, s)
+
+    def forward(self, x, s, reference):
+        dx, ds = self.attention(*equi_layer_norm(x, s))
+        x, s = x + dx, s + ds
+        dx, ds = self.mlp(*equi_layer_norm(x, s), reference)
+        return x + dx, s + ds
+
+
+def chirality(pos0: torch.Tensor) -> torch.Tensor:
+    """±1 per body (B, K): sign of the volume spanned by markers 1..3 around marker 0 (+1 if M < 4).
+
+    Under the Pin action trivector points are pseudo (they flip sign under reflections), and so
+    is this sign: their product is an exactly E(3)-equivariant embedding."""
+    if pos0.shape[-2] < 4:
+        return pos0.new_ones(pos0.shape[:-2])
+    arms = pos0[..., 1:4, :] - pos0[..., :1, :]                      # (B, K, 3, 3)
+    vol = torch.linalg.det(arms)
+    return torch.where(vol >= 0, 1.0, -1.0).to(pos0.dtype)
+
+
+class GATr(nn.Module):
+    """(pos0, vel0, props) -> predicted posT; tokens = bodies, mv channels = marker points and velocities."""
+
+    def __init__(self, *, mv_channels: int, s_channels: int, depth: int, markers: int, props: int):
+        super().__init__()
+        heads = heads_for(mv_channels)
+        self.embed = EquiLinear(2 * markers, mv_channels, props, s_channels)
+        self.blocks = nn.ModuleList(Block(mv_channels, s_channels, heads) for _ in range(depth))
+        self.head = EquiLinear(mv_channels, markers, s_channels, 0, grade0=False)
+
+    def forward(self, pos0: torch.Tensor, vel0: torch.Tensor, props: torch.Tensor) -> torch.Tensor:
+        chi = chirality(pos0)[..., None, None]                       # (B, K, 1, 1)
+        x = chi * torch.cat([pga.embed_point(pos0), pga.embed_direction(vel0)], dim=-2)  # (B, K, 2M, 16)
+        reference = x.mean(dim=(1, 2), keepdim=True)                 # (B, 1, 1, 16)
+        x, s = self.embed(x, props)                                  # (B, K, C, 16), (B, K, S)
+        for block in self.blocks:
+            x, s = block(x, s, reference)
+        y, _ = self.head(*equi_layer_norm(x, s))                     # (B, K, M, 16)
+        # translation-invariant displacement: direction slots minus e123 · pos0, chirality restored
+        disp = chi * (pga.trivector_direction(y) - y[..., pga.E123 : pga.E123 + 1] * pos0)
+        return pos0 + disp
+
+
+def build(*, mv_channels: int, s_channels: int, depth: int, markers: int, props: int) -> GATr:
+    validate(mv_channels=mv_channels, s_channels=s_channels, depth=depth)
+    return GATr(mv_channels=mv_channels, s_channels=s_channels, depth=depth, markers=markers, props=props)
+
+
+def _linear_flops(in_mv: int, out_mv: int, in_s: int, out_s: int, *, grade0: bool = True) -> int:
+    dense = 2 * (16 * in_mv) * (16 * out_mv)
+    return dense + (2 * (in_mv + in_s) * (out_mv + out_s) if grade0 else 0)
+
+
+def _linear_params(in_mv: int, out_mv: int, in_s: int, out_s: int, *, grade0: bool = True) -> int:
+    return 8 * out_mv * in_mv + ((in_mv + in_s + 1) * (out_mv + out_s) if grade0 else 0)
+
+
+def _layers(c: int, s: int, depth: int, markers: int, props: int):
+    """(in_mv, out_mv, in_s, out_s, grade0) of every EquiLinear, per token."""
+    block = [(c, 3 * c, s, 3 * s, True), (c, c, s, s, True),
+             (c, 4 * c, s, 2 * s, True), (2 * c, c, 2 * s, s, True)]
+    return [(2 * markers, c, props, s, True)] + depth * block + [(c, markers, s, 0, False)]
+
+
+def forward_flops(*, mv_channels: int, s_channels: int, depth: int, bodies: int, markers: int,
+                  props: int) -> int:
+    """Matmul FLOPs of one forward pass over one scene (see the module docstring)."""
+    c, s, k = mv_channels, s_channels, bodies
+    linear = sum(_linear_flops(*l[:4], grade0=l[4]) for l in _layers(c, s, depth, markers, props))
+    attention = 2 * k * k * (8 * c + s) + 2 * k * k * (16 * c + s)  # scores + weighted sum, all heads
+    return k * linear + depth * attention
+
+
+def param_count(*, mv_channels: int, s_channels: int, depth: int, markers: int, props: int) -> int:
+    layers = _layers(mv_channels, s_channels, depth, markers, props)
+    return sum(_linear_params(*l[:4], grade0=l[4]) for l in layers)
