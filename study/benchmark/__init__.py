@@ -1,4 +1,6 @@
 """Rigid-body interaction benchmark: MuJoCo scenes, the cached dataset, E(3) transforms."""
 
+from study.benchmark.config import BenchmarkConfig
+from study.benchmark.dataset import load_dataset
 from study.benchmark.format import MARKERS, PROPS, PROPS_COLUMNS, SHAPES, Dataset, Split
 from study.benchmark.transforms import apply_to_points, apply_to_vectors, random_e3, transform_batch

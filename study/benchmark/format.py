@@ -11,7 +11,7 @@ scaled by the body's half-extent along it, so the markers carry the full pose.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -59,3 +59,6 @@ class Dataset:
     val: Split
     test: Split
     key: str
+    path: str | None = None          # the cache file the arrays live in
+    from_cache: bool = False         # True when served from an existing cache file
+    stats: dict = field(default_factory=dict)  # scenes, contact_fraction, mean_displacement, ...
