@@ -1,0 +1,139 @@
+"""GATr: every layer and the whole network are exactly E(3)-equivariant (rotations, reflections,
+translations) on benchmark batches; the network is not trivially so (it uses its inputs)."""
+
+import pytest
+import torch
+
+from study.benchmark.transforms import random_e3, transform_batch
+from study.models import build_model, equivariance_error, pga
+from study.models.gatr import Attention, Block, EquiLinear, GeometricMLP, chirality, equi_layer_norm
+
+TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
+DTYPES = [torch.float64, torch.float32]
+
+
+def _rel(a, b):
+    return float(torch.linalg.vector_norm(a.double() - b.double()) / torch.linalg.vector_norm(b.double()))
+
+
+@pytest.fixture(scope="module")
+def hidden(batch64):
+    """Hidden multivectors/scalars of a real batch (B, K, C, 16), (B, K, S), the join reference and
+    a random E(3) element per scene as a versor."""
+    torch.manual_seed(0)
+    model = build_model("gatr", mv_channels=8, s_channels=16, depth=1).double()
+    pos0, vel0, props = batch64
+    chi = chirality(pos0)[..., None, None]
+    x = chi * torch.cat([pga.embed_point(pos0), pga.embed_direction(vel0)], dim=-2)
+    reference = x.mean(dim=(1, 2), keepdim=True)
+    with torch.no_grad():
+        h, s = model.embed(x, props)
+    R, t = random_e3(pos0.shape[0], generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    u, odd = pga.versors(R, t)
+    assert odd.any() and (~odd).any()  # both rotations and reflections in the batch
+    return h, s, reference, u[:, None, None], odd
+
+
+def _check_layer(layer, hidden, dtype, *, with_reference=False):
+    h, s, ref, u, odd = hidden
+    g = lambda x: pga.act(u, x.double(), odd)  # noqa: E731
+    layer = layer.to(dtype) if isinstance(layer, torch.nn.Module) else layer
+    extra = (ref.to(dtype),) if with_reference else ()
+    gextra = (g(ref).to(dtype),) if with_reference else ()
+    with torch.no_grad():
+        y, ys = layer(h.to(dtype), s.to(dtype), *extra)
+        gy, gys = layer(g(h).to(dtype), s.to(dtype), *gextra)
+    assert _rel(gy, g(y)) <= TOL[dtype]
+    assert _rel(gys, ys) <= TOL[dtype]   # scalars are invariant
+    assert _rel(y, g(y)) > 1e-2          # ... and the check can fail: g acts non-trivially
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_equi_linear(hidden, dtype):
+    torch.manual_seed(1)
+    _check_layer(EquiLinear(8, 6, 16, 5), hidden, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layer_norm(hidden, dtype):
+    _check_layer(lambda x, s: equi_layer_norm(x, s), hidden, dtype)
+
+
+class _Bilinear(torch.nn.Module):
+    """The MLP's bilinear + gated GELU step alone (without the output linear)."""
+
+    def __init__(self, mlp):
+        super().__init__()
+        self.mlp = mlp
+
+    def forward(self, x, s, reference):
+        h, hs = self.mlp.inp(x, s)
+        a, b, c, d = h.split(self.mlp.mv, dim=-2)
+        y = torch.cat([pga.geometric_product(a, b), pga.equi_join(c, d, reference)], dim=-2)
+        return y * torch.nn.functional.gelu(y[..., :1]), hs
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bilinear_and_gated_gelu(hidden, dtype):
+    torch.manual_seed(2)
+    _check_layer(_Bilinear(GeometricMLP(8, 16)), hidden, dtype, with_reference=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mlp(hidden, dtype):
+    torch.manual_seed(3)
+    _check_layer(GeometricMLP(8, 16), hidden, dtype, with_reference=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_attention(hidden, dtype):
+    torch.manual_seed(4)
+    _check_layer(Attention(8, 16, heads=2), hidden, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_block(hidden, dtype):
+    torch.manual_seed(5)
+    _check_layer(Block(8, 16, heads=1), hidden, dtype, with_reference=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reflection_prob", [0.0, 0.5, 1.0])
+def test_whole_model(batch64, dtype, reflection_prob):
+    torch.manual_seed(6)
+    model = build_model("gatr", mv_channels=16, s_channels=16, depth=2).to(dtype)
+    batch = tuple(x.to(dtype) for x in batch64)
+    err = equivariance_error(model, *batch, generator=torch.Generator().manual_seed(7),
+                             reflection_prob=reflection_prob)
+    assert err <= TOL[dtype]
+
+
+def test_model_uses_its_inputs(batch64):
+    torch.manual_seed(8)
+    model = build_model("gatr", mv_channels=8, s_channels=16, depth=1).double()
+    pos0, vel0, props = batch64
+    with torch.no_grad():
+        out = model(pos0, vel0, props)
+        assert _rel(out, pos0) > 1e-3
+        assert _rel(model(pos0, 2 * vel0, props), out) > 1e-4
+        assert _rel(model(pos0, vel0, props + 1), out) > 1e-4
+        # bodies interact through attention: moving body 0 changes body 1's prediction
+        moved = pos0.clone()
+        moved[:, 0] += 0.3
+        assert _rel(model(moved, vel0, props)[:, 1], out[:, 1]) > 1e-6
+
+
+def test_chirality_flips_under_reflection(batch64):
+    pos0, vel0, props = batch64
+    R, t = random_e3(pos0.shape[0], generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    gpos, *_ = transform_batch(R, t, pos0, vel0, props)
+    det = torch.linalg.det(R).view(-1, 1)
+    assert torch.equal(chirality(gpos), det.sign() * chirality(pos0))
+
+
+def test_gradients_flow_to_every_parameter(batch64):
+    torch.manual_seed(10)
+    model = build_model("gatr", mv_channels=8, s_channels=16, depth=2).double()
+    model(*batch64).square().mean().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
