@@ -49,8 +49,9 @@ def _split(config: BenchmarkConfig, arrays: dict[str, np.ndarray], **info) -> Da
     return Dataset(*splits, **info)
 
 
-def describe(dataset: Dataset, *, file=sys.stdout) -> None:
+def describe(dataset: Dataset, *, file=None) -> None:
     """Print where the dataset is and its statistics (used by `equiscale data`)."""
+    file = file or sys.stdout
     stats = dataset.stats
     source = "loaded from cache" if dataset.from_cache else (
         f"generated in {stats.get('generation_seconds', float('nan')):.1f} s "
