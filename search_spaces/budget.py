@@ -36,13 +36,14 @@ def training_flops(flops_per_sample: float, batch_size: int, steps: int) -> floa
 class BudgetSpace:
     """A family's define-by-run space: depth, forward FLOPs (log scale), learning rate; size solved from them.
 
-    `sizes` is the family's grid of the size parameter (increasing); `shape(size, depth)` the model shape.
+    `sizes` are candidate values of the size parameter (increasing; those the family rejects are dropped);
+    `shape(size, depth)` is the model shape.
     The suggested distributions depend only on (budget, config), so they never change within a study.
     """
 
     family: str
     depths: tuple[int, int]                      # inclusive range of depths the space may suggest
-    sizes: tuple[int, ...]                       # the grid of the size parameter, increasing
+    sizes: tuple[int, ...]                       # candidate sizes, increasing (invalid shapes are dropped)
     shape: Callable[[int, int], dict]            # (size, depth) -> shape kwargs of build_model
 
     def flops(self, size: int, depth: int, bodies: int) -> float:
@@ -53,13 +54,20 @@ class BudgetSpace:
         t = config.training
         return flops_bounds(budget, batch_size=t.batch_size, min_steps=t.min_steps, max_steps=t.max_steps)
 
+    def grid(self) -> tuple[int, ...]:
+        """The sizes whose shapes the family accepts (e.g. divisible by their number of heads)."""
+        return _valid_sizes(self)
+
     def feasible(self, budget: float, config) -> dict[int, list[tuple[float, int]]]:
         """depth -> [(F_fwd, size)] of the grid shapes whose step count lies within the limits."""
+        return _feasible(self, float(budget), config)
+
+    def _feasible(self, budget: float, config) -> dict[int, list[tuple[float, int]]]:
         lo, hi = self._bounds(budget, config)
         table = {}
         for depth in range(self.depths[0], self.depths[1] + 1):
             options = []
-            for size in self.sizes:
+            for size in self.grid():
                 f = self.flops(size, depth, config.data.bodies)
                 if f > hi:
                     break  # F_fwd grows with size
@@ -76,12 +84,12 @@ class BudgetSpace:
         if self.feasible(budget, config):
             return
         t, bodies = config.training, config.data.bodies
-        smallest = self.flops(self.sizes[0], self.depths[0], bodies)
+        smallest = self.flops(self.grid()[0], self.depths[0], bodies)
         need = training_flops(smallest, t.batch_size, t.min_steps)
         if budget < need:
             raise ConfigError(
                 f"budget {budget:.3g} FLOPs is too small for the smallest {self.family} shape "
-                f"{self.shape(self.sizes[0], self.depths[0])} (needs >= {need:.3g} for {t.min_steps} steps "
+                f"{self.shape(self.grid()[0], self.depths[0])} (needs >= {need:.3g} for {t.min_steps} steps "
                 f"of batch {t.batch_size})"
             )
         raise ConfigError(
@@ -113,6 +121,26 @@ class BudgetSpace:
             "flops_used": training_flops(flops, t.batch_size, steps),
             "params": _param_count(self.family, tuple(sorted(shape.items()))),
         }
+
+
+@lru_cache(maxsize=256)
+def _feasible(space: BudgetSpace, budget: float, config) -> dict[int, list[tuple[float, int]]]:
+    return space._feasible(budget, config)
+
+
+@lru_cache(maxsize=64)
+def _valid_sizes(space: BudgetSpace) -> tuple[int, ...]:
+    from study.errors import ConfigError
+    from study.models import validate_shape
+
+    valid = []
+    for size in space.sizes:
+        try:
+            validate_shape(space.family, **space.shape(size, space.depths[0]))
+        except ConfigError:
+            continue
+        valid.append(size)
+    return tuple(valid)
 
 
 @lru_cache(maxsize=65536)

@@ -1,11 +1,11 @@
-"""Budget-constrained space of GATr: depth 1-4, multivector channels on a grid, scalar channels = 2 x mv."""
+"""Budget-constrained space of GATr: depth 1-4, multivector channels on the finest valid grid, s = 2 x mv."""
 
 from __future__ import annotations
 
 from search_spaces.budget import BudgetSpace
 
-# mv_channels in steps of 2 (then 4, 8) keeps consecutive F_fwd within ~2x; s_channels scales along.
-MV_CHANNELS = tuple(range(2, 32, 2)) + tuple(range(32, 128, 4)) + tuple(range(128, 1024 + 1, 8))
+# Every mv_channels the network accepts with s_channels = 2 mv (heads = max(1, mv // 8) must divide both).
+MV_CHANNELS = tuple(range(1, 1024 + 1))
 
 
 def gatr_shape(mv_channels: int, depth: int) -> dict:

@@ -15,7 +15,7 @@ DEFAULT_STORAGE = "sqlite:///equiscale.db"
 # The embedded default study: 3 families x 4 budgets x 6 trials, sized to finish in minutes on a 2-core CPU.
 DEFAULT_TOML = """
 families = ["transformer", "transformer-aug", "gatr"]
-budgets = [1e10, 2e10, 5e10, 1e11]
+budgets = [1e10, 2e10, 4e10, 8e10]
 trials = 6
 seed = 0
 
@@ -186,8 +186,9 @@ def validate(config: StudyConfig) -> None:
     """Every check that needs no Ray and no storage: ranges, families, budgets vs the smallest shapes."""
     t, r, d = config.training, config.resources, config.data
     _positive("trials", config.trials)
-    _positive("data.scenes", d.scenes)
-    _positive("data.bodies", d.bodies)
+    from study.benchmark import BenchmarkConfig
+
+    BenchmarkConfig(scenes=d.scenes, bodies=d.bodies, seed=d.seed)  # ConfigError naming a bad data setting
     _positive("training.batch_size", t.batch_size)
     _positive("training.evals", t.evals)
     if t.min_steps < 100:

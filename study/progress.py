@@ -28,6 +28,15 @@ class Progress:
     finished_here: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __getstate__(self) -> dict:  # Tune pickles its search algorithm (and so this) when it starts
+        state = dict(self.__dict__)
+        state.pop("_lock")
+        state["stream"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
+
     def add_study(self, name: str, *, complete: int, target: int, best: float | None = None) -> None:
         self.studies[name] = _Study(complete, target, math.inf if best is None else best)
 

@@ -100,6 +100,7 @@ def prepare_studies(storage, config: StudyConfig, dataset_key: str) -> list[Stud
     """Create or load every study, check it matches the config, fail its stale RUNNING trials, count COMPLETE."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     for family, budget in config.studies():
         name = study_name(family, budget)

@@ -1,0 +1,83 @@
+"""Budget-constrained spaces: every proposal feasible, fixed distributions, >= 10x parameter span."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import optuna
+import pytest
+
+from search_spaces import space_for
+from study.config import load_config
+from study.errors import ConfigError
+from study.flops import forward_flops, param_count
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+FAMILIES = ("transformer", "transformer-aug", "gatr")
+
+
+def _config(max_steps: int = 2000):
+    config = load_config()
+    return dataclasses.replace(config, training=dataclasses.replace(config.training, max_steps=max_steps))
+
+
+def _sample(family: str, budget: float, config, n: int = 120, seed: int = 0):
+    """Derived constants and the trials of n random proposals of the family's space at one budget."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    proposals = []
+    for _ in range(n):
+        trial = study.ask()
+        proposals.append(space_for(family)(trial, budget=budget, config=config))
+        study.tell(trial, 0.0)
+    return proposals, study.trials
+
+
+@pytest.mark.parametrize("family, budget", [("transformer", 1e10), ("transformer-aug", 4e10), ("gatr", 2e10),
+                                            ("gatr", 3e11)])
+def test_every_proposal_is_feasible_and_uses_its_budget(family, budget):
+    config = _config()
+    t = config.training
+    proposals, _ = _sample(family, budget, config)
+    for p in proposals:
+        f = forward_flops(family, bodies=config.data.bodies, **p["shape"])  # recomputed independently
+        assert p["flops_per_sample"] == f
+        assert p["steps"] == math.floor(budget / (3 * f * t.batch_size))
+        assert t.min_steps <= p["steps"] <= t.max_steps
+        used = 3 * f * t.batch_size * p["steps"]
+        assert p["flops_used"] == pytest.approx(used)
+        assert 0.99 * budget <= used <= budget
+        assert p["params"] == param_count(family, **p["shape"])
+
+
+@pytest.mark.parametrize("family, budget", [("transformer", 1e10), ("transformer", 1e12), ("gatr", 2e10),
+                                            ("gatr", 1e12)])
+def test_proposals_at_one_budget_span_ten_times_in_parameters(family, budget):
+    proposals, _ = _sample(family, budget, _config(), n=200)
+    params = [p["params"] for p in proposals]
+    assert max(params) / min(params) >= 10
+
+
+def test_space_shape_is_fixed_within_a_study():
+    _, trials = _sample("gatr", 4e10, _config(), n=40, seed=1)
+    distributions = {tuple(sorted(t.distributions.items())) for t in trials}
+    assert len(distributions) == 1
+    assert set(trials[0].params) == {"depth", "fwd_flops", "lr"}
+
+
+def test_lr_follows_the_configured_range():
+    config = _config()
+    _, trials = _sample("transformer", 1e10, config, n=50)
+    lrs = [t.params["lr"] for t in trials]
+    assert config.training.lr_min <= min(lrs) and max(lrs) <= config.training.lr_max
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_budget_below_the_smallest_shape_is_a_config_error_naming_it(family):
+    with pytest.raises(ConfigError, match="1e\\+06"):
+        space_for(family).check_budget(1e6, _config())
+
+
+def test_unknown_family_is_a_config_error():
+    with pytest.raises(ConfigError, match="mlp"):
+        space_for("mlp")

@@ -1,0 +1,67 @@
+"""Study configuration: the embedded default, TOML parsing, overrides and one-place validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from study.config import DEFAULT_STORAGE, load_config, study_name, with_overrides
+from study.errors import ConfigError
+
+
+def test_default_study_is_three_families_by_at_least_four_budgets_by_six_trials():
+    config = load_config()
+    assert set(config.families) == {"transformer", "transformer-aug", "gatr"}
+    assert len(config.budgets) >= 4 and config.trials >= 6
+    assert config.storage == DEFAULT_STORAGE == "sqlite:///equiscale.db"
+    assert len(config.studies()) == len(config.families) * len(config.budgets)
+
+
+def test_study_names_follow_the_contract():
+    assert study_name("gatr", 1e12) == "gatr/1e+12"
+    assert study_name("transformer-aug", 3e10) == "transformer-aug/3e+10"
+
+
+def test_toml_file_overrides_defaults(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('families = ["transformer"]\nbudgets = [1e10, 2e10]\ntrials = 3\n'
+                    '[training]\nbatch_size = 32\nmax_steps = 400\n[resources]\ncpus_per_trial = 0.5\n')
+    config = load_config(path)
+    assert config.families == ("transformer",)
+    assert config.budgets == (1e10, 2e10)
+    assert config.training.batch_size == 32 and config.training.max_steps == 400
+    assert config.training.min_steps == 100  # untouched default
+    assert config.resources.cpus_per_trial == 0.5
+
+
+def test_command_line_overrides_are_validated():
+    config = with_overrides(load_config(), families=["gatr"], budgets=[2e10], trials=2, gpus_per_trial=0.25)
+    assert config.families == ("gatr",) and config.budgets == (2e10,) and config.trials == 2
+    assert config.resources.gpus_per_trial == 0.25
+    with pytest.raises(ConfigError, match="nope"):
+        with_overrides(load_config(), families=["nope"])
+
+
+@pytest.mark.parametrize("text, match", [
+    ("families = [", "malformed TOML"),
+    ('families = ["transformer"]\nbudgets = [1e10]\nbogus = 1\n', "bogus"),
+    ('families = ["transformer"]\nbudgets = [1e10]\ntrials = "six"\n', "trials"),
+    ('families = ["transformer"]\nbudgets = [0.0]\n', "budget"),
+    ('families = ["transformer"]\nbudgets = [-1e10]\n', "budget"),
+    ('families = ["transformer"]\nbudgets = [1e3]\n', "1e\\+03"),
+    ('families = ["mlp"]\nbudgets = [1e10]\n', "mlp"),
+    ('budgets = [1e10]\n', "families"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nmin_steps = 10\n', "min_steps"),
+    ('families = ["transformer"]\nbudgets = [1e10, 1.1e10]\n', "collide"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[resources]\ncpus_per_trial = 0\n', "cpus"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[data]\nscenes = 0\n', "scenes"),
+])
+def test_bad_config_is_one_config_error_naming_the_problem(tmp_path, text, match):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(path)
+
+
+def test_missing_config_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.toml")
