@@ -109,8 +109,9 @@ class BudgetSpace:
         depth = trial.suggest_int("depth", depths[0], depths[-1])
         target = trial.suggest_float("fwd_flops", f_lo, f_hi, log=True)
         trial.suggest_float("lr", t.lr_min, t.lr_max, log=True)
-        options = table.get(depth) or table[min(depths, key=lambda d: abs(d - depth))]
-        flops, size = min(options, key=lambda option: abs(math.log(option[0] / target)))
+        if depth not in table:  # a gap of the discrete grid at this budget: the nearest feasible depth
+            depth = min(depths, key=lambda d: (abs(d - depth), d))
+        flops, size = min(table[depth], key=lambda option: abs(math.log(option[0] / target)))
         steps = steps_for(budget, flops, t.batch_size)
         shape = self.shape(size, depth)
         return {

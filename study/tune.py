@@ -199,7 +199,7 @@ def start_ray(address: str | None) -> None:
             ray.init(address=address, **kwargs)
         else:
             ray.init(address="local", include_dashboard=False, **kwargs)
-    except (ConnectionError, TimeoutError, RuntimeError) as exc:
+    except (OSError, TimeoutError, RuntimeError) as exc:
         raise EquiscaleError(f"cannot start/connect Ray{f' at {address!r}' if address else ''}: {exc}") from None
     for name in ("ray", "ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -1,0 +1,79 @@
+"""End to end through Ray Tune: a tiny study per (family, budget) lands in SQLite with the contract's attributes."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+
+import optuna
+import pytest
+
+from study.benchmark import load_dataset
+from study.config import StudyConfig, TrainingConfig, DataConfig, ResourceConfig, study_name, validate
+from study.flops import forward_flops, param_count
+from study.progress import Progress
+from study.resume import open_storage, prepare_studies
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def ray_tmpdir(monkeypatch):
+    """A private, short Ray temp dir (AF_UNIX socket paths must stay under 108 bytes)."""
+    path = tempfile.mkdtemp(prefix="eqr", dir="/tmp")
+    monkeypatch.setenv("RAY_TMPDIR", path)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def tiny_config(storage: str, *, families=("transformer", "gatr"), budgets=(1e9, 2e9), trials=3) -> StudyConfig:
+    """A study small enough for a test: batch 16, 100-300 steps, 200 scenes of 3 bodies."""
+    config = StudyConfig(
+        families=tuple(families), budgets=tuple(budgets), trials=trials, storage=storage, seed=0,
+        data=DataConfig(scenes=200, bodies=3, seed=0),
+        training=TrainingConfig(batch_size=16, min_steps=100, max_steps=300, evals=3, val_samples=64),
+        resources=ResourceConfig(cpus_per_trial=1, max_concurrent=2, max_failures=1),
+    )
+    validate(config)
+    return config
+
+
+def test_tiny_study_through_ray_stores_complete_trials_with_their_attributes(tmp_path, ray_tmpdir):
+    import ray
+
+    from study.tune import run_studies, start_ray
+
+    config = tiny_config(f"sqlite:///{tmp_path / 'study.db'}")
+    dataset = load_dataset(scenes=200, bodies=3, seed=0, cache_dir=tmp_path / "cache")
+    storage = open_storage(config.storage)
+    states = prepare_studies(storage, config, dataset.key)
+    assert [s.remaining for s in states] == [3, 3, 3, 3]
+    start_ray(None)
+    try:
+        states = run_studies(config, storage=storage, states=states, dataset=dataset, progress=Progress(enabled=False))
+    finally:
+        ray.shutdown()
+    assert all(s.complete == 3 for s in states)
+
+    t = config.training
+    for family, budget in config.studies():
+        study = optuna.load_study(study_name=study_name(family, budget), storage=config.storage)
+        assert study.user_attrs == {"family": family, "budget": budget, "batch_size": t.batch_size,
+                                    "dataset_key": dataset.key, "target_trials": 3}
+        complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        assert len(complete) == 3 == len(study.trials)
+        for trial in complete:
+            a = trial.user_attrs
+            f = forward_flops(family, bodies=3, **a["shape"])
+            assert a["params"] == param_count(family, **a["shape"]) == a["measured_params"]
+            assert a["samples"] == a["steps"] * t.batch_size
+            assert t.min_steps <= a["steps"] <= t.max_steps
+            assert a["flops_used"] == pytest.approx(3 * f * a["samples"])
+            assert abs(a["flops_used"] / budget - 1) <= 0.01
+            assert trial.value == a["val_loss"] and math.isfinite(a["test_loss"])
+            assert a["lr"] == trial.params["lr"] and a["wall_seconds"] > 0 and a["node"]
+            assert a["equivariance_error"] < 1e-3 if family == "gatr" else a["equivariance_error"] > 1e-3
+            curve = trial.intermediate_values
+            assert max(curve) == a["steps"] and len(curve) == t.evals  # learning curve at training steps
+            assert curve[a["steps"]] == trial.value
