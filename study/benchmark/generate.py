@@ -19,6 +19,7 @@ from study.benchmark.scenes import Scenes, markers, props, sample_scenes
 from study.benchmark.simulate import Simulator
 
 BLOCK = 256
+SIMULATE_AT_ONCE = 64 * BLOCK   # multiple of BLOCK
 
 
 @dataclass(frozen=True)
@@ -51,20 +52,18 @@ def generate(config: BenchmarkConfig, *, threads: int | None = None, progress: b
     out = {name: np.empty((S, K, 4, 3), np.float32) for name in ("pos0", "vel0", "posT")}
     out["props"] = np.empty((S, K, 8), np.float32)
     contact = np.empty(S, dtype=bool)
-    simulator = Simulator(K, dt=config.dt, steps=config.steps, threads=threads, pool=BLOCK)
-    bar = _bar(S, progress)
     started = time.perf_counter()
+    simulator = Simulator(K, dt=config.dt, steps=config.steps, threads=threads)
+    bar = _bar(S, progress)
     try:
-        for block in range(-(-S // BLOCK)):
-            lo, hi = block * BLOCK, min((block + 1) * BLOCK, S)
-            scenes = _head(block_scenes(config, block), hi - lo)
-            outcome = simulator.run(scenes)
-            pos0, vel0 = markers(scenes)
-            out["pos0"][lo:hi], out["vel0"][lo:hi] = pos0, vel0
+        for lo in range(0, S, SIMULATE_AT_ONCE):   # bounded memory for huge datasets
+            hi = min(lo + SIMULATE_AT_ONCE, S)
+            scenes = _concat([block_scenes(config, b) for b in range(lo // BLOCK, -(-hi // BLOCK))], hi - lo)
+            outcome = simulator.run(scenes, on_chunk=bar.update)
+            out["pos0"][lo:hi], out["vel0"][lo:hi] = markers(scenes)
             out["props"][lo:hi] = props(scenes)
             out["posT"][lo:hi] = outcome.markers(scenes.size)
             contact[lo:hi] = outcome.contact
-            bar.update(hi - lo)
     finally:
         bar.close()
         simulator.close()
@@ -80,8 +79,9 @@ def summarize(arrays: dict[str, np.ndarray], contact: np.ndarray) -> dict[str, f
             "mean_displacement": float(displacement.mean())}
 
 
-def _head(scenes: Scenes, n: int) -> Scenes:
-    return Scenes(*(getattr(scenes, f)[:n] for f in Scenes.__dataclass_fields__))
+def _concat(blocks: list[Scenes], n: int) -> Scenes:
+    """The first n scenes of consecutive blocks as one Scenes."""
+    return Scenes(*(np.concatenate([getattr(b, f) for b in blocks])[:n] for f in Scenes.__dataclass_fields__))
 
 
 def _bar(total: int, enabled: bool):

@@ -30,7 +30,7 @@ def equivariance_errors(
     base = block_scenes(config, 0)
     base = Scenes(*(getattr(base, f)[:scenes] for f in Scenes.__dataclass_fields__))
     assert len(base) == scenes, "at most one block of scenes"
-    simulator = Simulator(config.bodies, dt=config.dt, steps=config.steps, threads=threads, pool=scenes)
+    simulator = Simulator(config.bodies, dt=config.dt, steps=config.steps, threads=threads)
     try:
         outcome = simulator.run(base)
         pos0, vel0 = markers(base)                                       # (S, K, M, 3)

@@ -23,11 +23,11 @@ def _compiled(scenes, s):
 
 def test_edited_template_equals_compiled_model(scenes):
     """Every numeric model field (and the statistics) equals the compiler's, for every scene."""
-    sim = Simulator(4, dt=DT, steps=STEPS, pool=1)
+    sim = Simulator(4, dt=DT, steps=STEPS, chunk=1)
     fields = _Fields.of(scenes)
     for s in range(len(scenes)):
-        _edit(sim._views[0], sim._datas[0], fields, s)
-        ours, ref = sim._models[0], _compiled(scenes, s)
+        _edit(sim._pools[0][0], sim._scratch, fields, s)
+        ours, ref = sim._pools[0][0].model, _compiled(scenes, s)
         compared = 0
         for name in dir(ref):
             value = getattr(ref, name, None)
@@ -58,7 +58,7 @@ def _reference(scenes, s):
 def test_rollout_matches_python_mj_step_loop(scenes):
     n = 8
     part = Scenes(*(getattr(scenes, f)[:n] for f in Scenes.__dataclass_fields__))
-    outcome = Simulator(4, dt=DT, steps=STEPS, pool=4).run(part)  # two pool rounds
+    outcome = Simulator(4, dt=DT, steps=STEPS, chunk=3).run(part)  # three chunks, both pools
     for s in range(n):
         pos, contact = _reference(scenes, s)
         travel = np.linalg.norm(pos - scenes.pos[s])
@@ -68,11 +68,11 @@ def test_rollout_matches_python_mj_step_loop(scenes):
 
 
 def test_threads_and_order_do_not_change_results(scenes):
-    one = Simulator(4, dt=DT, steps=STEPS, threads=1, pool=8).run(scenes)
-    two = Simulator(4, dt=DT, steps=STEPS, threads=2, pool=16).run(scenes)
+    one = Simulator(4, dt=DT, steps=STEPS, threads=1, chunk=8).run(scenes)
+    two = Simulator(4, dt=DT, steps=STEPS, threads=2, chunk=16).run(scenes)
     order = np.arange(len(scenes))[::-1]
     rev = Scenes(*(getattr(scenes, f)[order] for f in Scenes.__dataclass_fields__))
-    back = Simulator(4, dt=DT, steps=STEPS, threads=2, pool=5).run(rev)
+    back = Simulator(4, dt=DT, steps=STEPS, threads=2, chunk=5).run(rev)
     for other, idx in ((two, slice(None)), (back, np.argsort(order))):
         assert np.array_equal(one.pos, other.pos[idx]) and np.array_equal(one.rot, other.rot[idx])
         assert np.array_equal(one.contact, other.contact[idx])
@@ -93,3 +93,15 @@ def test_final_frames_are_rotations(scenes):
     rot = outcome.rot
     np.testing.assert_allclose(rot @ np.swapaxes(rot, -1, -2), np.broadcast_to(np.eye(3), rot.shape), atol=1e-9)
     np.testing.assert_allclose(np.linalg.det(rot), 1, atol=1e-9)
+
+
+def test_skipped_stages_do_not_change_trajectories(scenes):
+    """UNUSED_STAGES only skips work: with every stage enabled the results are bit-identical."""
+    fast = Simulator(4, dt=DT, steps=STEPS, chunk=8)
+    full = Simulator(4, dt=DT, steps=STEPS, chunk=8)
+    for pool in full._pools:
+        for views in pool:
+            assert views.model.opt.disableflags != 0
+            views.model.opt.disableflags = 0
+    a, b = fast.run(scenes), full.run(scenes)
+    assert np.array_equal(a.pos, b.pos) and np.array_equal(a.rot, b.rot) and np.array_equal(a.contact, b.contact)
