@@ -1,0 +1,117 @@
+"""Resume: SIGKILL the driver mid-study, run the same command again: exactly the target COMPLETE trials."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from study.resume import STALE_REASON
+
+pytestmark = pytest.mark.slow
+TrialState = optuna.trial.TrialState
+
+CONFIG = """
+families = ["transformer"]
+budgets = [1e9, 2e9]
+trials = 4
+[data]
+scenes = 200
+bodies = 3
+[training]
+batch_size = 16
+min_steps = 100
+max_steps = 300
+evals = 3
+val_samples = 64
+[resources]
+cpus_per_trial = 1
+max_concurrent = 2
+max_failures = 1
+"""
+
+
+def _counts(url: str) -> dict[str, dict[TrialState, int]]:
+    counts = {}
+    try:
+        summaries = optuna.get_all_study_summaries(url)
+    except Exception:  # the driver has not created the tables yet
+        return {}
+    for summary in summaries:
+        trials = optuna.load_study(study_name=summary.study_name, storage=url).get_trials(deepcopy=False)
+        counts[summary.study_name] = {state: sum(t.state == state for t in trials) for state in TrialState}
+    return counts
+
+
+def _processes_with_env(marker: str) -> list[int]:
+    """PIDs whose environment contains `marker` (the driver's private RAY_TMPDIR: its Ray processes)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_sigkilled_driver_resumes_to_exactly_the_target(tmp_path):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ray_tmp = tempfile.mkdtemp(prefix="eqr", dir="/tmp")
+    env = dict(os.environ, RAY_TMPDIR=ray_tmp, EQUISCALE_CACHE_DIR=str(tmp_path / "cache"))
+    (tmp_path / "study.toml").write_text(CONFIG)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    command = [sys.executable, "-m", "study.cli", "run", str(tmp_path / "study.toml"), "--storage", url, "--quiet"]
+
+    driver = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and driver.poll() is None:
+            counts = _counts(url)
+            complete = sum(c[TrialState.COMPLETE] for c in counts.values())
+            running = sum(c[TrialState.RUNNING] for c in counts.values())
+            if complete >= 1 and running >= 1:
+                break
+            time.sleep(0.2)
+        assert driver.poll() is None, driver.stderr.read().decode()
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+        for pid in _processes_with_env(f"RAY_TMPDIR={ray_tmp}"):  # Ray processes of that driver only
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    before = _counts(url)
+    stale = sum(c[TrialState.RUNNING] for c in before.values())
+    assert stale >= 1
+    kept = {name: {t.number: t.value for t in optuna.load_study(study_name=name, storage=url).trials
+                   if t.state == TrialState.COMPLETE} for name in before}
+
+    again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr.decode()
+
+    for name in ("transformer/1e+09", "transformer/2e+09"):
+        trials = optuna.load_study(study_name=name, storage=url).trials
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        failed = [t for t in trials if t.state == TrialState.FAIL]
+        assert len(complete) == 4  # none lost, none duplicated
+        assert not [t for t in trials if t.state not in (TrialState.COMPLETE, TrialState.FAIL)]
+        assert len(failed) == before.get(name, {}).get(TrialState.RUNNING, 0)
+        assert all(t.user_attrs["fail_reason"] == STALE_REASON for t in failed)
+        assert all(t.user_attrs["flops_used"] > 0 for t in complete)
+        values = {t.number: t.value for t in complete}
+        assert all(values[n] == v for n, v in kept.get(name, {}).items())  # earlier results kept as they were
+    import shutil
+
+    shutil.rmtree(ray_tmp, ignore_errors=True)
