@@ -6,7 +6,18 @@ Arrays (float32 on disk, S scenes, K bodies, M markers, P props):
   props (S, K, P)     per-body E(3)-invariant scalars, columns as in PROPS_COLUMNS
   posT  (S, K, M, 3)  marker positions after the horizon
 Marker 0 is the centre of mass; marker i (1..3) sits at the centre plus the i-th principal axis
-scaled by the body's half-extent along it, so the markers carry the full pose.
+scaled by the body's half-extent along it (props column size_{i-1}), so the markers carry the full
+pose. Markers are material points of the body, and vel0 is the rigid velocity field at them
+(vel_i = v + omega x (pos_i - pos_0)). Generated scenes have right-handed axis frames; an E(3)
+element g, reflections included, maps the markers of a scene (inputs and targets) to the markers of
+the transformed scene, whose frame is then left-handed: still a valid body of the same type, since
+every primitive is symmetric under flipping one of its axes (the simulator is tested to commute
+with g up to solver tolerance; see study/benchmark/symmetry.py).
+Scenes: K free bodies in zero gravity (MuJoCo, elliptic friction cones), aimed at each other;
+posT is taken after `horizon` seconds. The capsule's long axis is axis 3.
+On disk (study/benchmark/cache.py): `<cache dir>/benchmark/<key>.npz` holds these arrays for all S
+scenes (train, then val, then test), `contact` (S,) bool and `meta`, a JSON string with the
+settings, statistics and SHA-256 checksums of the arrays.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def generate(config: BenchmarkConfig, *, threads: int | None = None, progress: b
     try:
         for lo in range(0, S, SIMULATE_AT_ONCE):   # bounded memory for huge datasets
             hi = min(lo + SIMULATE_AT_ONCE, S)
-            scenes = _concat([block_scenes(config, b) for b in range(lo // BLOCK, -(-hi // BLOCK))], hi - lo)
+            scenes = _scenes(config, lo, hi)
             outcome = simulator.run(scenes, on_chunk=bar.update)
             out["pos0"][lo:hi], out["vel0"][lo:hi] = markers(scenes)
             out["props"][lo:hi] = props(scenes)
@@ -79,9 +79,16 @@ def summarize(arrays: dict[str, np.ndarray], contact: np.ndarray) -> dict[str, f
             "mean_displacement": float(displacement.mean())}
 
 
-def _concat(blocks: list[Scenes], n: int) -> Scenes:
-    """The first n scenes of consecutive blocks as one Scenes."""
-    return Scenes(*(np.concatenate([getattr(b, f) for b in blocks])[:n] for f in Scenes.__dataclass_fields__))
+def first_scenes(config: BenchmarkConfig, n: int) -> Scenes:
+    """Scenes 0..n-1 of the dataset of `config` (before simulation)."""
+    return _scenes(config, 0, n)
+
+
+def _scenes(config: BenchmarkConfig, lo: int, hi: int) -> Scenes:
+    """Scenes lo..hi-1 (lo a multiple of BLOCK), drawn block by block."""
+    assert lo % BLOCK == 0
+    blocks = [block_scenes(config, b) for b in range(lo // BLOCK, -(-hi // BLOCK))]
+    return Scenes(*(np.concatenate([getattr(b, f) for b in blocks])[: hi - lo] for f in Scenes.__dataclass_fields__))
 
 
 def _bar(total: int, enabled: bool):

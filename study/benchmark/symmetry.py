@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from study.benchmark.config import BenchmarkConfig
-from study.benchmark.generate import block_scenes
-from study.benchmark.scenes import Scenes, markers, props, scenes_from_markers
+from study.benchmark.generate import first_scenes
+from study.benchmark.scenes import markers, props, scenes_from_markers
 from study.benchmark.simulate import Simulator
 from study.benchmark.transforms import apply_to_points, apply_to_vectors, random_e3
 
@@ -27,9 +27,7 @@ def equivariance_errors(
     error = ||simulate(g x) - g simulate(x)|| / ||simulate(x) - x|| over all markers of a scene (the
     displacement norm, so a translation cannot make the error look small). Also returns `reflected`
     (which elements had det -1) and `contact`."""
-    base = block_scenes(config, 0)
-    base = Scenes(*(getattr(base, f)[:scenes] for f in Scenes.__dataclass_fields__))
-    assert len(base) == scenes, "at most one block of scenes"
+    base = first_scenes(config, scenes)
     simulator = Simulator(config.bodies, dt=config.dt, steps=config.steps, threads=threads)
     try:
         outcome = simulator.run(base)
