@@ -5,7 +5,7 @@ from __future__ import annotations
 from search_spaces.budget import BudgetSpace
 
 # Every mv_channels the network accepts with s_channels = 2 mv (heads = max(1, mv // 8) must divide both).
-MV_CHANNELS = tuple(range(1, 1024 + 1))
+MV_CHANNELS = tuple(range(1, 4096 + 1))
 
 
 def gatr_shape(mv_channels: int, depth: int) -> dict:

@@ -6,7 +6,7 @@ from search_spaces.budget import BudgetSpace
 
 # Every width the network accepts (heads = width // 32 must divide it): consecutive widths differ by
 # a few percent, so rounding to the grid barely moves F_fwd and the extremes of the F range are reachable.
-WIDTHS = tuple(range(8, 4096 + 1))
+WIDTHS = tuple(range(8, 16384 + 1))
 
 
 def transformer_shape(width: int, depth: int) -> dict:

@@ -1,0 +1,90 @@
+"""Bad input to `equiscale run|status|dashboard`: one line naming the problem, exit 2, stored data untouched."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import optuna
+import pytest
+
+from study.cli import main
+
+
+@pytest.fixture
+def existing_db(tmp_path):
+    """An SQLite storage holding one study, plus a snapshot (bytes, mtime) to compare against."""
+    path = tmp_path / "kept.db"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=f"sqlite:///{path}", study_name="transformer/1e+10")
+    study.set_user_attr("family", "transformer")
+    snapshot = (path.read_bytes(), os.stat(path).st_mtime_ns)
+    return path, snapshot
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: nobody listens there
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--family", "mlp"], "unknown family 'mlp'"),
+    (["--budget", "0"], "budget"),
+    (["--budget=-5e10"], "budget"),
+    (["--budget", "1e5"], "too small"),
+    (["--trials", "0"], "trials"),
+    (["--cpus-per-trial", "0"], "cpus-per-trial"),
+    (["--address", "ADDRESS"], "unreachable"),
+])
+def test_bad_run_arguments_exit_2_with_one_line_and_leave_the_storage(existing_db, capsys, extra, match):
+    path, snapshot = existing_db
+    extra = [f"127.0.0.1:{_closed_port()}" if e == "ADDRESS" else e for e in extra]
+    code, err = _run(["run", "--storage", f"sqlite:///{path}", *extra], capsys)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and match in err
+    assert (path.read_bytes(), os.stat(path).st_mtime_ns) == snapshot
+
+
+def test_malformed_toml_exits_2_naming_the_file(existing_db, tmp_path, capsys):
+    path, snapshot = existing_db
+    bad = tmp_path / "bad.toml"
+    bad.write_text("families = [\n")
+    code, err = _run(["run", str(bad), "--storage", f"sqlite:///{path}"], capsys)
+    assert code == 2 and "malformed TOML" in err and "bad.toml" in err and len(err.splitlines()) == 1
+    assert (path.read_bytes(), os.stat(path).st_mtime_ns) == snapshot
+
+
+@pytest.mark.parametrize("url, match", [
+    ("sqlite:///{tmp}/no/such/dir/x.db", "does not exist"),
+    ("postgresql://user@127.0.0.1:{port}/db", "unreachable"),
+    ("nonsense", "malformed storage URL"),
+    ("sqlite://", "in memory"),
+])
+def test_unreachable_storage_exits_2_and_creates_nothing(tmp_path, capsys, url, match):
+    url = url.format(tmp=tmp_path, port=_closed_port())
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, err = _run(["run", "--storage", url], capsys)
+    assert code == 2 and match in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_not_a_database_file_is_refused_and_left_as_it_was(tmp_path, capsys):
+    path = tmp_path / "notes.db"
+    path.write_text("not sqlite")
+    code, err = _run(["run", "--storage", f"sqlite:///{path}"], capsys)
+    assert code == 2 and "unusable" in err
+    assert path.read_text() == "not sqlite"
+
+
+@pytest.mark.parametrize("command", ["status", "dashboard"])
+def test_reading_commands_refuse_a_missing_storage_without_creating_it(tmp_path, capsys, command):
+    code, err = _run([command, "--storage", f"sqlite:///{tmp_path / 'absent.db'}"], capsys)
+    assert code == 2 and "not found" in err
+    assert not (tmp_path / "absent.db").exists()
