@@ -57,6 +57,11 @@ def trainable(config: dict, dataset=None) -> None:
     tune.report({**final, "step": config["steps"], "final": True, "node": socket.gethostname()})
 
 
+def trial_seed(study: str, number: int, base_seed: int) -> int:
+    """The seed of a trial's initialisation and minibatches: fixed by the study, trial number and config seed."""
+    return zlib.crc32(f"{study}/{number}/{base_seed}".encode())
+
+
 def _optuna_search_class():
     from ray.tune.search.optuna import OptunaSearch
 
@@ -70,8 +75,7 @@ def _optuna_search_class():
 
         def suggest(self, trial_id: str):
             config = super().suggest(trial_id)
-            number = self._ot_trials[trial_id].number
-            seed = zlib.crc32(f"{self.name}/{number}/{self.constants['base_seed']}".encode())
+            seed = trial_seed(self.name, self._ot_trials[trial_id].number, self.constants["base_seed"])
             config = {**config, **self.constants, "seed": seed}
             self.configs[trial_id] = config
             return config
