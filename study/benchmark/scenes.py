@@ -22,7 +22,8 @@ HALF_EXTENT = (0.05, 0.2)        # box half-extents, sphere and ellipsoid radii
 CAPSULE_RADIUS = (0.04, 0.12)
 CAPSULE_HALF_LENGTH = (0.05, 0.2)
 DENSITY = (500.0, 2000.0)
-PLACEMENT_RADIUS = 0.8           # centres uniform in a ball of this radius, bounding spheres apart
+PLACEMENT_RADIUS = 0.8           # centres uniform in a ball of this radius (for K <= 4 bodies; the
+                                 # ball grows as K^(1/3) beyond), bounding spheres apart
 AIM_SPREAD = 0.1                 # std of the aim point around the scene centre
 ARRIVAL_TIME = (0.15, 0.35)      # speed = distance to the aim point / arrival time
 MAX_SPIN = 2 * np.pi             # |omega| uniform in [0, MAX_SPIN]
@@ -100,22 +101,32 @@ def sample_scenes(rng: np.random.Generator, scenes: int, bodies: int) -> Scenes:
     return Scenes(shape, size, mass, pos, rot, vel, omega)
 
 
+def placement_radius(bodies: int) -> float:
+    """Radius of the ball holding the centres: constant density of bodies for K > 4."""
+    return PLACEMENT_RADIUS * max(1.0, bodies / 4) ** (1 / 3)
+
+
 def _place(rng: np.random.Generator, rbound: np.ndarray, *, max_rounds: int = 1000) -> np.ndarray:
-    """Centres (S, K, 3) uniform in the placement ball with non-overlapping bounding spheres."""
+    """Centres (S, K, 3) uniform in the placement ball with non-overlapping bounding spheres.
+
+    Bodies are placed one after another; a body whose bounding sphere meets an earlier one is drawn
+    again (in every scene at once), so large K stays cheap."""
     S, K = rbound.shape
+    ball = placement_radius(K)
     pos = np.empty((S, K, 3))
-    todo = np.arange(S)
-    for _ in range(max_rounds):
-        direction = rng.standard_normal((len(todo), K, 3))
-        direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
-        radius = PLACEMENT_RADIUS * rng.uniform(size=(len(todo), K, 1)) ** (1 / 3)
-        pos[todo] = direction * radius
-        gap = np.linalg.norm(pos[todo, :, None] - pos[todo, None, :], axis=-1)      # (T, K, K)
-        reach = np.where(np.eye(K, dtype=bool), -1.0, rbound[todo, :, None] + rbound[todo, None, :])
-        todo = todo[(gap <= reach).any(axis=(1, 2))]
-        if len(todo) == 0:
-            return pos
-    raise RuntimeError(f"could not place {K} bodies apart in a ball of radius {PLACEMENT_RADIUS}")
+    for k in range(K):
+        todo = np.arange(S)
+        for _ in range(max_rounds):
+            direction = rng.standard_normal((len(todo), 3))
+            direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
+            pos[todo, k] = direction * ball * rng.uniform(size=(len(todo), 1)) ** (1 / 3)
+            gap = np.linalg.norm(pos[todo, :k] - pos[todo, k:k + 1], axis=-1)         # (T, k)
+            todo = todo[(gap <= rbound[todo, :k] + rbound[todo, k:k + 1]).any(axis=1)]
+            if len(todo) == 0:
+                break
+        else:
+            raise RuntimeError(f"could not place {K} bodies apart in a ball of radius {ball}")
+    return pos
 
 
 def markers(scenes: Scenes) -> tuple[np.ndarray, np.ndarray]:

@@ -7,8 +7,8 @@ from scipy.spatial.transform import Rotation
 
 from study.benchmark.format import PROPS_COLUMNS, SHAPES
 from study.benchmark.scenes import (
-    PLACEMENT_RADIUS, Scenes, bounding_radius, markers, principal_inertia, props, sample_scenes,
-    scenes_from_markers, volume)
+    Scenes, bounding_radius, markers, principal_inertia, props, sample_scenes,
+    placement_radius, scenes_from_markers, volume)
 from study.benchmark.simulate import mujoco_size
 
 
@@ -39,7 +39,7 @@ def test_sampled_scenes_are_valid(scenes):
     S, K = scenes.shape.shape
     assert np.allclose(np.linalg.det(scenes.rot), 1) and np.allclose(
         scenes.rot @ np.swapaxes(scenes.rot, -1, -2), np.eye(3))
-    assert (np.linalg.norm(scenes.pos, axis=-1) <= PLACEMENT_RADIUS).all()
+    assert (np.linalg.norm(scenes.pos, axis=-1) <= placement_radius(K)).all()
     rb = bounding_radius(scenes.shape, scenes.size)
     gap = np.linalg.norm(scenes.pos[:, :, None] - scenes.pos[:, None], axis=-1)
     apart = gap > rb[:, :, None] + rb[:, None]
@@ -89,3 +89,12 @@ def test_same_rng_same_scenes():
     b = sample_scenes(np.random.default_rng(7), 10, 3)
     for name in Scenes.__dataclass_fields__:
         assert np.array_equal(getattr(a, name), getattr(b, name))
+
+
+@pytest.mark.parametrize("bodies", [1, 2, 16, 64])
+def test_any_body_count_can_be_placed(bodies):
+    scenes = sample_scenes(np.random.default_rng(0), 8, bodies)
+    rb = bounding_radius(scenes.shape, scenes.size)
+    gap = np.linalg.norm(scenes.pos[:, :, None] - scenes.pos[:, None], axis=-1)
+    assert (gap > rb[:, :, None] + rb[:, None])[:, ~np.eye(bodies, dtype=bool)].all()
+    assert (np.linalg.norm(scenes.pos, axis=-1) <= placement_radius(bodies)).all()
