@@ -87,6 +87,8 @@ def load(path: Path, config: BenchmarkConfig) -> tuple[dict[str, np.ndarray], di
             arrays = {name: npz[name] for name in STORED}
     except CacheError:
         raise
+    except (PermissionError, IsADirectoryError) as exc:
+        raise CacheError(f"cannot read cache file {path}: {exc.strerror or exc}") from None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise _corrupt(path, f"unreadable ({type(exc).__name__}: {exc})") from None
     _verify(path, config, arrays, meta)
