@@ -51,45 +51,76 @@ def validate(*, mv_channels: int, s_channels: int, depth: int) -> None:
                           f"mv_channels {mv_channels} (heads = max(1, mv_channels // 8))")
 
 
-def _gather_index(out_mv: int, in_mv: int) -> torch.Tensor:
-    """Flat index into cat(W (out, in, 8), 0) giving the dense (16·in, 16·out) weight directly."""
-    basis = pga.table("basis")                                   # (8, 16, 16) [a, i, j]
-    if not torch.all((basis != 0).sum(0) <= 1) or torch.any(basis < 0):
+def _placement() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where the 8 weight maps land in a (16 in-component j, 16 out-component i) block: for each of
+    the 24 non-zeros (sorted by map) its j and i, and how many non-zeros each map has."""
+    basis = pga.table("basis")                                   # (8, 16 i, 16 j)
+    if torch.any((basis != 0).sum(0) > 1) or torch.any(basis < 0):
         raise AssertionError("equivariant basis maps must be disjoint 0/1 patterns")
-    which = torch.where(basis.any(0), basis.argmax(0), torch.full((16, 16), 8))   # (16 i, 16 j)
-    o = torch.arange(out_mv).view(1, 1, out_mv, 1)
-    c = torch.arange(in_mv).view(in_mv, 1, 1, 1)
-    a = which.T.view(1, 16, 1, 16)                               # [j, i] -> rows j, cols i
-    return ((o * in_mv + c) * 9 + a).reshape(16 * in_mv, 16 * out_mv)
+    a, i, j = basis.nonzero(as_tuple=True)                       # sorted by map a
+    return j, i, torch.bincount(a, minlength=8)
 
 
 class EquiLinear(nn.Module):
-    """Pin(3,0,1)-equivariant linear map on (…, in_mv, 16) multivectors and (…, in_s) scalars."""
+    """Pin(3,0,1)-equivariant linear map on multivectors (in_mv channels) and scalars (in_s).
 
-    def __init__(self, in_mv: int, out_mv: int, in_s: int, out_s: int, *, grade0: bool = True):
+    Layouts: "channel" = (N, C, 16) flattened to (N, 16·C); "component" = (16, C, N) flattened to
+    (16·C, N) (what the elementwise bilinear wants). The dense (16·in × 16·out) weight is placed
+    from W (8, in, out) by indexing (no arithmetic) and applied in one matmul."""
+
+    def __init__(self, in_mv: int, out_mv: int, in_s: int, out_s: int, *, grade0: bool = True,
+                 in_layout: str = "channel", out_layout: str = "channel"):
         super().__init__()
         self.in_mv, self.out_mv, self.out_s, self.grade0 = in_mv, out_mv, out_s, grade0
-        self.weight = nn.Parameter(torch.randn(out_mv, in_mv, 8) / math.sqrt(in_mv))
-        self.register_buffer("index", _gather_index(out_mv, in_mv), persistent=False)
+        self.in_layout, self.out_layout = in_layout, out_layout
+        self.weight = nn.Parameter(torch.randn(8, in_mv, out_mv) / math.sqrt(in_mv))
+        j, i, counts = _placement()
+        self.register_buffer("rows", j, persistent=False)
+        self.register_buffer("cols", i, persistent=False)
+        self.register_buffer("maps", torch.arange(8).repeat_interleave(counts), persistent=False)
         self.scalar = nn.Linear(in_mv + in_s, out_mv + out_s) if grade0 else None
 
+    def dense(self) -> torch.Tensor:
+        """The (16·in, 16·out) weight in this layer's layouts."""
+        values = self.weight.index_select(0, self.maps)              # (24, in, out)
+        block = values.new_zeros(16, 16, self.in_mv, self.out_mv)   # (j, i, c, o)
+        block[self.rows, self.cols] = values
+        in_dims = (2, 0) if self.in_layout == "channel" else (0, 2)  # rows (c, j) or (j, c)
+        out_dims = (3, 1) if self.out_layout == "channel" else (1, 3)
+        return block.permute(*in_dims, *out_dims).reshape(16 * self.in_mv, 16 * self.out_mv)
+
     def forward(self, x: torch.Tensor, s: torch.Tensor | None):
-        lead = x.shape[:-2]
-        w = torch.cat([self.weight, self.weight.new_zeros(self.out_mv, self.in_mv, 1)], -1)
-        dense = w.reshape(-1)[self.index]                            # (16 in, 16 out)
-        y = (x.reshape(-1, 16 * self.in_mv) @ dense).view(*lead, self.out_mv, 16)
-        if self.scalar is None:
-            return y, None
-        inputs = x[..., 0] if s is None else torch.cat([x[..., 0], s], dim=-1)
-        ys = self.scalar(inputs)                                     # (…, out_mv + out_s)
-        y = torch.cat([y[..., :1] + ys[..., : self.out_mv, None], y[..., 1:]], dim=-1)
-        return y, ys[..., self.out_mv :]
+        """x: (…, in, 16) ("channel") or (16, in, N) ("component"); s: (…, in_s) or (N, in_s)."""
+        w = self.dense()
+        if self.in_layout == "channel":
+            lead = x.shape[:-2]
+            flat = x.reshape(-1, 16 * self.in_mv)                    # (N, 16 in)
+            grade0 = x[..., 0].reshape(-1, self.in_mv)               # (N, in)
+        else:
+            lead = x.shape[2:]
+            flat = x.reshape(16 * self.in_mv, -1).T                  # (N, 16 in), a view
+            grade0 = x[0].reshape(self.in_mv, -1).T                  # (N, in)
+        if self.out_layout == "channel":
+            y = (flat @ w).view(-1, self.out_mv, 16)                 # (N, out, 16)
+            y0 = y[..., 0]
+        else:
+            y = (w.T @ flat.T).view(16, self.out_mv, -1)             # (16, out, N)
+            y0 = y[0].T
+        ys = None
+        if self.scalar is not None:
+            inputs = grade0 if s is None else torch.cat([grade0, s.reshape(-1, s.shape[-1])], dim=-1)
+            ys = self.scalar(inputs)                                 # (N, out + out_s)
+            y0 += ys[:, : self.out_mv]                               # biases/scalars on grade 0 only
+            ys = ys[:, self.out_mv :].reshape(*lead, self.out_s)
+        if self.out_layout == "channel":
+            return y.view(*lead, self.out_mv, 16), ys
+        return y.view(16, self.out_mv, *lead), ys
 
 
 def equi_layer_norm(x: torch.Tensor, s: torch.Tensor):
     """Multivectors / sqrt(mean over channels of <x, x>); scalars: plain layer norm (no affine)."""
     norm = pga.inner_product(x, x).mean(-1, keepdim=True)            # (…, 1)
-    return x / torch.sqrt(norm + EPS).unsqueeze(-1), F.layer_norm(s, s.shape[-1:])
+    return x * torch.rsqrt(norm + EPS).unsqueeze(-1), F.layer_norm(s, s.shape[-1:])
 
 
 class Attention(nn.Module):
@@ -119,20 +150,31 @@ class Attention(nn.Module):
 
 
 class GeometricMLP(nn.Module):
-    """Geometric bilinear (geometric product and reference join of projections) -> gated GELU -> linear."""
+    """Geometric bilinear (geometric product and reference join of projections) -> gated GELU -> linear.
+
+    Works component-major inside ((16, channels, tokens)), so that the elementwise products read
+    contiguous (channels × tokens) slices."""
 
     def __init__(self, mv: int, s: int):
         super().__init__()
         self.mv = mv
-        self.inp = EquiLinear(mv, 4 * mv, s, 2 * s)
-        self.out = EquiLinear(2 * mv, mv, 2 * s, s)
+        self.inp = EquiLinear(mv, 4 * mv, s, 2 * s, out_layout="component")
+        self.out = EquiLinear(2 * mv, mv, 2 * s, s, in_layout="component")
+
+    def hidden(self, x: torch.Tensor, s: torch.Tensor, reference: torch.Tensor):
+        """Gated bilinear features: (16, 2C, B, K) component-major multivectors, (B, K, 2S) scalars."""
+        lead = x.shape[:-2]
+        h, hs = self.inp(x, s)                                       # (16, 4C, B, K), (B, K, 2S)
+        a, b, c, d = h.reshape(16, 4 * self.mv, -1).split(self.mv, dim=1)   # (16, C, B·K) each
+        ref = reference[..., 0, pga.E123].expand(*lead).reshape(1, 1, -1)   # (1, 1, B·K)
+        y = torch.cat([pga.bilinear("gp", a, b, component_major=True),
+                       ref * pga.bilinear("join", c, d, component_major=True)], dim=1)
+        y = y * F.gelu(y[:1])                                        # gated GELU (16, 2C, B·K)
+        return y.view(16, 2 * self.mv, *lead), F.gelu(hs)
 
     def forward(self, x: torch.Tensor, s: torch.Tensor, reference: torch.Tensor):
-        h, hs = self.inp(x, s)                                       # (…, 4C, 16), (…, 2S)
-        a, b, c, d = h.split(self.mv, dim=-2)
-        y = torch.cat([pga.geometric_product(a, b), pga.equi_join(c, d, reference)], dim=-2)
-        y = y * F.gelu(y[..., :1])                                   # gated GELU (…, 2C, 16)
-        return self.out(y, F.gelu(hs))
+        """x (B, K, C, 16), s (B, K, S), reference (B, 1, 1, 16) -> like x and s."""
+        return self.out(*self.hidden(x, s, reference))
 
 
 class Block(nn.Module):

@@ -85,23 +85,65 @@ def table(name: str, *, dtype=torch.float64, device=None) -> torch.Tensor:
     return _tables()[name].to(dtype=dtype, device=device)
 
 
-def sparse_bilinear(name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """For a bilinear table T_ijk with at most one k per (i, j): (k_index (16,16), sign (16,16)), so
-    that (x ∘ y)_i = Σ_j sign[i,j] x_j y_{k_index[i,j]} (elementwise, no 16×16×16 contraction)."""
+@lru_cache(maxsize=None)
+def bilinear_terms(name: str) -> tuple[tuple[int, int, int, float], ...]:
+    """Non-zero entries (i, j, k, sign) of a bilinear table: (x ∘ y)_i = Σ sign · x_j · y_k."""
     t = _tables()[name]
-    nonzero = t != 0
-    if int(nonzero.sum(-1).max()) > 1:
-        raise ValueError(f"table {name} has several k per (i, j)")
-    k_index = t.abs().argmax(-1)                                   # (16, 16)
-    sign = t.gather(-1, k_index.unsqueeze(-1)).squeeze(-1)         # (16, 16), 0 where empty
-    return k_index, sign
+    return tuple((i, j, k, float(t[i, j, k])) for i, j, k in t.nonzero().tolist())
+
+
+def _accumulate(out: torch.Tensor, pairs, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """out[o] = Σ sign · a[p] · b[q] over pairs (o, p, q, sign), written in place; rows without a
+    term are zeroed. First touch multiplies (no zero fill), later ones fuse multiply-add."""
+    touched = set()
+    for o, p, q, sign in pairs:
+        if o in touched:
+            out[o].addcmul_(a[p], b[q], value=sign)
+        else:
+            torch.mul(a[p], b[q], out=out[o])
+            if sign != 1.0:
+                out[o].mul_(sign)
+            touched.add(o)
+    for o in range(out.shape[0]):
+        if o not in touched:
+            out[o].zero_()
+    return out
+
+
+class _Bilinear(torch.autograd.Function):
+    """z_i = Σ s x_j y_k on component-major (16, ...) tensors, one fused multiply-add per non-zero
+    table entry (elementwise, no 16×16×16 contraction); the backward uses the same terms."""
+
+    @staticmethod
+    def forward(ctx, name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        ctx.name = name
+        ctx.save_for_backward(x, y)
+        return _accumulate(x.new_empty(x.shape), bilinear_terms(name), x, y)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, y = ctx.saved_tensors
+        terms = bilinear_terms(ctx.name)
+        gx = gy = None
+        if ctx.needs_input_grad[1]:  # dz_i/dx_j = s y_k
+            gx = _accumulate(x.new_empty(x.shape), [(j, i, k, s) for i, j, k, s in terms], grad, y)
+        if ctx.needs_input_grad[2]:  # dz_i/dy_k = s x_j
+            gy = _accumulate(y.new_empty(y.shape), [(k, i, j, s) for i, j, k, s in terms], grad, x)
+        return None, gx, gy
+
+
+def bilinear(name: str, x: torch.Tensor, y: torch.Tensor, *, component_major: bool = False) -> torch.Tensor:
+    """The bilinear product of table `name` ("gp", "outer", "join") of x and y (..., 16), or of
+    component-major (16, ...) tensors when `component_major`."""
+    if component_major:
+        return _Bilinear.apply(name, x, y)
+    x, y = torch.broadcast_tensors(x, y)
+    z = _Bilinear.apply(name, x.movedim(-1, 0).contiguous(), y.movedim(-1, 0).contiguous())
+    return z.movedim(0, -1)
 
 
 def _bilinear(name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    k_index, sign = sparse_bilinear(name)
-    sign = sign.to(dtype=x.dtype, device=x.device)
-    k_index = k_index.to(x.device)
-    return (x.unsqueeze(-2) * sign * y[..., k_index]).sum(-1)     # (..., 16)
+    return bilinear(name, x, y)
 
 
 def geometric_product(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -140,8 +182,13 @@ def grade_involution(x: torch.Tensor) -> torch.Tensor:
 
 def inner_product(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Invariant inner product <x̃ y>_0 = Σ over the non-e0 components of x_i y_i; shape (...,)."""
-    idx = list(NON_E0)
-    return (x[..., idx] * y[..., idx]).sum(-1)
+    return (x * y * _non_e0_mask(x)).sum(-1)
+
+
+def _non_e0_mask(x: torch.Tensor) -> torch.Tensor:
+    mask = torch.zeros(16, dtype=x.dtype, device=x.device)
+    mask[list(NON_E0)] = 1.0
+    return mask
 
 
 def embed_scalar(s: torch.Tensor) -> torch.Tensor:

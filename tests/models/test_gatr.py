@@ -67,10 +67,8 @@ class _Bilinear(torch.nn.Module):
         self.mlp = mlp
 
     def forward(self, x, s, reference):
-        h, hs = self.mlp.inp(x, s)
-        a, b, c, d = h.split(self.mlp.mv, dim=-2)
-        y = torch.cat([pga.geometric_product(a, b), pga.equi_join(c, d, reference)], dim=-2)
-        return y * torch.nn.functional.gelu(y[..., :1]), hs
+        y, ys = self.mlp.hidden(x, s, reference)     # (16, 2C, B, K) component-major
+        return y.permute(2, 3, 1, 0), ys            # (B, K, 2C, 16)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
