@@ -10,6 +10,7 @@ the number of threads.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ class Simulator:
         models = [template] + [_copy(template) for _ in range(2 * chunk - 1)]
         self._pools = [[_Views(m) for m in models[:chunk]], [_Views(m) for m in models[chunk:]]]
         self._datas = [mujoco.MjData(template) for _ in range(threads)]
+        self._pool = rollout.Rollout(nthread=threads if threads > 1 else 0)   # our own C thread pool
         self._scratch = mujoco.MjData(template)   # for mj_setConst while a rollout runs
         self._spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
         self._nstate = mujoco.mj_stateSize(template, self._spec)
@@ -92,8 +94,16 @@ class Simulator:
                          for _ in range(2)]
 
     def close(self) -> None:
-        """Release the models and data (the rollout thread pool goes with them)."""
-        self._pools, self._datas, self._buffers = [[], []], [], []
+        """Stop the rollout threads and release the models and data."""
+        if self._pool is not None:
+            self._pool.close()
+        self._pool, self._pools, self._datas, self._buffers = None, [[], []], [], []
+
+    def __enter__(self) -> "Simulator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def run(self, scenes: Scenes, *, on_chunk: Callable[[int], None] | None = None) -> Outcome:
         """Simulate `scenes` (any handedness of frames); `on_chunk(n)` after each chunk of n scenes."""
@@ -136,8 +146,7 @@ class Simulator:
 
     def _rollout(self, models, initial, buffer: int):
         state, sensor = (b[: len(models)] for b in self._buffers[buffer])
-        rollout.rollout(models, self._datas, initial, nstep=self.steps, state=state,
-                        sensordata=sensor, persistent_pool=len(self._datas) > 1)
+        self._pool.rollout(models, self._datas, initial, nstep=self.steps, state=state, sensordata=sensor)
         return state, sensor
 
 
@@ -148,7 +157,6 @@ def _axis_flip(rot: np.ndarray) -> np.ndarray:
 
 
 def _copy(model: mujoco.MjModel) -> mujoco.MjModel:
-    import copy
     return copy.copy(model)
 
 
