@@ -1,0 +1,115 @@
+"""Compute-optimal allocation tables (N_opt, D_opt, steps_opt, predicted loss with intervals) and writers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from analysis.allocation import optimal_allocation
+from analysis.bootstrap import estimate
+from analysis.laws import FamilyLaws
+from study.errors import ConfigError, EquiscaleError
+
+FORMATS = ("csv", "md", "tex", "json")
+QUANTITIES = ("N_opt", "D_opt", "steps_opt", "loss")
+
+
+def parse_budgets(text: str) -> list[float]:
+    """'1e13,1e14' -> [1e13, 1e14]; an error names the bad entry."""
+    budgets = []
+    for item in (t.strip() for t in text.split(",")):
+        try:
+            value = float(item)
+        except ValueError:
+            raise ConfigError(f"--budgets: {item!r} is not a number") from None
+        if not (np.isfinite(value) and value > 0):
+            raise ConfigError(f"--budgets: {item!r} must be a positive, finite FLOP count")
+        budgets.append(value)
+    if not budgets:
+        raise ConfigError("--budgets is empty")
+    return budgets
+
+
+def _parametric_draws(laws: FamilyLaws, c: float) -> tuple[dict, dict]:
+    f, s = laws.parametric, laws.samples.get("parametric", {})
+    n, d = optimal_allocation(c, A=f.A, B=f.B, alpha=f.alpha, beta=f.beta, model=laws.flops_model)
+    point = {"N_opt": float(n), "D_opt": float(d), "loss": float(f.predict(n, d))}
+    draws = {}
+    if s:
+        ok = (s["alpha"] > 0) & (s["beta"] > 0)
+        ns, ds = optimal_allocation(c, A=s["A"][ok], B=s["B"][ok], alpha=s["alpha"][ok], beta=s["beta"][ok],
+                                    model=laws.flops_model)
+        loss = s["E"][ok] + s["A"][ok] / ns ** s["alpha"][ok] + s["B"][ok] / ds ** s["beta"][ok]
+        draws = {"N_opt": ns, "D_opt": ds, "loss": loss}
+    return point, draws
+
+
+def _isoflop_draws(laws: FamilyLaws, c: float) -> tuple[dict, dict]:
+    f, s = laws.isoflop, laws.samples.get("isoflop", {})
+    n, d = f.allocation(c)
+    point = {"N_opt": float(n), "D_opt": float(d), "loss": float(f.predict_loss(c))}
+    draws = {}
+    if s:
+        draws = {"N_opt": s["n_coef"] * c ** s["a"], "D_opt": s["d_coef"] * c ** s["b"],
+                 "loss": s["l_coef"] * c ** (-s["l_exp"])}
+    return point, draws
+
+
+def allocation_table(laws_by_family: dict[str, FamilyLaws], budgets, *, approaches=("parametric", "isoflop")) -> pd.DataFrame:
+    """One row per (family, budget, approach) with value, low and high of every quantity.
+
+    steps_opt = D_opt / batch size (empty when the batch size is unknown, e.g. for CSV input).
+    """
+    rows = []
+    for family, laws in laws_by_family.items():
+        for approach in approaches:
+            if getattr(laws, approach) is None:
+                continue
+            for c in budgets:
+                point, draws = (_parametric_draws if approach == "parametric" else _isoflop_draws)(laws, c)
+                if laws.batch_size:
+                    point["steps_opt"] = point["D_opt"] / laws.batch_size
+                    if draws:
+                        draws["steps_opt"] = draws["D_opt"] / laws.batch_size
+                row = {"family": family, "budget": c, "approach": approach}
+                for q in QUANTITIES:
+                    e = estimate(point.get(q, np.nan), draws.get(q, []), level=laws.level)
+                    row.update({q: e.value, f"{q}_low": e.low, f"{q}_high": e.high})
+                rows.append(row)
+    if not rows:
+        raise EquiscaleError("no family has a fitted allocation law (parametric or IsoFLOP) to tabulate")
+    return pd.DataFrame(rows)
+
+
+def _fmt(x) -> str:
+    return "" if x is None or not np.isfinite(x) else f"{x:.4g}"
+
+
+def _cell(row, q) -> str:
+    lo, hi = row[f"{q}_low"], row[f"{q}_high"]
+    if not np.isfinite(row[q]):
+        return ""
+    return _fmt(row[q]) + (f" [{_fmt(lo)}, {_fmt(hi)}]" if np.isfinite(lo) else "")
+
+
+def render(table: pd.DataFrame, fmt: str) -> str:
+    """The table as CSV (value, low, high columns), Markdown or LaTeX (value [low, high]), or JSON."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "csv":
+        return table.to_csv(index=False, float_format="%.6g")
+    if fmt == "json":
+        records = table.replace({np.nan: None}).to_dict(orient="records")
+        return json.dumps(records, indent=2) + "\n"
+    heads = ["family", "budget C [FLOP]", "approach", "N_opt [params]", "D_opt [samples]", "steps_opt", "loss"]
+    cells = [[str(r["family"]), f"{r['budget']:.3g}", str(r["approach"])] + [_cell(r, q) for q in QUANTITIES]
+             for _, r in table.iterrows()]
+    if fmt == "md":
+        lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+        return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells]) + "\n"
+    esc = lambda s: s.replace("_", r"\_").replace("%", r"\%")  # noqa: E731
+    lines = [r"\begin{tabular}{lll" + "r" * 4 + "}", r"\toprule", " & ".join(esc(h) for h in heads) + r" \\",
+             r"\midrule"] + [" & ".join(esc(c) for c in row) + r" \\" for row in cells] + [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"

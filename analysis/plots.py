@@ -1,0 +1,154 @@
+"""Figures: loss vs compute with fitted laws and bands, IsoFLOP curves with minima, N_opt/D_opt vs C."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.allocation import optimal_allocation  # noqa: E402
+from analysis.laws import FamilyLaws  # noqa: E402
+
+COMPUTE_LABEL = "training compute C [FLOP]"
+FORMATS = ("png", "svg")
+
+
+def _colors(families):
+    cmap = plt.get_cmap("tab10")
+    return {f: cmap(i % 10) for i, f in enumerate(families)}
+
+
+def _band(ax, x, curves, color, level):
+    """Shade the pointwise percentile band of bootstrap curves (S, G)."""
+    curves = curves[np.all(np.isfinite(curves), axis=1)]
+    if len(curves) >= 2:
+        lo, hi = np.percentile(curves, [50 * (1 - level), 50 * (1 + level)], axis=0)
+        ax.fill_between(x, lo, hi, color=color, alpha=0.18, linewidth=0)
+
+
+def _c_grid(frame, extra=()):
+    c = np.concatenate([frame["budget"].to_numpy(float), np.asarray(extra, float)])
+    return np.geomspace(c.min() / 1.5, c.max() * 1.5, 100)
+
+
+def loss_vs_compute(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_label: str):
+    """All runs (faint), best per budget, power law with band and the irreducible-term law (dashed)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    colors = _colors(laws)
+    grid = _c_grid(frame)
+    for family, law in laws.items():
+        runs = frame[frame["family"] == family]
+        col = colors[family]
+        ax.scatter(runs["budget"], runs["loss"], s=8, color=col, alpha=0.25, linewidths=0)
+        best = runs.groupby("budget")["loss"].min()
+        ax.scatter(best.index, best.values, s=28, color=col, edgecolors="black", linewidths=0.5, zorder=3,
+                   label=f"{family}: best run per budget")
+        if law.power is not None:
+            ax.plot(grid, law.power.predict(grid), color=col,
+                    label=f"{family}: L ∝ C^-{law.power.exponent:.3f}")
+            s = law.samples.get("power", {})
+            if s:
+                _band(ax, grid, s["coef"][:, None] * grid[None] ** (-s["exponent"][:, None]), col, law.level)
+        if law.power_irreducible is not None:
+            p = law.power_irreducible
+            ax.plot(grid, p.predict(grid), color=col, linestyle="--",
+                    label=f"{family}: L = {p.E:.3g} + a·C^-{p.exponent:.3f}")
+    ax.set(xscale="log", yscale="log", xlabel=COMPUTE_LABEL, ylabel=loss_label, title="Loss vs training compute")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def isoflop_curves(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_label: str):
+    """One panel per family: loss vs N per budget (colour), fitted parabolas in ln N, minima (×)."""
+    families = list(laws)
+    fig, axes = plt.subplots(1, len(families), figsize=(5.2 * len(families), 4.4), squeeze=False)
+    budgets = np.unique(frame["budget"])
+    norm = matplotlib.colors.LogNorm(budgets.min(), budgets.max() * (1.0001 if budgets.size == 1 else 1))
+    cmap = plt.get_cmap("viridis")
+    for ax, family in zip(axes[0], families):
+        runs = frame[frame["family"] == family]
+        ax.scatter(runs["params"], runs["loss"], c=cmap(norm(runs["budget"].to_numpy(float))), s=14)
+        fit = laws[family].isoflop
+        if fit is not None:
+            for curve in fit.curves:
+                n = runs.loc[runs["budget"] == curve.budget, "params"]
+                x = np.linspace(np.log(n.min()), np.log(n.max()), 60)
+                c2, c1, c0 = curve.coeffs
+                ax.plot(np.exp(x), c2 * x * x + c1 * x + c0, color=cmap(norm(curve.budget)), linewidth=1)
+            ax.scatter([k.n_opt for k in fit.curves], [k.loss_opt for k in fit.curves], marker="x", s=50,
+                       color="crimson", zorder=4, label="IsoFLOP minimum")
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.95, "no IsoFLOP fit: " + laws[family].skipped.get("isoflop", "")[:60],
+                    transform=ax.transAxes, ha="center", va="top", fontsize=7)
+        ax.set(xscale="log", xlabel="parameters N", ylabel=loss_label, title=f"IsoFLOP curves: {family}")
+        ax.grid(True, which="both", alpha=0.3)
+    sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=list(axes[0]), label=COMPUTE_LABEL)
+    return fig
+
+
+def allocation(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, budgets=()):
+    """N_opt and D_opt vs C per family: IsoFLOP minima and law, Approach 3 allocation with band."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    colors = _colors(laws)
+    grid = _c_grid(frame, budgets)
+    for family, law in laws.items():
+        col = colors[family]
+        if law.isoflop is not None:
+            f = law.isoflop
+            c = [k.budget for k in f.curves]
+            axes[0].scatter(c, [k.n_opt for k in f.curves], color=col, marker="o", s=22,
+                            label=f"{family}: IsoFLOP minima")
+            axes[1].scatter(c, [k.d_opt for k in f.curves], color=col, marker="o", s=22,
+                            label=f"{family}: IsoFLOP minima")
+            n, d = f.allocation(grid)
+            axes[0].plot(grid, n, color=col, linestyle=":", label=f"{family}: Approach 2, a={f.a:.3f}")
+            axes[1].plot(grid, d, color=col, linestyle=":", label=f"{family}: Approach 2, b={f.b:.3f}")
+        p = law.parametric
+        if p is not None and p.alpha > 0 and p.beta > 0:
+            n, d = optimal_allocation(grid, A=p.A, B=p.B, alpha=p.alpha, beta=p.beta, model=law.flops_model)
+            a, b = law.estimates["parametric"]["a"].value, law.estimates["parametric"]["b"].value
+            axes[0].plot(grid, n, color=col, label=f"{family}: Approach 3, a={a:.3f}")
+            axes[1].plot(grid, d, color=col, label=f"{family}: Approach 3, b={b:.3f}")
+            s = law.samples.get("parametric", {})
+            if s:
+                ok = (s["alpha"] > 0) & (s["beta"] > 0)
+                ns, ds = optimal_allocation(grid[None], A=s["A"][ok, None], B=s["B"][ok, None],
+                                            alpha=s["alpha"][ok, None], beta=s["beta"][ok, None],
+                                            model=law.flops_model)
+                _band(axes[0], grid, ns, col, law.level)
+                _band(axes[1], grid, ds, col, law.level)
+    for ax, what in zip(axes, ("compute-optimal parameters N_opt", "compute-optimal samples D_opt")):
+        ax.set(xscale="log", yscale="log", xlabel=COMPUTE_LABEL, ylabel=what, title=what + " vs C")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def save_all(frame: pd.DataFrame, laws: dict[str, FamilyLaws], out: str | Path, *,
+             loss_label: str, budgets=(), formats=FORMATS) -> list[Path]:
+    """Draw every figure into `out` (created if needed); returns the files written."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "loss_vs_compute": loss_vs_compute(frame, laws, loss_label=loss_label),
+        "isoflop": isoflop_curves(frame, laws, loss_label=loss_label),
+        "allocation": allocation(frame, laws, budgets=budgets),
+    }
+    written = []
+    for name, fig in figures.items():
+        for fmt in formats:
+            path = out / f"{name}.{fmt}"
+            fig.savefig(path, dpi=150)
+            written.append(path)
+        plt.close(fig)
+    return written
