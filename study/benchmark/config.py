@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from study.errors import ConfigError
 
 # Bump when the sampling ranges, the simulation or the file layout change: old cache files stop matching.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MAX_BODIES = 64
 
 
