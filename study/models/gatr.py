@@ -77,12 +77,13 @@ class EquiLinear(nn.Module):
         j, i, counts = _placement()
         self.register_buffer("rows", j, persistent=False)
         self.register_buffer("cols", i, persistent=False)
-        self.register_buffer("maps", torch.arange(8).repeat_interleave(counts), persistent=False)
+        self.counts = tuple(int(n) for n in counts)
         self.scalar = nn.Linear(in_mv + in_s, out_mv + out_s) if grade0 else None
 
     def dense(self) -> torch.Tensor:
         """The (16·in, 16·out) weight in this layer's layouts."""
-        values = self.weight.index_select(0, self.maps)              # (24, in, out)
+        values = torch.cat([self.weight[a : a + 1].expand(n, -1, -1)   # (24, in, out); backward
+                            for a, n in enumerate(self.counts)])         # is a sum, no scatter
         block = values.new_zeros(16, 16, self.in_mv, self.out_mv)   # (j, i, c, o)
         block[self.rows, self.cols] = values
         in_dims = (2, 0) if self.in_layout == "channel" else (0, 2)  # rows (c, j) or (j, c)
