@@ -68,7 +68,8 @@ def loss_vs_compute(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_la
 def isoflop_curves(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_label: str):
     """One panel per family: loss vs N per budget (colour), fitted parabolas in ln N, minima (×)."""
     families = list(laws)
-    fig, axes = plt.subplots(1, len(families), figsize=(5.2 * len(families), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(families), figsize=(5.2 * len(families), 4.4), squeeze=False,
+                             layout="constrained")
     budgets = np.unique(frame["budget"])
     norm = matplotlib.colors.LogNorm(budgets.min(), budgets.max() * (1.0001 if budgets.size == 1 else 1))
     cmap = plt.get_cmap("viridis")

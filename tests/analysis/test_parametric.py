@@ -84,12 +84,12 @@ def test_recovers_exponents_within_003_with_2_percent_noise():
 @pytest.mark.slow
 def test_bootstrap_intervals_cover_the_truth():
     """95% percentile intervals contain the true α and β in at least 90% of repeated draws."""
-    draws, hits = 10, {"alpha": 0, "beta": 0}
-    for seed in range(draws):
-        n, d, loss = _data(seed=100 + seed)
+    draws, hits = 40, {"alpha": 0, "beta": 0}
+    for seed in range(draws):  # 40 draws: coverage of a 95% interval is ~0.95 ± 0.03
+        n, d, loss = _data(seed=100 + seed)  # measured: α 39/40, β 37/40 (percentile intervals run slightly narrow for β)
         fit = P.fit_parametric(n, d, loss, refine=20)
         assert abs(fit.alpha - TRUTH.alpha) <= 0.03 and abs(fit.beta - TRUTH.beta) <= 0.03
-        samples = bootstrap_parametric(n, d, loss, fit, n_boot=100, seed=seed, screen=16, n_starts=1)
+        samples = bootstrap_parametric(n, d, loss, fit, n_boot=100, seed=100 + seed, screen=16, n_starts=1)
         for key in hits:
             e = estimate(getattr(fit, key), samples[key])
             hits[key] += e.low <= getattr(TRUTH, key) <= e.high
