@@ -2,12 +2,18 @@
 
 Shape: mv_channels C, s_channels S, depth. Heads = max(1, C // 8); C and S must be divisible by it.
 Executed work, as counted by `forward_flops` (2·m·n·k per matrix product, per token):
-  EquiLinear(in→out, in_s→out_s): one dense (16·in × 16·out) matmul whose weight is gathered from
-  W (out, in, 8) (grade projections 1..4, x ↦ e0<x>_g), plus one (in + in_s) × (out + out_s)
-  matmul on [<x>_0, scalars] (this holds the grade-0 projection, scalar mixing and biases).
+  EquiLinear(in→out, in_s→out_s): one dense (16·in × 16·out) matmul whose weight is placed (by
+  indexing, no arithmetic) from W (8, in, out) (grade projections 1..4, x ↦ e0<x>_g), plus one
+  (in + in_s) × (out + out_s) matmul on [<x>_0, scalars] (it holds the grade-0 projection, the
+  scalar mixing and the biases, which act on grade 0 only).
   Attention: one scaled_dot_product_attention over [8 non-e0 components per mv channel, scalars]
   (values: all 16 components and scalars). Geometric product and join are elementwise
-  (Σ_j sign·x_j·y_k(i,j), ≤ 256 multiplies per channel), so they count 0 like all elementwise work.
+  (192 resp. 81 fused multiply-adds per channel, <1% of the matmul work), so they count 0 like all
+  elementwise work. (Contracting with the 16×16×16 table as a matmul would do ~20× more arithmetic
+  on zeros, and its backward would cost 1× instead of 2× forward, breaking C = 3·F_fwd.)
+Reflections: trivector points flip sign under the Pin action, so inputs are multiplied by each
+body's chirality (sign of its marker-frame volume) and the join by the reference's e123 component;
+the output displacement is chirality·(direction slots − e123·pos0), exactly E(3)-equivariant.
 """
 
 from __future__ import annotations
