@@ -139,8 +139,12 @@ def _multi_searcher_class():
             self.searchers, self.remaining = searchers, dict(remaining)
             self.owner: dict[str, str] = {}
 
+        def _priority(self, name: str) -> tuple:
+            # most trials to go first; among equals the largest budget (longest trials first: shorter tail)
+            return self.remaining[name], self.searchers[name].constants["budget"]
+
         def suggest(self, trial_id: str):
-            name = max(self.remaining, key=lambda n: self.remaining[n], default=None)
+            name = max(self.remaining, key=self._priority, default=None)
             if name is None or self.remaining[name] <= 0:
                 return Searcher.FINISHED
             config = self.searchers[name].suggest(trial_id)
@@ -243,17 +247,20 @@ def run_round(config: StudyConfig, storage, states: list[StudyState], dataset, p
                                         sampler=sampler, constants=_constants(s.family, s.budget, config),
                                         progress=progress)
     searcher = MultiStudySearcher(searchers, {s.name: s.remaining for s in todo})
+    searcher_total = sum(s.remaining for s in todo)
     r = config.resources
     resources = {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}
     with tempfile.TemporaryDirectory(prefix="equiscale-tune-") as workdir:
         tuner = tune.Tuner(
             tune.with_resources(tune.with_parameters(trainable, dataset=dataset), resources),
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=sum(s.remaining for s in todo),
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=searcher_total,
                                         max_concurrent_trials=_concurrency(config), reuse_actors=True),
             run_config=tune.RunConfig(name="equiscale", storage_path=workdir, verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=r.max_failures)),
         )
-        tuner.fit()
+        results = tuner.fit()
+    if results.num_terminated + results.num_errors < searcher_total:
+        raise KeyboardInterrupt("the Tune run stopped before all its trials ended")  # e.g. Ctrl-C
 
 
 def run_studies(config: StudyConfig, *, storage, states: list[StudyState], dataset,
