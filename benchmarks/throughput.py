@@ -84,22 +84,26 @@ def main() -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.exit(2, "throughput.py: error: --device cuda but no CUDA device is available\n")
     rows = []
-    peak = matmul_peak(args.device)
+    before = peak = matmul_peak(args.device)
     for family in args.families:
         for size, shape in SHAPES[family]:
             rate = train_rate(family, shape, batch=args.batch, bodies=args.bodies, steps=args.steps,
                               device=args.device)
-            rows.append((family, size, shape, rate))
-            peak = max(peak, matmul_peak(args.device))  # best peak seen in the run (shared machines)
+            after = matmul_peak(args.device)
+            rows.append((family, size, shape, rate, max(before, after)))  # peak around this row
+            peak, before = max(peak, after), after  # best peak seen in the run (shared machines)
     print(f"device {args.device}, threads {torch.get_num_threads()}, batch {args.batch} scenes x "
           f"{args.bodies} bodies, matmul peak {peak / 1e9:.1f} GFLOP/s "
           f"({'bf16' if args.device == 'cuda' else 'float32'}, best of the run)")
-    print(f"{'family':12s} {'size':7s} {'shape':40s} {'samples/s':>10s} {'GFLOP/s':>8s} {'of peak':>8s}")
-    for family, size, shape, rate in rows:
+    print(f"{'family':12s} {'size':7s} {'shape':40s} {'samples/s':>10s} {'GFLOP/s':>8s} {'of peak':>8s}"
+          f" {'of local':>9s}")
+    for family, size, shape, rate, local in rows:
         achieved = 3 * forward_flops(family, bodies=args.bodies, **shape) * rate
         text = ", ".join(f"{k}={v}" for k, v in shape.items())
         print(f"{family:12s} {size:7s} {text:40s} {rate:10.0f} {achieved / 1e9:8.1f} "
-              f"{achieved / peak:8.1%}")
+              f"{achieved / peak:8.1%} {achieved / local:9.1%}")
+    print("of peak: against the best matmul rate of the run; of local: against the best rate measured "
+          "just before/after the row (closer under a varying load)")
     return 0
 
 
