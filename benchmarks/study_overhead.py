@@ -118,6 +118,8 @@ def main() -> None:
     print(f"through Ray: ray.init {init:.1f} s + Tune {tuned:.1f} s (trials' own wall seconds sum {sum(walls):.1f})")
     print(f"overhead ratio (Tune wall / ideal):              {tuned / ideal:.3f}")
     print(f"overhead ratio incl. ray.init (total / ideal):   {(init + tuned) / ideal:.3f}")
+    print(f"orchestration ratio (Tune wall / (sum of the trials' own seconds under Ray / concurrency)): "
+          f"{tuned / (sum(walls) / args.concurrency):.3f}")
     print(f"trial slowdown under concurrency (sum Ray trial walls / sum sequential): {sum(walls) / sum(sequential):.3f}")
 
 

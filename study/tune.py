@@ -28,6 +28,7 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "1")
 os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "0")
+os.environ.setdefault("RAY_worker_niceness", "0")  # Ray nices workers by default: trials lose to any other load
 
 METRIC = "val_loss"
 MAX_ROUNDS = 3  # Tune runs per invocation: later rounds replace trials that failed in earlier ones
