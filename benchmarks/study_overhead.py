@@ -4,7 +4,7 @@ Prints (wall time through Ray) / (ideal = sum of the sequential trials' seconds 
 without Ray's start-up. The trials are fixed in advance (random proposals of each study's space, one set
 per (family, budget) of the default study) and enqueued into the Optuna studies, so Ray trains exactly them.
 
-    python benchmarks/study_overhead.py [--trials-per-study 1] [--concurrency 2]
+    python benchmarks/study_overhead.py [--trials-per-study 3] [--concurrency 2]
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def run_through_ray(config, plans, dataset) -> tuple[float, float, list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials-per-study", type=int, default=1)
+    parser.add_argument("--trials-per-study", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
