@@ -20,7 +20,7 @@ trials = 6
 seed = 0
 
 [data]
-scenes = 1000
+scenes = 10000
 bodies = 4
 seed = 0
 
@@ -66,7 +66,7 @@ class TrainingConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     evals: int = 5              # validations per run (learning-curve points)
-    val_samples: int = 512      # scenes of the val/test split used for each evaluation (0 = all)
+    val_samples: int = 512      # val scenes for each periodic evaluation (0 = all); final losses use whole splits
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ def train(
     warmup_fraction: float = 0.05,
     grad_clip: float = 1.0,
     evals: int = 5,
-    val_samples: int = 0,
+    val_samples: int = 0,   # scenes of the val split for the periodic evaluations (0 = all)
     threads: int | None = None,
     device: str | torch.device | None = None,
     report: Callable[[int, float], None] | None = None,
@@ -90,7 +90,8 @@ def train(
     model = build_model(family, **shape).to(device)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     train_split = dataset.train.to(device)
-    val_split, test_split = _subset(dataset.val, val_samples).to(device), _subset(dataset.test, val_samples).to(device)
+    probe_split = _subset(dataset.val, val_samples).to(device)  # periodic validation (learning curve)
+    val_split, test_split = dataset.val.to(device), dataset.test.to(device)  # final losses: whole splits
     n_train = len(train_split)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -120,14 +121,14 @@ def train(
         optimizer.step()
         scheduler.step()
         if step in checkpoints:
-            val = mse(model, val_split, autocast=autocast)
+            val = mse(model, probe_split, autocast=autocast)
             if not math.isfinite(val):
                 raise DivergenceError(step, val)
             curve.append((step, val))
             if report is not None:
                 report(step, val)
     train_seconds = time.perf_counter() - start
-    val_loss = curve[-1][1]
+    val_loss = mse(model, val_split, autocast=autocast)
     test_loss = mse(model, test_split, autocast=autocast)
     probe = val_split[: min(64, len(val_split))]
     equi = float(equivariance_error(model, probe.pos0, probe.vel0, probe.props,
