@@ -66,6 +66,7 @@ def optimal_allocation(c, *, A, B, alpha, beta, model: FlopsModel = FlopsModel()
     alpha, beta, A, B = (np.asarray(v, float) for v in (alpha, beta, A, B))
     p = 1.0 + model.kappa
     denom = alpha + beta * p
-    log_n = (np.log(alpha * A / (beta * p * B)) + beta * np.log(c / model.K)) / denom
-    n_opt = np.exp(log_n)
-    return n_opt, model.samples(n_opt, c)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a degenerate fit (α or β = 0) gives inf/nan, shown as such
+        log_n = (np.log(alpha * A / (beta * p * B)) + beta * np.log(c / model.K)) / denom
+        n_opt = np.exp(log_n)
+        return n_opt, model.samples(n_opt, c)

@@ -50,14 +50,14 @@ def loss_vs_compute(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_la
                    label=f"{family}: best run per budget")
         if law.power is not None:
             ax.plot(grid, law.power.predict(grid), color=col,
-                    label=f"{family}: L ∝ C^-{law.power.exponent:.3f}")
+                    label=f"{family}: L ∝ C^{-law.power.exponent:.3f}")
             s = law.samples.get("power", {})
             if s:
                 _band(ax, grid, s["coef"][:, None] * grid[None] ** (-s["exponent"][:, None]), col, law.level)
         if law.power_irreducible is not None:
             p = law.power_irreducible
             ax.plot(grid, p.predict(grid), color=col, linestyle="--",
-                    label=f"{family}: L = {p.E:.3g} + a·C^-{p.exponent:.3f}")
+                    label=f"{family}: L = {p.E:.3g} + a·C^{-p.exponent:.3f}")
     ax.set(xscale="log", yscale="log", xlabel=COMPUTE_LABEL, ylabel=loss_label, title="Loss vs training compute")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
