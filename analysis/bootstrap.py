@@ -85,4 +85,5 @@ def bootstrap_parametric(n, d, loss, fit: P.ParametricFit, *, n_boot: int, seed:
         parts = Parallel(n_jobs=n_jobs)(delayed(_parametric_chunk)(c, *args) for c in chunks)
         thetas = [t for part in parts for t in part]
     t = np.array(thetas, float).reshape(-1, 5)
-    return {"A": np.exp(t[:, 0]), "B": np.exp(t[:, 1]), "E": np.exp(t[:, 2]), "alpha": t[:, 3], "beta": t[:, 4]}
+    with np.errstate(over="ignore"):  # a resample with a degenerate optimum (huge log A or log B) gives inf: kept as such
+        return {"A": np.exp(t[:, 0]), "B": np.exp(t[:, 1]), "E": np.exp(t[:, 2]), "alpha": t[:, 3], "beta": t[:, 4]}
