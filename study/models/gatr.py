@@ -102,26 +102,70 @@ class EquiLinear(nn.Module):
         if self.in_layout == "channel":
             lead = x.shape[:-2]
             flat = x.reshape(-1, 16 * self.in_mv)                    # (N, 16 in)
-            grade0 = x[..., 0].reshape(-1, self.in_mv)               # (N, in)
         else:
             lead = x.shape[2:]
-            flat = x.reshape(16 * self.in_mv, -1).T                  # (N, 16 in), a view
-            grade0 = x[0].reshape(self.in_mv, -1).T                  # (N, in)
-        if self.out_layout == "channel":
-            y = (flat @ w).view(-1, self.out_mv, 16)                 # (N, out, 16)
-            y0 = y[..., 0]
+            flat = x.reshape(16 * self.in_mv, -1)                    # (16 in, N)
+        if self.scalar is None:  # no grade-0/scalar path: the dense matmul alone
+            rows = _rows(flat, self.in_layout)                       # (N, 16 in)
+            y = rows @ w if self.out_layout == "channel" else w.T @ rows.T
+            ys = None
         else:
-            y = (w.T @ flat.T).view(16, self.out_mv, -1)             # (16, out, N)
-            y0 = y[0].T
-        ys = None
-        if self.scalar is not None:
-            inputs = grade0 if s is None else torch.cat([grade0, s.reshape(-1, s.shape[-1])], dim=-1)
-            ys = self.scalar(inputs)                                 # (N, out + out_s)
-            y0 += ys[:, : self.out_mv]                               # biases/scalars on grade 0 only
-            ys = ys[:, self.out_mv :].reshape(*lead, self.out_s)
+            s2 = None if s is None else s.reshape(-1, s.shape[-1])
+            y, ys = _EquiLinearFn.apply(flat, s2, w, self.scalar.weight, self.scalar.bias, self.in_mv,
+                                        self.out_mv, self.in_layout, self.out_layout)
+            ys = ys.reshape(*lead, self.out_s)
         if self.out_layout == "channel":
             return y.view(*lead, self.out_mv, 16), ys
         return y.view(16, self.out_mv, *lead), ys
+
+
+def _rows(flat: torch.Tensor, layout: str) -> torch.Tensor:
+    """(N, 16·C) view of a flattened layer input/output in `layout` (no copy)."""
+    return flat if layout == "channel" else flat.T
+
+
+def _grade0(flat: torch.Tensor, layout: str, channels: int) -> torch.Tensor:
+    """(N, C) view of the grade-0 components of a flattened (N, 16·C) / (16·C, N) tensor."""
+    if layout == "channel":
+        return flat.view(flat.shape[0], channels, 16)[:, :, 0]
+    return flat[:channels].T
+
+
+class _EquiLinearFn(torch.autograd.Function):
+    """Dense multivector matmul + scalar matmul on [<x>_0, s], added into grade 0 in place.
+
+    Same matmuls as the autograd version, but the backward writes the grade-0 gradients in place
+    instead of zero-filled select/slice backwards and view-copy clones."""
+
+    @staticmethod
+    def forward(ctx, flat, s, w, ws, bias, in_mv, out_mv, in_layout, out_layout):
+        rows = _rows(flat, in_layout)                                # (N, 16 in)
+        x0 = _grade0(flat, in_layout, in_mv)                         # (N, in)
+        inp = x0 if s is None else torch.cat([x0, s], dim=1)         # (N, in + in_s)
+        y = rows @ w if out_layout == "channel" else w.T @ rows.T   # (N, 16 out) / (16 out, N)
+        ys = torch.addmm(bias, inp, ws.T)                            # (N, out + out_s)
+        _grade0(y, out_layout, out_mv).add_(ys[:, :out_mv])
+        ctx.save_for_backward(flat, inp, w, ws)
+        ctx.meta = (in_mv, out_mv, in_layout, out_layout, s is not None)
+        return y, ys[:, out_mv:].contiguous()
+
+    @staticmethod
+    def backward(ctx, gy, gys):
+        flat, inp, w, ws = ctx.saved_tensors
+        in_mv, out_mv, in_layout, out_layout, has_s = ctx.meta
+        g_rows = _rows(gy, out_layout)                               # (N, 16 out)
+        gscal = torch.cat([_grade0(gy, out_layout, out_mv), gys], dim=1)   # (N, out + out_s)
+        gflat = gs = None
+        g_inp = gscal @ ws                                           # (N, in + in_s)
+        if ctx.needs_input_grad[0]:
+            gflat = g_rows @ w.T if in_layout == "channel" else w @ g_rows.T
+            _grade0(gflat, in_layout, in_mv).add_(g_inp[:, :in_mv])
+        if has_s and ctx.needs_input_grad[1]:
+            gs = g_inp[:, in_mv:]
+        gw = _rows(flat, in_layout).T @ g_rows if ctx.needs_input_grad[2] else None
+        gws = gscal.T @ inp if ctx.needs_input_grad[3] else None
+        gbias = gscal.sum(0) if ctx.needs_input_grad[4] else None
+        return gflat, gs, gw, gws, gbias, None, None, None, None
 
 
 def equi_layer_norm(x: torch.Tensor, s: torch.Tensor):
@@ -172,11 +216,8 @@ class GeometricMLP(nn.Module):
         """Gated bilinear features: (16, 2C, B, K) component-major multivectors, (B, K, 2S) scalars."""
         lead = x.shape[:-2]
         h, hs = self.inp(x, s)                                       # (16, 4C, B, K), (B, K, 2S)
-        a, b, c, d = h.reshape(16, 4 * self.mv, -1).split(self.mv, dim=1)   # (16, C, B·K) each
         ref = reference[..., 0, pga.E123].expand(*lead).reshape(1, 1, -1)   # (1, 1, B·K)
-        y = torch.cat([pga.bilinear("gp", a, b, component_major=True),
-                       ref * pga.bilinear("join", c, d, component_major=True)], dim=1)
-        y = y * F.gelu(y[:1])                                        # gated GELU (16, 2C, B·K)
+        y = pga.gated_bilinear(h.reshape(16, 4 * self.mv, -1), ref, self.mv)  # (16, 2C, B·K)
         return y.view(16, 2 * self.mv, *lead), F.gelu(hs)
 
     def forward(self, x: torch.Tensor, s: torch.Tensor, reference: torch.Tensor):

@@ -132,6 +132,46 @@ class _Bilinear(torch.autograd.Function):
         return None, gx, gy
 
 
+class _GatedBilinear(torch.autograd.Function):
+    """GATr's MLP core on component-major h (16, 4C, N) = [a, b, c, d]:
+    y = [a b, ref · (c ∨ d)] (16, 2C, N), returned gated as y · gelu(<y>_0). One output buffer, no
+    split/cat and no zero-filled slice backwards; `ref` (1, 1, N) is a constant (no gradient)."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, ref: torch.Tensor, channels: int) -> torch.Tensor:
+        a, b, c, d = h.split(channels, dim=1)                        # (16, C, N) views
+        y = h.new_empty(16, 2 * channels, h.shape[2])
+        _accumulate(y[:, :channels], bilinear_terms("gp"), a, b)
+        _accumulate(y[:, channels:], bilinear_terms("join"), c, d).mul_(ref)
+        gate = torch.nn.functional.gelu(y[0])                        # (2C, N)
+        ctx.save_for_backward(h, ref, y)
+        ctx.channels = channels
+        return y * gate
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        h, ref, y = ctx.saved_tensors
+        ch = ctx.channels
+        y0 = y[0]
+        gy = grad * torch.nn.functional.gelu(y0)                     # (16, 2C, N)
+        gy[0] += torch.ops.aten.gelu_backward((grad * y).sum(0), y0)
+        gy[:, ch:].mul_(ref)
+        a, b, c, d = h.split(ch, dim=1)
+        gh = torch.empty_like(h)
+        terms = {n: bilinear_terms(n) for n in ("gp", "join")}
+        for (name, lo, x, z) in (("gp", 0, a, b), ("join", 2 * ch, c, d)):
+            g = gy[:, :ch] if name == "gp" else gy[:, ch:]
+            t = terms[name]
+            _accumulate(gh[:, lo : lo + ch], [(j, i, k, s) for i, j, k, s in t], g, z)
+            _accumulate(gh[:, lo + ch : lo + 2 * ch], [(k, i, j, s) for i, j, k, s in t], g, x)
+        return gh, None, None
+
+
+def gated_bilinear(h: torch.Tensor, ref: torch.Tensor, channels: int) -> torch.Tensor:
+    """[a b, ref (c ∨ d)] gated by gelu of its grade 0, for h (16, 4C, N) = [a, b, c, d]."""
+    return _GatedBilinear.apply(h, ref, channels)
+
+
 def bilinear(name: str, x: torch.Tensor, y: torch.Tensor, *, component_major: bool = False) -> torch.Tensor:
     """The bilinear product of table `name` ("gp", "outer", "join") of x and y (..., 16), or of
     component-major (16, ...) tensors when `component_major`."""
