@@ -6,8 +6,8 @@ Executed work, as counted by `forward_flops` (2·m·n·k per matrix product, per
   indexing, no arithmetic) from W (8, in, out) (grade projections 1..4, x ↦ e0<x>_g), plus one
   (in + in_s) × (out + out_s) matmul on [<x>_0, scalars] (it holds the grade-0 projection, the
   scalar mixing and the biases, which act on grade 0 only).
-  Attention: one scaled_dot_product_attention over [8 non-e0 components per mv channel, scalars]
-  (values: all 16 components and scalars). Geometric product and join are elementwise
+  Attention: one scaled_dot_product_attention over [8 non-e0 components per mv channel,
+  5 distance features per mv channel, scalars] (values: all 16 components and scalars). Geometric product and join are elementwise
   (192 resp. 81 fused multiply-adds per channel, <1% of the matmul work), so they count 0 like all
   elementwise work. (Contracting with the 16×16×16 table as a matmul would do ~20× more arithmetic
   on zeros, and its backward would cost 1× instead of 2× forward, breaking C = 3·F_fwd.)
@@ -174,8 +174,22 @@ def equi_layer_norm(x: torch.Tensor, s: torch.Tensor):
     return x * torch.rsqrt(norm + EPS).unsqueeze(-1), F.layer_norm(s, s.shape[-1:])
 
 
+def distance_features(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query/key features (…, 5) of the trivector parts whose dot product is −‖w_k v_q − w_q v_k‖².
+
+    With w = e123 and v the trivector's (x, y, z) slots (a point p of weight w has v = w·p), this is
+    −w_q² w_k² ‖p_q − p_k‖²: the pairwise distance that the invariant inner product (blind to every
+    e0 component) cannot see. Quadratic in each trivector, so invariant under reflections too."""
+    w = x[..., pga.E123 : pga.E123 + 1]                              # (…, 1)
+    v = pga.trivector_direction(x)                                   # (…, 3)
+    vv = (v * v).sum(-1, keepdim=True)                               # (…, 1)
+    query = torch.cat([w * w, vv, w * v], dim=-1)                    # (…, 5)
+    key = torch.cat([-vv, -(w * w), 2.0 * w * v], dim=-1)            # (…, 5)
+    return query, key
+
+
 class Attention(nn.Module):
-    """Multi-head geometric attention: logits = Σ <q̃ k>_0 over mv channels + q_s·k_s."""
+    """Multi-head geometric attention: logits = Σ_c (<q̃_c k_c>_0 − ‖distance of their points‖²) + q_s·k_s."""
 
     def __init__(self, mv: int, s: int, heads: int):
         super().__init__()
@@ -190,8 +204,10 @@ class Attention(nn.Module):
         mv = qkv.view(b, k, 3, h, c // h, 16).permute(2, 0, 3, 1, 4, 5)   # (3, B, H, K, C/H, 16)
         sv = qkv_s.view(b, k, 3, h, sc // h).permute(2, 0, 3, 1, 4)        # (3, B, H, K, S/H)
         idx = list(pga.NON_E0)
-        q = torch.cat([mv[0][..., idx].flatten(-2), sv[0]], -1)     # (B, H, K, 8C/H + S/H)
-        key = torch.cat([mv[1][..., idx].flatten(-2), sv[1]], -1)
+        dq, _ = distance_features(mv[0])                             # (B, H, K, C/H, 5)
+        _, dk = distance_features(mv[1])
+        q = torch.cat([mv[0][..., idx].flatten(-2), dq.flatten(-2), sv[0]], -1)   # (B, H, K, 13C/H + S/H)
+        key = torch.cat([mv[1][..., idx].flatten(-2), dk.flatten(-2), sv[1]], -1)
         v = torch.cat([mv[2].flatten(-2), sv[2]], -1)                # (B, H, K, 16C/H + S/H)
         out = F.scaled_dot_product_attention(q, key, v)              # (B, H, K, 16C/H + S/H)
         out = out.transpose(1, 2)                                    # (B, K, H, ...)
@@ -301,7 +317,7 @@ def forward_flops(*, mv_channels: int, s_channels: int, depth: int, bodies: int,
     """Matmul FLOPs of one forward pass over one scene (see the module docstring)."""
     c, s, k = mv_channels, s_channels, bodies
     linear = sum(_linear_flops(*l[:4], grade0=l[4]) for l in _layers(c, s, depth, markers, props))
-    attention = 2 * k * k * (8 * c + s) + 2 * k * k * (16 * c + s)  # scores + weighted sum, all heads
+    attention = 2 * k * k * (13 * c + s) + 2 * k * k * (16 * c + s)  # scores (8 + 5 distance dims per channel) + weighted sum
     return k * linear + depth * attention
 
 

@@ -6,7 +6,8 @@ import torch
 
 from study.benchmark.transforms import random_e3, transform_batch
 from study.models import build_model, equivariance_error, pga
-from study.models.gatr import Attention, Block, EquiLinear, GeometricMLP, chirality, equi_layer_norm
+from study.models.gatr import (Attention, Block, EquiLinear, GeometricMLP, chirality, distance_features,
+                               equi_layer_norm)
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
 DTYPES = [torch.float64, torch.float32]
@@ -135,3 +136,38 @@ def test_gradients_flow_to_every_parameter(batch64):
     model(*batch64).square().mean().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_distance_features_give_minus_squared_distance_of_weighted_points():
+    """q·k of the distance features = −w_q² w_k² ‖p_q − p_k‖² for points embedded with weights w."""
+    g = torch.Generator().manual_seed(3)
+    p_q, p_k = torch.randn(50, 3, generator=g, dtype=torch.float64), torch.randn(50, 3, generator=g, dtype=torch.float64)
+    w_q, w_k = torch.rand(50, 1, generator=g, dtype=torch.float64) + 0.5, torch.rand(50, 1, generator=g, dtype=torch.float64) + 0.5
+    x_q = w_q * pga.embed_point(p_q) + torch.randn(50, 16, generator=g, dtype=torch.float64) * _non_trivector_mask()
+    x_k = w_k * pga.embed_point(p_k)
+    fq, _ = distance_features(x_q)
+    _, fk = distance_features(x_k)
+    expected = -(w_q * w_k).squeeze(-1) ** 2 * ((p_q - p_k) ** 2).sum(-1)
+    torch.testing.assert_close((fq * fk).sum(-1), expected, rtol=1e-12, atol=1e-12)
+
+
+def _non_trivector_mask() -> torch.Tensor:
+    """1 on every component except the four trivector ones (they must not affect the distance)."""
+    mask = torch.ones(16, dtype=torch.float64)
+    mask[[pga.E012, pga.E013, pga.E023, pga.E123]] = 0.0
+    return mask
+
+
+def test_attention_logits_use_the_distance_features(monkeypatch):
+    """Zeroing the distance features changes the attention output: the term is live in the logits."""
+    import study.models.gatr as gatr
+
+    torch.manual_seed(0)
+    attention = Attention(8, 8, 1).double()
+    x = pga.embed_point(torch.randn(2, 3, 8, 3, dtype=torch.float64) * 2.0)   # (B, K, C, 16): points
+    s = torch.randn(2, 3, 8, dtype=torch.float64)
+    out, _ = attention(x, s)
+    real = gatr.distance_features
+    monkeypatch.setattr(gatr, "distance_features", lambda t: tuple(torch.zeros_like(f) for f in real(t)))
+    blind, _ = attention(x, s)
+    assert (out - blind).abs().max() > 1e-3
