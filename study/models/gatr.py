@@ -174,18 +174,26 @@ def equi_layer_norm(x: torch.Tensor, s: torch.Tensor):
     return x * torch.rsqrt(norm + EPS).unsqueeze(-1), F.layer_norm(s, s.shape[-1:])
 
 
-def distance_features(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Query/key features (…, 5) of the trivector parts whose dot product is −‖w_k v_q − w_q v_k‖².
+def _trivector_parts(x: torch.Tensor):
+    w = x[..., pga.E123 : pga.E123 + 1]                              # (…, 1) weight
+    v = pga.trivector_direction(x)                                   # (…, 3) weighted position
+    return w, v, (v * v).sum(-1, keepdim=True)
+
+
+def distance_query(x: torch.Tensor) -> torch.Tensor:
+    """Query features (…, 5); with `distance_key` their dot product is −‖w_k v_q − w_q v_k‖².
 
     With w = e123 and v the trivector's (x, y, z) slots (a point p of weight w has v = w·p), this is
     −w_q² w_k² ‖p_q − p_k‖²: the pairwise distance that the invariant inner product (blind to every
     e0 component) cannot see. Quadratic in each trivector, so invariant under reflections too."""
-    w = x[..., pga.E123 : pga.E123 + 1]                              # (…, 1)
-    v = pga.trivector_direction(x)                                   # (…, 3)
-    vv = (v * v).sum(-1, keepdim=True)                               # (…, 1)
-    query = torch.cat([w * w, vv, w * v], dim=-1)                    # (…, 5)
-    key = torch.cat([-vv, -(w * w), 2.0 * w * v], dim=-1)            # (…, 5)
-    return query, key
+    w, v, vv = _trivector_parts(x)
+    return torch.cat([w * w, vv, w * v], dim=-1)
+
+
+def distance_key(x: torch.Tensor) -> torch.Tensor:
+    """Key features (…, 5) matching `distance_query`."""
+    w, v, vv = _trivector_parts(x)
+    return torch.cat([-vv, -(w * w), 2.0 * w * v], dim=-1)
 
 
 class Attention(nn.Module):
@@ -204,8 +212,7 @@ class Attention(nn.Module):
         mv = qkv.view(b, k, 3, h, c // h, 16).permute(2, 0, 3, 1, 4, 5)   # (3, B, H, K, C/H, 16)
         sv = qkv_s.view(b, k, 3, h, sc // h).permute(2, 0, 3, 1, 4)        # (3, B, H, K, S/H)
         idx = list(pga.NON_E0)
-        dq, _ = distance_features(mv[0])                             # (B, H, K, C/H, 5)
-        _, dk = distance_features(mv[1])
+        dq, dk = distance_query(mv[0]), distance_key(mv[1])         # (B, H, K, C/H, 5) each
         q = torch.cat([mv[0][..., idx].flatten(-2), dq.flatten(-2), sv[0]], -1)   # (B, H, K, 13C/H + S/H)
         key = torch.cat([mv[1][..., idx].flatten(-2), dk.flatten(-2), sv[1]], -1)
         v = torch.cat([mv[2].flatten(-2), sv[2]], -1)                # (B, H, K, 16C/H + S/H)

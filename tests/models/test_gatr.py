@@ -6,7 +6,8 @@ import torch
 
 from study.benchmark.transforms import random_e3, transform_batch
 from study.models import build_model, equivariance_error, pga
-from study.models.gatr import (Attention, Block, EquiLinear, GeometricMLP, chirality, distance_features,
+from study.models.gatr import (Attention, Block, EquiLinear, GeometricMLP, chirality, distance_key,
+                               distance_query,
                                equi_layer_norm)
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
@@ -145,8 +146,7 @@ def test_distance_features_give_minus_squared_distance_of_weighted_points():
     w_q, w_k = torch.rand(50, 1, generator=g, dtype=torch.float64) + 0.5, torch.rand(50, 1, generator=g, dtype=torch.float64) + 0.5
     x_q = w_q * pga.embed_point(p_q) + torch.randn(50, 16, generator=g, dtype=torch.float64) * _non_trivector_mask()
     x_k = w_k * pga.embed_point(p_k)
-    fq, _ = distance_features(x_q)
-    _, fk = distance_features(x_k)
+    fq, fk = distance_query(x_q), distance_key(x_k)
     expected = -(w_q * w_k).squeeze(-1) ** 2 * ((p_q - p_k) ** 2).sum(-1)
     torch.testing.assert_close((fq * fk).sum(-1), expected, rtol=1e-12, atol=1e-12)
 
@@ -167,7 +167,7 @@ def test_attention_logits_use_the_distance_features(monkeypatch):
     x = pga.embed_point(torch.randn(2, 3, 8, 3, dtype=torch.float64) * 2.0)   # (B, K, C, 16): points
     s = torch.randn(2, 3, 8, dtype=torch.float64)
     out, _ = attention(x, s)
-    real = gatr.distance_features
-    monkeypatch.setattr(gatr, "distance_features", lambda t: tuple(torch.zeros_like(f) for f in real(t)))
+    real = gatr.distance_query
+    monkeypatch.setattr(gatr, "distance_query", lambda t: torch.zeros_like(real(t)))
     blind, _ = attention(x, s)
     assert (out - blind).abs().max() > 1e-3
