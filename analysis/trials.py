@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 
+from study import schema
 from study.errors import ConfigError, EquiscaleError
 
 BUDGET_TOLERANCE = 0.01  # a run counts when |flops_used / C − 1| ≤ 1%
@@ -37,8 +39,6 @@ def _count(excluded: dict, reason: str) -> None:
 
 
 def _open_storage(url: str):
-    import optuna
-
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///"):])
         if not path.is_file():
@@ -51,25 +51,22 @@ def _open_storage(url: str):
 
 def load_storage(url: str, *, loss: str = "val_loss", tolerance: float = BUDGET_TOLERANCE) -> Runs:
     """Every COMPLETE trial that used its full budget, from every `<family>/<budget>` study in `url`."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = _open_storage(url)
     rows, excluded, batch = [], {}, {}
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        attrs = summary.user_attrs
-        if "family" not in attrs or "budget" not in attrs:
+        attrs = schema.read_study_attrs(summary.user_attrs)
+        if attrs is None:
             _count(excluded, f"study {summary.study_name!r} lacks family/budget attributes")
             continue
-        family, budget = str(attrs["family"]), float(attrs["budget"])
-        if "batch_size" in attrs:
-            batch[family] = int(attrs["batch_size"])
+        if attrs.batch_size:
+            batch[attrs.family] = attrs.batch_size
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         for trial in study.get_trials(deepcopy=False):
             if trial.state != optuna.trial.TrialState.COMPLETE:
                 _count(excluded, f"trial state {trial.state.name}")
                 continue
-            row = _trial_row(trial, family, budget, loss, tolerance, excluded)
+            row = _trial_row(schema.read_trial(trial), attrs.family, attrs.budget, loss, tolerance, excluded)
             if row is not None:
                 rows.append(row)
     frame = pd.DataFrame(rows, columns=COLUMNS)
@@ -78,25 +75,24 @@ def load_storage(url: str, *, loss: str = "val_loss", tolerance: float = BUDGET_
     return Runs(frame, excluded, batch, source=url)
 
 
-def _trial_row(trial, family, budget, loss, tolerance, excluded):
-    ua = trial.user_attrs
-    missing = [k for k in ("params", "samples", "flops_used") if k not in ua]
+def _trial_row(record: schema.TrialRecord, family, budget, loss, tolerance, excluded):
+    missing = [k for k in ("params", "samples", "flops_used") if getattr(record, k) is None]
     if missing:
         _count(excluded, f"trial lacks {', '.join(missing)}")
         return None
-    value = ua.get(loss, trial.value if loss == "val_loss" else None)
-    n, d, flops = float(ua["params"]), float(ua["samples"]), float(ua["flops_used"])
+    value = record.loss(loss)
+    n, d, flops = record.params, record.samples, record.flops_used
     if not abs(flops / budget - 1.0) <= tolerance:
         _count(excluded, "did not use its full budget (|flops_used/C − 1| > 1%)")
         return None
-    if value is None or not np.isfinite(float(value)) or float(value) <= 0:
+    if value is None or not np.isfinite(value) or value <= 0:
         _count(excluded, f"non-finite or non-positive {loss}")
         return None
     if not (n > 0 and d > 0):
         _count(excluded, "non-positive params or samples")
         return None
-    return [family, budget, n, d, ua.get("steps"), flops, float(value), ua.get("val_loss", trial.value),
-            ua.get("test_loss"), ua.get("shape"), ua.get("lr"), trial.number]
+    return [family, budget, n, d, record.steps, flops, float(value), record.loss("val_loss"),
+            record.test_loss, record.shape, record.lr, record.number]
 
 
 def _why(excluded: dict) -> str:

@@ -1,20 +1,22 @@
 """Budget-constrained define-by-run search spaces, one module per family.
 
-Each module exposes `space(trial, *, budget, config) -> derived constants` (a `BudgetSpace`) and
-`check_budget(budget, config)`. `space_for(family)` looks one up by the family's registered name.
+Each module exposes `space` (a `BudgetSpace`: `space(trial, *, budget, config) -> Proposal`) and is named
+after its family (`transformer-aug` -> `search_spaces/transformer_aug.py`). `space_for(family)` looks one
+up for any family registered in `study.models`.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from study.errors import ConfigError
+from search_spaces.budget import BudgetSpace, Proposal
+from study.models import get_family
 
-MODULES = {"transformer": "transformer", "transformer-aug": "transformer_aug", "gatr": "gatr"}
+
+def space_for(family: str) -> BudgetSpace:
+    """The BudgetSpace of a registered family; ConfigError naming an unknown family."""
+    get_family(family)
+    return importlib.import_module(f"search_spaces.{family.replace('-', '_')}").space
 
 
-def space_for(family: str):
-    """The BudgetSpace of a family; ConfigError naming the family when none is defined."""
-    if family not in MODULES:
-        raise ConfigError(f"unknown family {family!r} (known: {', '.join(MODULES)})")
-    return importlib.import_module(f"search_spaces.{MODULES[family]}").space
+__all__ = ["BudgetSpace", "Proposal", "space_for"]

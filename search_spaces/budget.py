@@ -1,10 +1,10 @@
-"""Budget maths shared by the families' spaces: FLOP bounds from step limits, steps from a shape, width solving.
+"""Budget maths shared by the families' spaces: FLOP bounds from step limits, steps from a shape, size solving.
 
-A training budget C buys steps = floor(C / (3 * F_fwd * batch)) steps of a shape whose forward pass costs
-F_fwd FLOPs per sample. The step limits [min_steps, max_steps] therefore bound F_fwd to
-[C / (3 * batch * max_steps), C / (3 * batch * min_steps)]; a space suggests (depth, F_fwd), picks the
-size on the family's grid whose F_fwd is nearest (in log) inside those bounds, and recomputes the steps.
-Flooring loses less than 1/min_steps of the budget, so with min_steps >= 100 every trial uses 99-100% of C.
+A training budget C buys steps = floor(C / S) steps of a shape whose training step costs S FLOPs
+(`study.flops.step_flops`). The step limits [min_steps, max_steps] therefore bound S to
+[C / max_steps, C / min_steps]; a space suggests (depth, S), picks the size on the family's grid whose S
+is nearest (in log) inside those bounds, and recomputes the steps. Flooring loses less than 1/min_steps
+of the budget, so with min_steps >= 100 every trial uses 99-100% of C.
 """
 
 from __future__ import annotations
@@ -15,21 +15,31 @@ from functools import lru_cache
 from typing import Callable
 
 from study.errors import ConfigError
+from study.flops import forward_flops, param_count
+from study.models import validate_shape
 
 
-def flops_bounds(budget: float, *, batch_size: int, min_steps: int, max_steps: int) -> tuple[float, float]:
-    """The forward FLOPs per sample that keep the step count within [min_steps, max_steps]."""
-    return budget / (3 * batch_size * max_steps), budget / (3 * batch_size * min_steps)
+def steps_for(budget: float, flops_per_step: float) -> int:
+    """Whole training steps the budget buys: floor(C / S)."""
+    return math.floor(budget / flops_per_step)
 
 
-def steps_for(budget: float, flops_per_sample: float, batch_size: int) -> int:
-    """Whole training steps the budget buys: floor(C / (3 * F_fwd * batch))."""
-    return math.floor(budget / (3 * flops_per_sample * batch_size))
+@dataclass(frozen=True)
+class Proposal:
+    """What a space derives from one trial's suggestions: the shape to train and what the budget buys."""
 
+    shape: dict
+    lr: float
+    steps: int
+    batch_size: int
+    step_flops: float       # training FLOPs of one step (the budget unit)
+    forward_flops: float    # forward FLOPs of one sample (the nominal count's unit)
+    params: int
 
-def training_flops(flops_per_sample: float, batch_size: int, steps: int) -> float:
-    """FLOPs of a training run: 3 x forward (forward + backward) per sample seen."""
-    return 3.0 * flops_per_sample * batch_size * steps
+    @property
+    def flops(self) -> float:
+        """Training FLOPs of the whole run."""
+        return self.step_flops * self.steps
 
 
 @dataclass(frozen=True)
@@ -46,20 +56,22 @@ class BudgetSpace:
     sizes: tuple[int, ...]                       # candidate sizes, increasing (invalid shapes are dropped)
     shape: Callable[[int, int], dict]            # (size, depth) -> shape kwargs of build_model
 
-    def flops(self, size: int, depth: int, bodies: int) -> float:
-        """Analytic forward FLOPs per sample of the shape (size, depth)."""
-        return _forward_flops(self.family, bodies, tuple(sorted(self.shape(size, depth).items())))
+    def flops(self, size: int, depth: int, config) -> float:
+        """Training FLOPs of one step of the shape (size, depth) at the configured batch size and bodies."""
+        return _step_flops(self.family, config.training.batch_size, config.data.bodies,
+                           tuple(sorted(self.shape(size, depth).items())))
 
     def _bounds(self, budget: float, config) -> tuple[float, float]:
+        """The step FLOPs that keep the step count within [min_steps, max_steps]."""
         t = config.training
-        return flops_bounds(budget, batch_size=t.batch_size, min_steps=t.min_steps, max_steps=t.max_steps)
+        return budget / t.max_steps, budget / t.min_steps
 
     def grid(self) -> tuple[int, ...]:
         """The sizes whose shapes the family accepts (e.g. divisible by their number of heads)."""
         return _valid_sizes(self)
 
     def feasible(self, budget: float, config) -> dict[int, list[tuple[float, int]]]:
-        """depth -> [(F_fwd, size)] of the grid shapes whose step count lies within the limits."""
+        """depth -> [(S, size)] of the grid shapes whose step count lies within the limits."""
         return _feasible(self, float(budget), config)
 
     def _feasible(self, budget: float, config) -> dict[int, list[tuple[float, int]]]:
@@ -68,9 +80,9 @@ class BudgetSpace:
         for depth in range(self.depths[0], self.depths[1] + 1):
             options = []
             for size in self.grid():
-                f = self.flops(size, depth, config.data.bodies)
+                f = self.flops(size, depth, config)
                 if f > hi:
-                    break  # F_fwd grows with size
+                    break  # S grows with size
                 if f >= lo:
                     options.append((f, size))
             if options:
@@ -83,9 +95,8 @@ class BudgetSpace:
             raise ConfigError(f"budget must be a positive number of FLOPs, got {budget:g}")
         if self.feasible(budget, config):
             return
-        t, bodies = config.training, config.data.bodies
-        smallest = self.flops(self.grid()[0], self.depths[0], bodies)
-        need = training_flops(smallest, t.batch_size, t.min_steps)
+        t = config.training
+        need = self.flops(self.grid()[0], self.depths[0], config) * t.min_steps
         if budget < need:
             raise ConfigError(
                 f"budget {budget:.3g} FLOPs is too small for the smallest {self.family} shape "
@@ -97,31 +108,29 @@ class BudgetSpace:
             f"(too large for the largest shape, or the step range is too narrow for the size grid)"
         )
 
-    def __call__(self, trial, *, budget: float, config) -> dict:
-        """Suggest depth, forward FLOPs and lr; return the derived constants (shape, steps, FLOPs used)."""
+    def __call__(self, trial, *, budget: float, config) -> Proposal:
+        """Suggest depth, FLOPs per sample and lr; return the derived proposal (shape, steps, FLOPs)."""
         t = config.training
         table = self.feasible(budget, config)
         if not table:
             self.check_budget(budget, config)
         depths = sorted(table)
-        f_lo = min(f for options in table.values() for f, _ in options)
-        f_hi = max(f for options in table.values() for f, _ in options)
+        # The suggested parameter stays "fwd_flops" (the name stored since 0.1), now in units of the
+        # step FLOPs divided by 3 x batch, so that stored studies keep one distribution.
+        unit = 3 * t.batch_size
+        f_lo = min(f for options in table.values() for f, _ in options) / unit
+        f_hi = max(f for options in table.values() for f, _ in options) / unit
         depth = trial.suggest_int("depth", depths[0], depths[-1])
-        target = trial.suggest_float("fwd_flops", f_lo, f_hi, log=True)
-        trial.suggest_float("lr", t.lr_min, t.lr_max, log=True)
+        target = trial.suggest_float("fwd_flops", f_lo, f_hi, log=True) * unit
+        lr = trial.suggest_float("lr", t.lr_min, t.lr_max, log=True)
         if depth not in table:  # a gap of the discrete grid at this budget: the nearest feasible depth
             depth = min(depths, key=lambda d: (abs(d - depth), d))
         flops, size = min(table[depth], key=lambda option: abs(math.log(option[0] / target)))
-        steps = steps_for(budget, flops, t.batch_size)
         shape = self.shape(size, depth)
-        return {
-            "shape": shape,
-            "steps": steps,
-            "batch_size": t.batch_size,
-            "flops_per_sample": flops,
-            "flops_used": training_flops(flops, t.batch_size, steps),
-            "params": _param_count(self.family, tuple(sorted(shape.items()))),
-        }
+        key = tuple(sorted(shape.items()))
+        return Proposal(shape=shape, lr=lr, steps=steps_for(budget, flops), batch_size=t.batch_size,
+                        step_flops=flops, forward_flops=_forward_flops(self.family, config.data.bodies, key),
+                        params=_param_count(self.family, key))
 
 
 @lru_cache(maxsize=256)
@@ -131,9 +140,6 @@ def _feasible(space: BudgetSpace, budget: float, config) -> dict[int, list[tuple
 
 @lru_cache(maxsize=64)
 def _valid_sizes(space: BudgetSpace) -> tuple[int, ...]:
-    from study.errors import ConfigError
-    from study.models import validate_shape
-
     valid = []
     for size in space.sizes:
         try:
@@ -145,15 +151,15 @@ def _valid_sizes(space: BudgetSpace) -> tuple[int, ...]:
 
 
 @lru_cache(maxsize=65536)
-def _forward_flops(family: str, bodies: int, shape: tuple) -> float:
-    from study.benchmark.format import MARKERS
-    from study.flops import forward_flops
+def _step_flops(family: str, batch_size: int, bodies: int, shape: tuple) -> float:
+    return 3.0 * batch_size * _forward_flops(family, bodies, shape)  # TODO(exact): study.flops.step_flops
 
-    return float(forward_flops(family, bodies=bodies, markers=MARKERS, **dict(shape)))
+
+@lru_cache(maxsize=65536)
+def _forward_flops(family: str, bodies: int, shape: tuple) -> float:
+    return float(forward_flops(family, bodies=bodies, **dict(shape)))
 
 
 @lru_cache(maxsize=65536)
 def _param_count(family: str, shape: tuple) -> int:
-    from study.flops import param_count
-
     return int(param_count(family, **dict(shape)))

@@ -10,13 +10,13 @@ from study.errors import EquiscaleError
 
 # name -> (module exposing `add_arguments(parser)` and `main(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("study.benchmark.command", "generate (or load from the cache) the rigid-body dataset"),
+    "data": ("study.commands.data", "generate (or load from the cache) the rigid-body dataset"),
     "run": ("study.commands.run", "run the budget-constrained studies (embedded default without CONFIG)"),
     "status": ("study.commands.status", "table of studies: trials done, best loss, best shape"),
     "dashboard": ("study.commands.dashboard", "serve optuna-dashboard on the study storage"),
-    "fit": ("analysis.commands.fit", "fit scaling/allocation laws to the runs"),
-    "export": ("analysis.commands.export", "write the compute-optimal allocation table"),
-    "plot": ("analysis.commands.plot", "draw loss-vs-compute, IsoFLOP and allocation figures"),
+    "fit": ("study.commands.fit", "fit scaling/allocation laws to the runs"),
+    "export": ("study.commands.export", "write the compute-optimal allocation table"),
+    "plot": ("study.commands.plot", "draw loss-vs-compute, IsoFLOP and allocation figures"),
 }
 
 

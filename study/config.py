@@ -8,39 +8,20 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from search_spaces import space_for
+from study.benchmark import BenchmarkConfig
 from study.errors import ConfigError
+from study.schema import study_name
 
 DEFAULT_STORAGE = "sqlite:///equiscale.db"
 
 # The embedded default study: 3 families x 4 budgets x 6 trials, sized to finish in minutes on a 2-core CPU.
+# Its sections are the dataclass defaults below, so a study file that omits a section trains exactly alike.
 DEFAULT_TOML = """
 families = ["transformer", "transformer-aug", "gatr"]
 budgets = [1e10, 2e10, 4e10, 8e10]
 trials = 6
 seed = 0
-
-[data]
-scenes = 10000
-bodies = 4
-seed = 0
-
-[training]
-batch_size = 64
-min_steps = 100
-max_steps = 2000
-lr_min = 3e-4
-lr_max = 1e-2
-warmup_fraction = 0.05
-weight_decay = 0.01
-grad_clip = 1.0
-evals = 5
-val_samples = 256
-
-[resources]
-cpus_per_trial = 1
-gpus_per_trial = 0
-max_concurrent = 0
-max_failures = 2
 """
 
 
@@ -48,7 +29,7 @@ max_failures = 2
 class DataConfig:
     """Which rigid-body dataset every trial trains on (see `study.benchmark.load_dataset`)."""
 
-    scenes: int = 2000
+    scenes: int = 10000
     bodies: int = 4
     seed: int = 0
 
@@ -66,7 +47,7 @@ class TrainingConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     evals: int = 5              # validations per run (learning-curve points)
-    val_samples: int = 512      # val scenes for each periodic evaluation (0 = all); final losses use whole splits
+    val_samples: int = 256      # val scenes for each periodic evaluation (0 = all); final losses use whole splits
 
 
 @dataclass(frozen=True)
@@ -98,9 +79,13 @@ class StudyConfig:
         return [(family, budget) for family in self.families for budget in self.budgets]
 
 
-def study_name(family: str, budget: float) -> str:
-    """The Optuna study name of one (family, budget): `gatr/1e+12`."""
-    return f"{family}/{budget:.0e}"
+def settings(config: StudyConfig) -> dict:
+    """The settings that shape every trial of a study; a resumed study must have been run with the same."""
+    t, d = config.training, config.data
+    return {"seed": config.seed, "bodies": d.bodies, "batch_size": t.batch_size, "min_steps": t.min_steps,
+            "max_steps": t.max_steps, "lr_min": t.lr_min, "lr_max": t.lr_max,
+            "warmup_fraction": t.warmup_fraction, "weight_decay": t.weight_decay, "grad_clip": t.grad_clip,
+            "evals": t.evals, "val_samples": t.val_samples}
 
 
 def load_config(path: str | Path | None = None) -> StudyConfig:
@@ -186,8 +171,6 @@ def validate(config: StudyConfig) -> None:
     """Every check that needs no Ray and no storage: ranges, families, budgets vs the smallest shapes."""
     t, r, d = config.training, config.resources, config.data
     _positive("trials", config.trials)
-    from study.benchmark import BenchmarkConfig
-
     BenchmarkConfig(scenes=d.scenes, bodies=d.bodies, seed=d.seed)  # ConfigError naming a bad data setting
     _positive("training.batch_size", t.batch_size)
     _positive("training.evals", t.evals)
@@ -195,16 +178,21 @@ def validate(config: StudyConfig) -> None:
         raise ConfigError(f"training.min_steps must be >= 100 (flooring steps must lose < 1% of the budget), got {t.min_steps}")
     if t.max_steps < t.min_steps:
         raise ConfigError(f"training.max_steps ({t.max_steps}) must be >= training.min_steps ({t.min_steps})")
-    if not 0 < t.lr_min <= t.lr_max:
-        raise ConfigError(f"training.lr_min/lr_max must satisfy 0 < lr_min <= lr_max, got {t.lr_min}, {t.lr_max}")
+    # Comparisons written so that NaN fails them; infinities are rejected by name.
+    if not (0 < t.lr_min <= t.lr_max < math.inf):
+        raise ConfigError(f"training.lr_min/lr_max must satisfy 0 < lr_min <= lr_max < inf, got {t.lr_min}, {t.lr_max}")
     if not 0 <= t.warmup_fraction < 1:
         raise ConfigError(f"training.warmup_fraction must be in [0, 1), got {t.warmup_fraction}")
-    if t.weight_decay < 0 or t.grad_clip <= 0 or t.val_samples < 0:
-        raise ConfigError("training.weight_decay and val_samples must be >= 0, grad_clip > 0")
-    if r.cpus_per_trial <= 0:
-        raise ConfigError(f"cpus-per-trial must be > 0, got {r.cpus_per_trial}")
-    if r.gpus_per_trial < 0:
-        raise ConfigError(f"gpus-per-trial must be >= 0, got {r.gpus_per_trial}")
+    if not 0 <= t.weight_decay < math.inf:
+        raise ConfigError(f"training.weight_decay must be a finite number >= 0, got {t.weight_decay}")
+    if not 0 < t.grad_clip < math.inf:
+        raise ConfigError(f"training.grad_clip must be a finite number > 0, got {t.grad_clip}")
+    if t.val_samples < 0:
+        raise ConfigError(f"training.val_samples must be >= 0, got {t.val_samples}")
+    if not 0 < r.cpus_per_trial < math.inf:
+        raise ConfigError(f"cpus-per-trial must be a finite number > 0, got {r.cpus_per_trial}")
+    if not 0 <= r.gpus_per_trial < math.inf:
+        raise ConfigError(f"gpus-per-trial must be a finite number >= 0, got {r.gpus_per_trial}")
     if r.max_concurrent < 0 or r.max_failures < 0:
         raise ConfigError("resources.max_concurrent and max_failures must be >= 0")
     if len(set(config.families)) != len(config.families):
@@ -215,8 +203,6 @@ def validate(config: StudyConfig) -> None:
     names = [study_name(f, b) for f, b in config.studies()]
     if len(set(names)) != len(names):
         raise ConfigError(f"budgets {list(config.budgets)} collide at one significant digit (study names {names})")
-    from search_spaces import space_for  # imports the model registry: kept out of module import time
-
     for family in config.families:
         space = space_for(family)  # ConfigError naming an unknown family
         for budget in config.budgets:

@@ -11,8 +11,17 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from study.config import StudyConfig, study_name
+import optuna
+from optuna.trial import TrialState
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from study import schema
+from study.adapter import fail_trial
+from study.config import StudyConfig, settings
 from study.errors import ConfigError, EquiscaleError
+from study.schema import StudyAttrs, study_name
 
 STALE_REASON = "driver stopped before the trial finished (stale RUNNING trial failed on resume)"
 
@@ -22,10 +31,6 @@ def check_storage(url: str, *, must_exist: bool = False) -> None:
 
     `must_exist`: an SQLite file must already be there (commands that only read the storage).
     """
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
@@ -72,8 +77,6 @@ def _check_sqlite_file(url: str, path: Path) -> None:
 
 def open_storage(url: str):
     """An `optuna.storages.RDBStorage` on the URL (creates the tables of a new database)."""
-    import optuna
-
     try:
         return optuna.storages.RDBStorage(url)
     except Exception as exc:
@@ -97,47 +100,58 @@ class StudyState:
 
 
 def prepare_studies(storage, config: StudyConfig, dataset_key: str) -> list[StudyState]:
-    """Create or load every study, check it matches the config, fail its stale RUNNING trials, count COMPLETE."""
-    import optuna
+    """Create or load every study, check it matches the config, fail its stale RUNNING trials, count COMPLETE.
 
+    Every existing study is checked before any is created or changed, so a refused run writes nothing.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    for family, budget in config.studies():
-        name = study_name(family, budget)
+    wanted = {name: study_attrs(config, family, budget, dataset_key)
+              for name, (family, budget) in zip(_names(config), config.studies())}
+    for name, attrs in wanted.items():
         if name in existing:
-            _check_compatible(name, existing[name].user_attrs, config, family, budget, dataset_key)
+            check_compatible(name, existing[name].user_attrs, attrs)
     states = []
-    for family, budget in config.studies():
-        name = study_name(family, budget)
+    for name, attrs in wanted.items():
         study = optuna.create_study(storage=storage, study_name=name, direction="minimize", load_if_exists=True)
-        study.set_user_attr("family", family)
-        study.set_user_attr("budget", float(budget))
-        study.set_user_attr("batch_size", int(config.training.batch_size))
-        study.set_user_attr("dataset_key", dataset_key)
-        study.set_user_attr("target_trials", int(config.trials))
+        schema.write_study_attrs(study, attrs)
         stale = fail_stale_trials(study)
-        complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-        states.append(StudyState(name, family, float(budget), complete, config.trials, stale))
+        complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        states.append(StudyState(name, attrs.family, attrs.budget, complete, config.trials, stale))
     return states
+
+
+def _names(config: StudyConfig) -> list[str]:
+    return [study_name(family, budget) for family, budget in config.studies()]
+
+
+def study_attrs(config: StudyConfig, family: str, budget: float, dataset_key: str) -> StudyAttrs:
+    """The attributes a study of this run carries."""
+    return StudyAttrs(family=family, budget=float(budget), batch_size=int(config.training.batch_size),
+                      dataset_key=dataset_key, target_trials=int(config.trials), settings=settings(config))
 
 
 def fail_stale_trials(study) -> int:
     """Mark the study's RUNNING trials FAIL (with the reason as a user attribute); return how many."""
-    from optuna.trial import TrialState
-
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
-        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", STALE_REASON)
-        study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        fail_trial(study, trial, STALE_REASON)
     return len(stale)
 
 
-def _check_compatible(name: str, attrs: dict, config: StudyConfig, family: str, budget: float, key: str) -> None:
-    """Refuse to mix trials of different settings into one study (it would corrupt the comparison)."""
-    expected = {"family": family, "budget": float(budget), "batch_size": config.training.batch_size, "dataset_key": key}
-    for attr, value in expected.items():
-        if attr in attrs and attrs[attr] != value:
-            raise ConfigError(
-                f"study {name!r} in the storage has {attr}={attrs[attr]!r} but this run has {value!r}: "
-                f"use another --storage or the original settings"
-            )
+def check_compatible(name: str, stored: dict, attrs: StudyAttrs) -> None:
+    """Refuse to mix trials of different settings into one study (it would corrupt the comparison).
+
+    A study stored before settings were recorded is checked on what it has.
+    """
+    old = schema.read_study_attrs(stored)
+    if old is None:
+        raise ConfigError(f"study {name!r} in the storage was not made by equiscale (no family/budget attributes): "
+                          f"use another --storage")
+    pairs = [("family", old.family, attrs.family), ("budget", old.budget, attrs.budget),
+             ("batch_size", old.batch_size, attrs.batch_size), ("dataset_key", old.dataset_key, attrs.dataset_key)]
+    pairs += [(key, value, attrs.settings.get(key)) for key, value in sorted((old.settings or {}).items())]
+    for key, was, now in pairs:
+        if was != now:
+            raise ConfigError(f"study {name!r} in the storage has {key}={was!r} but this run has {now!r}: "
+                              f"use another --storage or the original settings")

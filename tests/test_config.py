@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from study.config import DEFAULT_STORAGE, load_config, study_name, with_overrides
+import dataclasses
+import tomllib
+
+from study.config import DEFAULT_STORAGE, DEFAULT_TOML, load_config, settings, study_name, with_overrides
 from study.errors import ConfigError
 
 
@@ -54,6 +57,12 @@ def test_command_line_overrides_are_validated():
     ('families = ["transformer"]\nbudgets = [1e10, 1.1e10]\n', "collide"),
     ('families = ["transformer"]\nbudgets = [1e10]\n[resources]\ncpus_per_trial = 0\n', "cpus"),
     ('families = ["transformer"]\nbudgets = [1e10]\n[data]\nscenes = 0\n', "scenes"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nweight_decay = nan\n', "weight_decay"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[training]\ngrad_clip = nan\n', "grad_clip"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[training]\ngrad_clip = inf\n', "grad_clip"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nlr_max = nan\n', "lr_min/lr_max"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[resources]\ncpus_per_trial = nan\n', "cpus"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[resources]\ngpus_per_trial = inf\n', "gpus"),
 ])
 def test_bad_config_is_one_config_error_naming_the_problem(tmp_path, text, match):
     path = tmp_path / "bad.toml"
@@ -65,3 +74,23 @@ def test_bad_config_is_one_config_error_naming_the_problem(tmp_path, text, match
 def test_missing_config_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_study_file_without_sections_trains_exactly_like_the_embedded_default(tmp_path):
+    """One source of defaults: omitting [data], [training] and [resources] gives the default study's values."""
+    top = tomllib.loads(DEFAULT_TOML)
+    path = tmp_path / "bare.toml"
+    path.write_text(f"families = {list(top['families'])!r}\nbudgets = {list(top['budgets'])!r}\n"
+                    f"trials = {top['trials']}\n".replace("'", '"'))
+    bare, default = load_config(path), load_config()
+    assert bare == default
+    # and the values are the ones the default study was published with (0.1's embedded TOML)
+    assert default.data.scenes == 10000 and default.training.val_samples == 256
+    assert (default.training.batch_size, default.training.max_steps) == (64, 2000)
+
+
+def test_settings_cover_every_training_knob_that_shapes_a_trial():
+    config = load_config()
+    knobs = {f.name for f in dataclasses.fields(config.training)}
+    assert knobs <= set(settings(config)), "a training setting missing from the resume check"
+    assert {"seed", "bodies"} <= set(settings(config))

@@ -10,10 +10,9 @@ import optuna
 import pytest
 
 from study.benchmark import load_dataset
-from study.config import StudyConfig, TrainingConfig, DataConfig, ResourceConfig, study_name, validate
-from study.flops import forward_flops, param_count
-from study.progress import Progress
-from study.resume import open_storage, prepare_studies
+from study.config import StudyConfig, TrainingConfig, DataConfig, ResourceConfig, settings, study_name, validate
+from study.flops import forward_flops, param_count, step_flops
+from study.pipeline import run_study
 
 pytestmark = pytest.mark.slow
 
@@ -40,27 +39,19 @@ def tiny_config(storage: str, *, families=("transformer", "gatr"), budgets=(1e9,
 
 
 def test_tiny_study_through_ray_stores_complete_trials_with_their_attributes(tmp_path, ray_tmpdir):
-    import ray
-
-    from study.tune import run_studies, start_ray
-
     config = tiny_config(f"sqlite:///{tmp_path / 'study.db'}")
+    summary = run_study(config, cache_dir=tmp_path / "cache")
+    assert summary.short == () and [r.complete for r in summary.rows] == [3, 3, 3, 3]
+    assert {r.study for r in summary.rows} == {study_name(f, b) for f, b in config.studies()}
     dataset = load_dataset(scenes=200, bodies=3, seed=0, cache_dir=tmp_path / "cache")
-    storage = open_storage(config.storage)
-    states = prepare_studies(storage, config, dataset.key)
-    assert [s.remaining for s in states] == [3, 3, 3, 3]
-    start_ray(None)
-    try:
-        states = run_studies(config, storage=storage, states=states, dataset=dataset, progress=Progress(enabled=False))
-    finally:
-        ray.shutdown()
-    assert all(s.complete == 3 for s in states)
 
     t = config.training
     for family, budget in config.studies():
         study = optuna.load_study(study_name=study_name(family, budget), storage=config.storage)
-        assert study.user_attrs == {"family": family, "budget": budget, "batch_size": t.batch_size,
-                                    "dataset_key": dataset.key, "target_trials": 3}
+        stored = dict(study.user_attrs)
+        assert stored.pop("settings") == settings(config)
+        assert stored == {"family": family, "budget": budget, "batch_size": t.batch_size,
+                          "dataset_key": dataset.key, "target_trials": 3}
         complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
         assert len(complete) == 3 == len(study.trials)
         for trial in complete:
@@ -69,8 +60,11 @@ def test_tiny_study_through_ray_stores_complete_trials_with_their_attributes(tmp
             assert a["params"] == param_count(family, **a["shape"]) == a["measured_params"]
             assert a["samples"] == a["steps"] * t.batch_size
             assert t.min_steps <= a["steps"] <= t.max_steps
-            assert a["flops_used"] == pytest.approx(3 * f * a["samples"])
+            assert a["flops_used"] == pytest.approx(
+                a["steps"] * step_flops(family, batch_size=t.batch_size, bodies=3, **a["shape"]))
+            assert a["nominal_flops"] == pytest.approx(3 * f * a["samples"]) and a["flops_per_sample"] == f
             assert abs(a["flops_used"] / budget - 1) <= 0.01
+            assert a["epochs"] == pytest.approx(a["samples"] / len(dataset.train))
             assert trial.value == a["val_loss"] and math.isfinite(a["test_loss"])
             assert a["lr"] == trial.params["lr"] and a["wall_seconds"] > 0 and a["node"]
             assert a["equivariance_error"] < 1e-3 if family == "gatr" else a["equivariance_error"] > 1e-3

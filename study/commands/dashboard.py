@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import optuna_dashboard
+
 from study.config import DEFAULT_STORAGE
+from study.errors import ConfigError
+from study.resume import check_storage, open_storage
 
 
 def add_arguments(parser) -> None:
@@ -12,15 +16,10 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from study.errors import ConfigError
-    from study.resume import check_storage, open_storage
-
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
     check_storage(args.storage, must_exist=True)
     storage = open_storage(args.storage)
-    import optuna_dashboard
-
     print(f"optuna-dashboard on {args.storage}: http://{args.host}:{args.port}/", flush=True)
     try:
         optuna_dashboard.run_server(storage, host=args.host, port=args.port)

@@ -44,21 +44,22 @@ def test_every_proposal_is_feasible_and_uses_its_budget(family, budget, tiny):
     t = config.training
     proposals, _ = _sample(family, budget, config)
     for p in proposals:
-        f = forward_flops(family, bodies=config.data.bodies, **p["shape"])  # recomputed from the shape trained
-        assert p["flops_per_sample"] == f
-        assert p["steps"] == math.floor(budget / (3 * f * t.batch_size))
-        assert t.min_steps <= p["steps"] <= t.max_steps
-        used = 3 * f * t.batch_size * p["steps"]
-        assert p["flops_used"] == pytest.approx(used)
-        assert 0.99 * budget <= used <= budget
-        assert p["params"] == param_count(family, **p["shape"])
+        f = forward_flops(family, bodies=config.data.bodies, **p.shape)  # recomputed from the shape trained
+        assert p.forward_flops == f
+        assert p.step_flops == pytest.approx(3 * f * t.batch_size, rel=0.03)  # executed vs nominal count
+        assert p.steps == math.floor(budget / p.step_flops)
+        assert t.min_steps <= p.steps <= t.max_steps
+        assert p.flops == pytest.approx(p.step_flops * p.steps)
+        assert 0.99 * budget <= p.flops <= budget
+        assert p.params == param_count(family, **p.shape)
+        assert p.batch_size == t.batch_size
 
 
 @pytest.mark.parametrize("family, budget", [("transformer", 1e10), ("transformer", 1e12), ("gatr", 2e10),
                                             ("gatr", 1e12)])
 def test_proposals_at_one_budget_span_ten_times_in_parameters(family, budget):
     proposals, _ = _sample(family, budget, _config(), n=200)
-    params = [p["params"] for p in proposals]
+    params = [p.params for p in proposals]
     assert max(params) / min(params) >= 10
 
 
@@ -71,8 +72,9 @@ def test_space_shape_is_fixed_within_a_study():
 
 def test_lr_follows_the_configured_range():
     config = _config()
-    _, trials = _sample("transformer", 1e10, config, n=50)
+    proposals, trials = _sample("transformer", 1e10, config, n=50)
     lrs = [t.params["lr"] for t in trials]
+    assert [p.lr for p in proposals] == lrs
     assert config.training.lr_min <= min(lrs) and max(lrs) <= config.training.lr_max
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from study.benchmark.config import BenchmarkConfig
+from study.benchmark import BenchmarkConfig, load_dataset
+from study.benchmark.dataset import describe
+from study.errors import ConfigError
 
 _DEFAULTS = BenchmarkConfig()
 
@@ -24,9 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from study.benchmark.dataset import describe, load_dataset
-    from study.errors import ConfigError
-
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"threads must be >= 1, got {args.threads}")
     config = BenchmarkConfig(scenes=args.scenes, bodies=args.bodies, seed=args.seed, horizon=args.horizon)

@@ -1,0 +1,82 @@
+"""Every use of Optuna or Ray internals (private attributes, storage calls, environment switches) lives here.
+
+An upgrade of either library should break this file and tests/test_adapter.py, nothing else. Ray is
+imported inside functions so that importing equiscale neither starts nor configures Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from study.schema import FAIL_REASON
+
+# Ray/Tune switches that replace their tables and loggers by our progress lines; set by `start_ray`.
+RAY_ENVIRONMENT = {
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "RAY_DEDUP_LOGS": "0",
+    "TUNE_MAX_PENDING_TRIALS_PG": "1",
+    "RAY_TRAIN_V2_ENABLED": "0",
+    "RAY_worker_niceness": "0",  # Ray nices workers by default: trials would lose to any other load
+}
+
+
+def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
+    """Mark a RUNNING trial of `study` FAIL with `reason`, from any process (Optuna has no public call for
+    finishing a trial it did not hand out in this process)."""
+    study._storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
+    study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+
+
+def configure_ray_environment() -> None:
+    """Set the Ray/Tune environment switches (kept where the user already set them)."""
+    for key, value in RAY_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+
+
+def start_ray(address: str | None) -> None:
+    """Connect to a cluster (`address`) or start a private local one; Ray's own logging kept quiet.
+
+    Raises the Ray/OS error as it comes; the caller turns it into a one-line message.
+    """
+    configure_ray_environment()
+    import ray
+
+    kwargs = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(address="local", include_dashboard=False, **kwargs)
+    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def optuna_search_base():
+    """Ray's `OptunaSearch` with small accessors for the internals our subclass needs.
+
+    `study_trial(trial_id)` is the live `optuna.Trial` of a Tune trial, `ends(trial_id)` tells whether it
+    was already told, `tell(...)` finishes it once.
+    """
+    configure_ray_environment()
+    from ray.tune.search.optuna import OptunaSearch
+
+    class AdaptedOptunaSearch(OptunaSearch):
+        def study_trial(self, trial_id: str) -> optuna.Trial | None:
+            return self._ot_trials.get(trial_id)
+
+        def ended(self, trial_id: str) -> bool:
+            return trial_id in self._completed_trials
+
+        def tell(self, trial_id: str, *, value: float | None, state: TrialState) -> None:
+            trial = self._ot_trials[trial_id]
+            if value is None:
+                self._ot_study.tell(trial, state=state)
+            else:
+                self._ot_study.tell(trial, value, state=state)
+            self._completed_trials.add(trial_id)
+
+    return AdaptedOptunaSearch

@@ -1,0 +1,73 @@
+"""The library entry point: run a study from a typed config and get a typed summary back.
+
+config -> checks (storage, Ray address) -> dataset -> one Optuna study per (family, budget) -> Ray Tune
+-> trials in the storage -> `StudySummary`. The CLI's `equiscale run` is a thin wrapper around
+`run_study`; a notebook calls it the same way.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+from study.adapter import start_ray
+from study.benchmark import load_dataset
+from study.config import StudyConfig, validate
+from study.errors import EquiscaleError
+from study.progress import Progress
+from study.resume import check_storage, open_storage, prepare_studies
+from study.summary import StudySummary, study_rows
+from study.tune import run_studies
+
+
+def check_address(address: str | None, *, timeout: float = 3.0) -> None:
+    """One-line error when a Ray address (host:port, optionally ray://) does not accept connections."""
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise EquiscaleError(f"malformed Ray address {address!r} (expected HOST:PORT)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise EquiscaleError(f"Ray address {address!r} unreachable: {exc.strerror or exc}") from None
+
+
+def run_study(config: StudyConfig, *, storage: str | None = None, progress: Progress | None = None,
+              cache_dir: str | Path | None = None) -> StudySummary:
+    """Run (or resume) every (family, budget) study of `config` until each has its target COMPLETE trials.
+
+    `storage` overrides `config.storage`; `progress` prints a line per finished trial (default: quiet);
+    `cache_dir` is the dataset cache (default `$EQUISCALE_CACHE_DIR` or ~/.cache/equiscale).
+    Everything that can be checked is checked before Ray starts or anything is written.
+    """
+    import ray
+
+    if storage is not None:
+        config = replace(config, storage=storage)
+    validate(config)
+    check_storage(config.storage)
+    check_address(config.resources.address)
+    progress = progress or Progress(enabled=False)
+
+    d = config.data
+    progress.message(f"dataset: {d.scenes} scenes of {d.bodies} bodies (seed {d.seed})")
+    dataset = load_dataset(scenes=d.scenes, bodies=d.bodies, seed=d.seed, cache_dir=cache_dir, progress=False)
+    rdb = open_storage(config.storage)
+    states = prepare_studies(rdb, config, dataset.key)
+    todo = sum(s.remaining for s in states)
+    progress.message(f"{len(states)} studies, {todo} trial(s) to run -> {config.storage}")
+    if todo:
+        try:
+            start_ray(config.resources.address)
+        except (OSError, TimeoutError, RuntimeError, ConnectionError) as exc:
+            where = f" at {config.resources.address!r}" if config.resources.address else ""
+            raise EquiscaleError(f"cannot start/connect Ray{where}: {exc}") from None
+        try:
+            states = run_studies(config, storage=rdb, states=states, dataset=dataset, progress=progress)
+        finally:
+            ray.shutdown()
+    return StudySummary(storage=config.storage, rows=tuple(study_rows(rdb)),
+                        short=tuple(s.name for s in states if s.remaining))

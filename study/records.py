@@ -1,0 +1,60 @@
+"""The typed records that cross the Ray boundary: a trial plan goes to the worker, a train result comes back.
+
+Both are plain frozen dataclasses (picklable, no Optuna or Ray types) so that the worker needs nothing
+but the plan and the dataset, and the driver reads results by attribute, never by string key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """Everything one training run needs besides the dataset: what to train, how long, with which settings."""
+
+    family: str
+    budget: float                   # the study's training-FLOP budget C
+    shape: dict                     # shape kwargs of `build_model(family, **shape)`
+    lr: float                       # peak learning rate
+    steps: int
+    batch_size: int
+    step_flops: float               # training FLOPs of one step as executed (forward + backward): the budget unit
+    forward_flops: float            # forward FLOPs of one sample (nominal count = 3 x forward x samples)
+    params: int                     # trainable parameters N
+    seed: int                       # initialisation and minibatch order
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.05
+    grad_clip: float = 1.0
+    evals: int = 5                  # periodic validations (learning-curve points)
+    val_samples: int = 512          # val scenes per periodic validation (0 = all)
+    threads: int = 1
+    device: str = "cpu"
+
+    @property
+    def samples(self) -> int:
+        """D: samples seen over the run."""
+        return self.steps * self.batch_size
+
+    @property
+    def flops(self) -> float:
+        """Training FLOPs of the whole run (the budget actually used)."""
+        return self.step_flops * self.steps
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run reports back: final losses, timing, equivariance error, the learning curve."""
+
+    val_loss: float
+    test_loss: float
+    train_loss: float
+    equivariance_error: float
+    params: int                     # counted on the built module
+    steps: int
+    samples: int
+    epochs: float                   # samples / training-set size
+    train_seconds: float
+    wall_seconds: float
+    curve: tuple[tuple[int, float], ...] = field(default_factory=tuple)   # (step, val loss)
+    node: str = ""

@@ -1,0 +1,142 @@
+"""The names equiscale stores in Optuna, and the only functions that write and read them.
+
+These names are a public format (README "Storage"): users read them in notebooks, the analysis and
+`status` read them here. Study `<family>/<budget>` carries `StudyAttrs`; every COMPLETE trial carries
+the attributes of `TrialRecord`; a FAIL trial carries `fail_reason`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+from study.records import TrainResult, TrialPlan
+
+# Study user attributes.
+FAMILY, BUDGET, BATCH_SIZE, DATASET_KEY, TARGET_TRIALS, SETTINGS = (
+    "family", "budget", "batch_size", "dataset_key", "target_trials", "settings")
+# Trial user attributes (the analysis contract).
+PARAMS, SAMPLES, STEPS, FLOPS_USED, FLOPS_PER_SAMPLE, NOMINAL_FLOPS = (
+    "params", "samples", "steps", "flops_used", "flops_per_sample", "nominal_flops")
+VAL_LOSS, TEST_LOSS, TRAIN_LOSS = "val_loss", "test_loss", "train_loss"
+WALL_SECONDS, EQUIVARIANCE_ERROR, NODE, SHAPE, LR, MEASURED_PARAMS, EPOCHS = (
+    "wall_seconds", "equivariance_error", "node", "shape", "lr", "measured_params", "epochs")
+FAIL_REASON = "fail_reason"
+
+
+def study_name(family: str, budget: float) -> str:
+    """The Optuna study name of one (family, budget): `gatr/1e+12`."""
+    return f"{family}/{budget:.0e}"
+
+
+@dataclass(frozen=True)
+class StudyAttrs:
+    """What a study says about itself: which family and budget, which data, and the settings it ran with."""
+
+    family: str
+    budget: float
+    batch_size: int
+    dataset_key: str
+    target_trials: int
+    settings: Mapping[str, Any] | None = None   # training settings that must match on resume (None: unknown)
+
+
+def write_study_attrs(study, attrs: StudyAttrs) -> None:
+    """Store `attrs` on an `optuna.Study` (a study created before `settings` existed keeps none)."""
+    for key, value in asdict(attrs).items():
+        if value is not None:
+            study.set_user_attr(key, value)
+
+
+def read_study_attrs(attrs: Mapping[str, Any]) -> StudyAttrs | None:
+    """The StudyAttrs in a study's user attributes, or None for a study equiscale did not create."""
+    if FAMILY not in attrs or BUDGET not in attrs:
+        return None
+    return StudyAttrs(
+        family=str(attrs[FAMILY]), budget=float(attrs[BUDGET]),
+        batch_size=int(attrs.get(BATCH_SIZE, 0)), dataset_key=str(attrs.get(DATASET_KEY, "")),
+        target_trials=int(attrs.get(TARGET_TRIALS, 0)), settings=attrs.get(SETTINGS),
+    )
+
+
+def trial_attrs(plan: TrialPlan, result: TrainResult) -> dict[str, Any]:
+    """The user attributes of a COMPLETE trial: shape, N, D, steps, FLOPs, losses, time, node."""
+    return {
+        PARAMS: int(plan.params),
+        SAMPLES: int(result.samples),
+        STEPS: int(result.steps),
+        FLOPS_USED: float(plan.step_flops) * int(result.steps),
+        FLOPS_PER_SAMPLE: float(plan.forward_flops),
+        NOMINAL_FLOPS: 3.0 * float(plan.forward_flops) * int(result.samples),
+        VAL_LOSS: float(result.val_loss),
+        TEST_LOSS: float(result.test_loss),
+        TRAIN_LOSS: float(result.train_loss),
+        WALL_SECONDS: float(result.wall_seconds),
+        EQUIVARIANCE_ERROR: float(result.equivariance_error),
+        NODE: str(result.node),
+        SHAPE: dict(plan.shape),
+        LR: float(plan.lr),
+        MEASURED_PARAMS: int(result.params),
+        EPOCHS: float(result.epochs),
+    }
+
+
+def write_trial_attrs(trial, attrs: Mapping[str, Any]) -> None:
+    """Store the attributes of `trial_attrs` on an `optuna.Trial`."""
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One stored COMPLETE trial as the analysis and `status` read it (missing attributes are None)."""
+
+    number: int
+    value: float | None
+    params: float | None
+    samples: float | None
+    steps: int | None
+    flops_used: float | None
+    val_loss: float | None
+    test_loss: float | None
+    shape: dict | None
+    lr: float | None
+    epochs: float | None
+    equivariance_error: float | None
+
+    def loss(self, which: str) -> float | None:
+        """`val_loss` or `test_loss` (val falls back to the trial's objective value)."""
+        if which == VAL_LOSS:
+            return self.val_loss if self.val_loss is not None else self.value
+        return self.test_loss if which == TEST_LOSS else None
+
+
+def read_trial(trial) -> TrialRecord:
+    """The TrialRecord of a `FrozenTrial` (attributes it lacks are None)."""
+    ua = trial.user_attrs
+
+    def number(key: str, kind=float):
+        value = ua.get(key)
+        return None if value is None else kind(value)
+
+    return TrialRecord(
+        number=trial.number, value=trial.value, params=number(PARAMS), samples=number(SAMPLES),
+        steps=number(STEPS, int), flops_used=number(FLOPS_USED), val_loss=number(VAL_LOSS),
+        test_loss=number(TEST_LOSS), shape=ua.get(SHAPE), lr=number(LR), epochs=number(EPOCHS),
+        equivariance_error=number(EQUIVARIANCE_ERROR),
+    )
+
+
+def write_fail_reason(trial, reason: str) -> None:
+    """Store why a trial failed on an `optuna.Trial`."""
+    trial.set_user_attr(FAIL_REASON, reason)
+
+
+def fail_reason(trial) -> str | None:
+    """Why a FAIL trial failed (None when it does not say)."""
+    return trial.user_attrs.get(FAIL_REASON)
+
+
+def is_finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)

@@ -1,0 +1,101 @@
+"""Resuming a study: the settings check refuses a changed run before anything is written; stale trials fail."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import optuna
+import pytest
+
+from study.config import load_config, settings
+from study.errors import ConfigError
+from study.resume import STALE_REASON, open_storage, prepare_studies
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+KEY = "dataset-key"
+
+
+def _config(url: str, **training):
+    config = load_config()
+    config = dataclasses.replace(config, families=("transformer",), budgets=(1e10, 2e10), storage=url)
+    return dataclasses.replace(config, training=dataclasses.replace(config.training, **training))
+
+
+def _snapshot(url: str) -> dict:
+    """Everything stored: per study its attributes and every trial's state, params, values and attributes."""
+    return {s.study_name: (s.user_attrs, [(t.state, t.params, t.value, t.user_attrs, t.intermediate_values)
+                                          for t in optuna.load_study(study_name=s.study_name, storage=url).trials])
+            for s in optuna.get_all_study_summaries(url)}
+
+
+@pytest.fixture
+def stored(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    config = _config(url)
+    storage = open_storage(url)
+    prepare_studies(storage, config, KEY)
+    study = optuna.load_study(study_name="transformer/1e+10", storage=storage)
+    trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)})
+    study.tell(trial, 0.1)
+    return url, storage, config
+
+
+@pytest.mark.parametrize("change", [
+    {"lr_max": 3e-2}, {"lr_min": 1e-4}, {"weight_decay": 0.1}, {"max_steps": 3000}, {"min_steps": 200},
+    {"grad_clip": 0.5}, {"warmup_fraction": 0.1}, {"evals": 7}, {"val_samples": 128}, {"batch_size": 32},
+])
+def test_a_changed_setting_is_refused_naming_it_and_the_storage_is_unchanged(stored, change):
+    url, storage, config = stored
+    before = _snapshot(url)
+    (key,) = change
+    with pytest.raises(ConfigError, match=key):
+        prepare_studies(storage, _config(url, **change), KEY)
+    assert _snapshot(url) == before
+
+
+def test_another_dataset_or_seed_is_refused(stored):
+    url, storage, config = stored
+    before = _snapshot(url)
+    with pytest.raises(ConfigError, match="dataset_key"):
+        prepare_studies(storage, config, "other-key")
+    with pytest.raises(ConfigError, match="seed"):
+        prepare_studies(storage, dataclasses.replace(config, seed=1), KEY)
+    assert _snapshot(url) == before
+
+
+def test_the_same_settings_resume_and_count_what_is_there(stored):
+    url, storage, config = stored
+    states = {s.name: s for s in prepare_studies(storage, config, KEY)}
+    assert states["transformer/1e+10"].complete == 1 and states["transformer/2e+10"].complete == 0
+    assert optuna.load_study(study_name="transformer/1e+10", storage=url).user_attrs["settings"] == settings(config)
+
+
+def test_a_study_stored_before_settings_were_recorded_resumes_and_gains_them(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = _config(url)
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, study_name="transformer/1e+10")
+    for key, value in {"family": "transformer", "budget": 1e10, "batch_size": 64, "dataset_key": KEY,
+                       "target_trials": 6}.items():
+        study.set_user_attr(key, value)
+    prepare_studies(storage, config, KEY)
+    assert optuna.load_study(study_name="transformer/1e+10", storage=url).user_attrs["settings"] == settings(config)
+
+
+def test_a_foreign_study_of_the_same_name_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'foreign.db'}"
+    optuna.create_study(storage=url, study_name="transformer/1e+10")
+    before = _snapshot(url)
+    with pytest.raises(ConfigError, match="not made by equiscale"):
+        prepare_studies(open_storage(url), _config(url), KEY)
+    assert _snapshot(url) == before
+
+
+def test_running_trials_of_a_dead_driver_are_failed_with_the_reason(stored):
+    url, storage, config = stored
+    study = optuna.load_study(study_name="transformer/2e+10", storage=storage)
+    study.ask()
+    states = {s.name: s for s in prepare_studies(storage, config, KEY)}
+    assert states["transformer/2e+10"].stale_failed == 1
+    (trial,) = optuna.load_study(study_name="transformer/2e+10", storage=url).trials
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["fail_reason"] == STALE_REASON
