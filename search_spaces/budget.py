@@ -108,6 +108,26 @@ class BudgetSpace:
             f"(too large for the largest shape, or the step range is too narrow for the size grid)"
         )
 
+    def isoflop_grid(self, budget: float, config, points: int) -> dict[str, list]:
+        """An IsoFLOP grid for `optuna.samplers.GridSampler`: `points` sizes log-spaced over the feasible
+        FLOP range at depth `training.grid_depth`, one learning rate (the geometric mean of the range)."""
+        t = config.training
+        table = self.feasible(budget, config)
+        if t.grid_depth not in table:
+            raise ConfigError(
+                f"sampler 'grid': no {self.family} shape of depth {t.grid_depth} fits budget {budget:.3g} within "
+                f"{t.min_steps}..{t.max_steps} steps (feasible depths: {sorted(table) or 'none'})")
+        unit = 3 * t.batch_size
+        lo, hi = table[t.grid_depth][0][0] / unit, table[t.grid_depth][-1][0] / unit
+        if points > 1 and len(table[t.grid_depth]) < points:
+            raise ConfigError(f"sampler 'grid': only {len(table[t.grid_depth])} {self.family} sizes of depth "
+                              f"{t.grid_depth} fit budget {budget:.3g}, fewer than {points} trials")
+        ratio = (hi / lo) ** (1 / max(1, points - 1))
+        flops = [lo * ratio**i for i in range(points)] if points > 1 else [math.sqrt(lo * hi)]
+        lr_lo, lr_hi = t.lr_range(self.family)
+        return {"depth": [t.grid_depth], "fwd_flops": [min(max(f, lo), hi) for f in flops],
+                "lr": [math.sqrt(lr_lo * lr_hi)]}
+
     def __call__(self, trial, *, budget: float, config) -> Proposal:
         """Suggest depth, FLOPs per sample and lr; return the derived proposal (shape, steps, FLOPs)."""
         t = config.training
@@ -122,7 +142,7 @@ class BudgetSpace:
         f_hi = max(f for options in table.values() for f, _ in options) / unit
         depth = trial.suggest_int("depth", depths[0], depths[-1])
         target = trial.suggest_float("fwd_flops", f_lo, f_hi, log=True) * unit
-        lr = trial.suggest_float("lr", t.lr_min, t.lr_max, log=True)
+        lr = trial.suggest_float("lr", *t.lr_range(self.family), log=True)
         if depth not in table:  # a gap of the discrete grid at this budget: the nearest feasible depth
             depth = min(depths, key=lambda d: (abs(d - depth), d))
         flops, size = min(table[depth], key=lambda option: abs(math.log(option[0] / target)))

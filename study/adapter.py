@@ -80,3 +80,11 @@ def optuna_search_base():
             self._completed_trials.add(trial_id)
 
     return AdaptedOptunaSearch
+
+
+class GridSampler(optuna.samplers.GridSampler):
+    """Optuna's GridSampler for ask-and-tell use: it calls `study.stop()` after the last grid point, which
+    raises outside `study.optimize`; the driver counts trials itself, so that stop is dropped."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None

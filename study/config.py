@@ -14,6 +14,7 @@ from study.errors import ConfigError
 from study.schema import study_name
 
 DEFAULT_STORAGE = "sqlite:///equiscale.db"
+SAMPLERS = ("tpe", "grid")
 
 # The embedded default study: 3 families x 4 budgets x 6 trials, sized to finish in minutes on a 2-core CPU.
 # Its sections are the dataclass defaults below, so a study file that omits a section trains exactly alike.
@@ -48,6 +49,12 @@ class TrainingConfig:
     grad_clip: float = 1.0
     evals: int = 5              # validations per run (learning-curve points)
     val_samples: int = 256      # val scenes for each periodic evaluation (0 = all); final losses use whole splits
+    lr_ranges: tuple[tuple[str, float, float], ...] = ()   # per-family (family, lr_min, lr_max) overriding the range
+    grid_depth: int = 2         # sampler "grid": the depth of every grid shape
+
+    def lr_range(self, family: str) -> tuple[float, float]:
+        """The learning-rate range searched for `family` (its own range, else lr_min..lr_max)."""
+        return next(((lo, hi) for name, lo, hi in self.lr_ranges if name == family), (self.lr_min, self.lr_max))
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ class StudyConfig:
     trials: int = 6
     storage: str = DEFAULT_STORAGE
     seed: int = 0
+    sampler: str = "tpe"        # "tpe" (Optuna's TPE) or "grid" (an IsoFLOP grid of `trials` sizes, log-spaced)
     data: DataConfig = DataConfig()
     training: TrainingConfig = TrainingConfig()
     resources: ResourceConfig = ResourceConfig()
@@ -85,7 +93,8 @@ def settings(config: StudyConfig) -> dict:
     return {"seed": config.seed, "bodies": d.bodies, "batch_size": t.batch_size, "min_steps": t.min_steps,
             "max_steps": t.max_steps, "lr_min": t.lr_min, "lr_max": t.lr_max,
             "warmup_fraction": t.warmup_fraction, "weight_decay": t.weight_decay, "grad_clip": t.grad_clip,
-            "evals": t.evals, "val_samples": t.val_samples}
+            "evals": t.evals, "val_samples": t.val_samples,
+            "lr_ranges": [list(r) for r in t.lr_ranges], "grid_depth": t.grid_depth, "sampler": config.sampler}
 
 
 def load_config(path: str | Path | None = None) -> StudyConfig:
@@ -144,7 +153,8 @@ def _from_dict(raw: dict, where: str) -> StudyConfig:
                 raise ConfigError(f"{where}: {name} must be a non-empty list")
             kwargs[name] = tuple(_typed(f"{where}: {name}", v, str if name == "families" else float) for v in value)
         else:
-            kwargs[name] = _typed(f"{where}: {name}", value, {"trials": int, "storage": str, "seed": int}[name])
+            kwargs[name] = _typed(f"{where}: {name}", value,
+                                  {"trials": int, "storage": str, "seed": int, "sampler": str}[name])
     for required in ("families", "budgets"):
         if required not in kwargs:
             raise ConfigError(f"{where}: missing key {required!r}")
@@ -157,7 +167,20 @@ def _section(cls, raw: dict, where: str):
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     types = {"int": int, "float": float, "str | None": str}
-    return cls(**{k: _typed(f"{where} {k}", v, types[known[k].type]) for k, v in raw.items()})
+    return cls(**{k: _lr_ranges(f"{where} {k}", v) if k == "lr_ranges" else _typed(f"{where} {k}", v, types[known[k].type])
+                  for k, v in raw.items()})
+
+
+def _lr_ranges(where: str, value: Any) -> tuple[tuple[str, float, float], ...]:
+    """`lr_ranges = { gatr = [2e-3, 1e-2], ... }` as ((family, lo, hi), ...)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table of family = [lr_min, lr_max], got {value!r}")
+    out = []
+    for family, pair in value.items():
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ConfigError(f"{where}.{family} must be [lr_min, lr_max], got {pair!r}")
+        out.append((family, *(_typed(f"{where}.{family}", v, float) for v in pair)))
+    return tuple(out)
 
 
 def _typed(where: str, value: Any, kind: type) -> Any:
@@ -181,6 +204,14 @@ def validate(config: StudyConfig) -> None:
     # Comparisons written so that NaN fails them; infinities are rejected by name.
     if not (0 < t.lr_min <= t.lr_max < math.inf):
         raise ConfigError(f"training.lr_min/lr_max must satisfy 0 < lr_min <= lr_max < inf, got {t.lr_min}, {t.lr_max}")
+    for family, lo, hi in t.lr_ranges:
+        if family not in config.families:
+            raise ConfigError(f"training.lr_ranges names {family!r}, which is not among the families {list(config.families)}")
+        if not (0 < lo <= hi < math.inf):
+            raise ConfigError(f"training.lr_ranges.{family} must satisfy 0 < lr_min <= lr_max < inf, got {lo}, {hi}")
+    if config.sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {config.sampler!r} (known: {', '.join(SAMPLERS)})")
+    _positive("training.grid_depth", t.grid_depth)
     if not 0 <= t.warmup_fraction < 1:
         raise ConfigError(f"training.warmup_fraction must be in [0, 1), got {t.warmup_fraction}")
     if not 0 <= t.weight_decay < math.inf:
@@ -207,6 +238,8 @@ def validate(config: StudyConfig) -> None:
         space = space_for(family)  # ConfigError naming an unknown family
         for budget in config.budgets:
             space.check_budget(budget, config)
+            if config.sampler == "grid":
+                space.isoflop_grid(budget, config, config.trials)  # ConfigError when the grid cannot meet the budget
 
 
 def _positive(name: str, value: int) -> None:

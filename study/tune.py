@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from search_spaces import Proposal, space_for
 from study import schema
-from study.adapter import optuna_search_base
+from study.adapter import GridSampler, optuna_search_base
 from study.config import StudyConfig
 from study.errors import EquiscaleError
 from study.progress import Progress
@@ -179,9 +179,16 @@ def _propose(space, budget, config, trial) -> dict:
     return {"proposal": space(trial, budget=budget, config=config)}
 
 
-def sampler_for(name: str, n_trials: int, config: StudyConfig) -> optuna.samplers.BaseSampler:
-    """The study's sampler, seeded by the study, how many trials it already has and the config seed."""
-    seed = zlib.crc32(f"{name}/{n_trials}/{config.seed}".encode())
+def sampler_for(state: StudyState, n_trials: int, config: StudyConfig) -> optuna.samplers.BaseSampler:
+    """The study's sampler, seeded by the study, how many trials it already has and the config seed.
+
+    "tpe": Optuna's TPE (constant liar: parallel trials spread out). "grid": the space's IsoFLOP grid
+    of `trials` sizes; a grid point whose trial failed is not retried (GridSampler counts it visited).
+    """
+    seed = zlib.crc32(f"{state.name}/{n_trials}/{config.seed}".encode())
+    if config.sampler == "grid":
+        grid = space_for(state.family).isoflop_grid(state.budget, config, config.trials)
+        return GridSampler(grid, seed=seed)
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
 
@@ -214,7 +221,7 @@ def run_round(config: StudyConfig, storage, states: list[StudyState], dataset, p
     for s in todo:
         n_trials = len(optuna.load_study(study_name=s.name, storage=storage).get_trials(deepcopy=False))
         searchers[s.name] = StudySearch(name=s.name, space=_space(s.family, s.budget, config), storage=storage,
-                                        sampler=sampler_for(s.name, n_trials, config),
+                                        sampler=sampler_for(s, n_trials, config),
                                         defaults=plan_defaults(s.family, s.budget, config), progress=progress)
     searcher = MultiStudySearcher(searchers, {s.name: s.remaining for s in todo})
     total = sum(s.remaining for s in todo)

@@ -7,7 +7,7 @@ import os
 import optuna
 import pytest
 
-from study.adapter import RAY_ENVIRONMENT, configure_ray_environment, fail_trial, optuna_search_base
+from study.adapter import RAY_ENVIRONMENT, GridSampler, configure_ray_environment, fail_trial, optuna_search_base
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 TrialState = optuna.trial.TrialState
@@ -64,3 +64,15 @@ def test_optuna_search_internals_hand_out_and_finish_storage_trials(tmp_path):
     search.on_trial_complete("a", result={"loss": 9.0})              # Ray's own completion is then a no-op
     (trial,) = optuna.load_study(study_name="s", storage=url).trials
     assert trial.state == TrialState.COMPLETE and trial.value == 0.25 and trial.intermediate_values == {10: 0.5}
+
+
+def test_grid_sampler_visits_every_point_once_under_ask_and_tell():
+    grid = {"x": [1.0, 2.0, 3.0], "y": [0]}
+    study = optuna.create_study(sampler=GridSampler(grid, seed=0))
+    seen = []
+    for _ in range(3):
+        trial = study.ask()
+        seen.append(trial.suggest_float("x", 0.0, 5.0))
+        trial.suggest_int("y", 0, 1)
+        study.tell(trial, 0.0)                                       # Optuna's own GridSampler raises here
+    assert sorted(seen) == [1.0, 2.0, 3.0]

@@ -63,6 +63,11 @@ def test_command_line_overrides_are_validated():
     ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nlr_max = nan\n', "lr_min/lr_max"),
     ('families = ["transformer"]\nbudgets = [1e10]\n[resources]\ncpus_per_trial = nan\n', "cpus"),
     ('families = ["transformer"]\nbudgets = [1e10]\n[resources]\ngpus_per_trial = inf\n', "gpus"),
+    ('families = ["transformer"]\nbudgets = [1e10]\nsampler = "cmaes"\n', "unknown sampler 'cmaes'"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nlr_ranges = { gatr = [1e-3, 1e-2] }\n', "gatr"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nlr_ranges = { transformer = [1e-2] }\n',
+     "lr_min, lr_max"),
+    ('families = ["gatr"]\nbudgets = [1e10]\nsampler = "grid"\ntrials = 500\n', "fewer than 500 trials"),
 ])
 def test_bad_config_is_one_config_error_naming_the_problem(tmp_path, text, match):
     path = tmp_path / "bad.toml"
@@ -94,3 +99,13 @@ def test_settings_cover_every_training_knob_that_shapes_a_trial():
     knobs = {f.name for f in dataclasses.fields(config.training)}
     assert knobs <= set(settings(config)), "a training setting missing from the resume check"
     assert {"seed", "bodies"} <= set(settings(config))
+
+
+def test_per_family_learning_rates_and_the_grid_sampler_parse(tmp_path):
+    path = tmp_path / "grid.toml"
+    path.write_text('families = ["transformer", "gatr"]\nbudgets = [1e11]\nsampler = "grid"\n'
+                    '[training]\nmax_steps = 20000\nlr_ranges = { gatr = [2e-3, 1e-2] }\n')
+    config = load_config(path)
+    assert config.sampler == "grid"
+    assert config.training.lr_range("gatr") == (2e-3, 1e-2)
+    assert config.training.lr_range("transformer") == (config.training.lr_min, config.training.lr_max)

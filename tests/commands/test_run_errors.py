@@ -35,7 +35,7 @@ def _run(argv, capsys):
 
 
 @pytest.mark.parametrize("extra, match", [
-    (["--family", "mlp"], "unknown family 'mlp'"),
+    (["--family", "mlp"], "unknown model family 'mlp'"),
     (["--budget", "0"], "budget"),
     (["--budget=-5e10"], "budget"),
     (["--budget", "1e5"], "too small"),

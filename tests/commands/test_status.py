@@ -19,6 +19,7 @@ def _storage(path):
             trial = study.ask()
             trial.set_user_attr("shape", {"mv_channels": 4 + i, "s_channels": 8, "depth": 2})
             trial.set_user_attr("params", 1000 + i)
+            trial.set_user_attr("epochs", 2.5 + i)
             if loss is None:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
@@ -32,7 +33,8 @@ def test_status_prints_one_row_per_study_with_the_best_trial(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split()[:3] == ["study", "trials", "failed"]
     gatr = next(line for line in lines if line.startswith("gatr/1e+10")).split()
-    assert gatr[1:4] == ["2/6", "1", "0"] and gatr[4] == "0.25"
+    assert lines[0].split()[7] == "epochs"  # after "best val loss"
+    assert gatr[1:4] == ["2/6", "1", "0"] and gatr[4] == "0.25" and gatr[5] == "3.5"  # the best trial's epochs
     assert "mv_channels=5" in " ".join(gatr) and "(N=1,001)" in " ".join(gatr)
     empty = next(line for line in lines if line.startswith("transformer/1e+10")).split()
     assert empty[1:5] == ["0/6", "0", "0", "-"]

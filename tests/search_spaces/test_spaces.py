@@ -9,6 +9,7 @@ import optuna
 import pytest
 
 from search_spaces import space_for
+from study.adapter import GridSampler
 from study.config import load_config
 from study.errors import ConfigError
 from study.flops import forward_flops, param_count
@@ -87,3 +88,45 @@ def test_budget_below_the_smallest_shape_is_a_config_error_naming_it(family):
 def test_unknown_family_is_a_config_error():
     with pytest.raises(ConfigError, match="mlp"):
         space_for("mlp")
+
+
+def _grid_config(**changes):
+    config = dataclasses.replace(_config(max_steps=20000), sampler="grid", trials=6)
+    return dataclasses.replace(config, **changes)
+
+
+@pytest.mark.parametrize("family, budget", [("transformer", 1e11), ("gatr", 1e11), ("transformer-aug", 1e12)])
+def test_isoflop_grid_brackets_the_feasible_sizes_log_evenly_at_one_depth(family, budget):
+    config = _grid_config()
+    space = space_for(family)
+    grid = space.isoflop_grid(budget, config, config.trials)
+    study = optuna.create_study(sampler=GridSampler(grid, seed=0))
+    proposals = []
+    for _ in range(config.trials):
+        trial = study.ask()
+        proposals.append(space(trial, budget=budget, config=config))
+        study.tell(trial, 0.0)
+    assert {p.shape["depth"] for p in proposals} == {config.training.grid_depth}
+    params = sorted(p.params for p in proposals)
+    assert len(set(params)) == config.trials                        # every grid point a different size
+    ratios = [b / a for a, b in zip(params, params[1:])]
+    assert max(ratios) / min(ratios) < 2.0                          # roughly log-even spacing
+    assert params[-1] / params[0] >= 10                             # spans at least a decade of N
+    assert all(0.99 * budget <= p.flops <= budget for p in proposals)
+
+
+def test_a_grid_that_cannot_meet_the_budget_is_a_config_error():
+    deep = _grid_config(training=dataclasses.replace(_grid_config().training, grid_depth=9))
+    with pytest.raises(ConfigError, match="depth 9"):
+        space_for("transformer").isoflop_grid(1e11, deep, 6)
+    with pytest.raises(ConfigError, match="fewer than 100000 trials"):
+        space_for("gatr").isoflop_grid(1e11, _grid_config(), 100000)
+
+
+def test_per_family_learning_rate_range_is_the_one_searched():
+    base = _config()
+    config = dataclasses.replace(base, training=dataclasses.replace(base.training, lr_ranges=(("gatr", 2e-3, 4e-3),)))
+    proposals, _ = _sample("gatr", 2e10, config, n=40)
+    assert all(2e-3 <= p.lr <= 4e-3 for p in proposals)
+    others, _ = _sample("transformer", 1e10, config, n=40)
+    assert min(p.lr for p in others) < 2e-3                         # other families keep lr_min..lr_max
