@@ -1,9 +1,16 @@
-"""One training run: (family, shape, lr, steps, batch, dataset) -> metrics.
+"""One training run: `train(plan, dataset) -> TrainResult`, the worker's whole job.
 
-AdamW with a linear warm-up then cosine decay whose length is exactly `steps`, gradient clipping,
-periodic validation (reported through a callback: the learning curve), final val/test loss, and the
-equivariance error of the trained model. Minibatches come from a per-run seeded generator, so a run is
-reproducible from its arguments.
+AdamW with a linear warm-up then cosine decay whose length is exactly `plan.steps`, gradient clipping
+at `plan.grad_clip`, periodic validation on a fixed probe subset of the val split (reported through a
+callback: the learning curve), final val/test loss over the whole splits, and the equivariance error
+of the trained model. Minibatches (and augmentations) come from a per-run seeded generator, so a run is
+reproducible from its plan.
+
+Small shapes are dominated by per-step overhead, so the loop keeps it low (measured by
+benchmarks/small_trials.py): a fused AdamW, the learning rate written into the optimiser directly, a
+foreach gradient-norm clip, minibatch indices drawn for many steps at once, and no host sync per step:
+the training loss is kept in a tensor and checked for NaN/inf every CHECK_EVERY steps, at each
+validation and at the end; the first non-finite step is the one reported.
 """
 
 from __future__ import annotations
@@ -15,6 +22,13 @@ from typing import Callable
 import torch
 
 from study.benchmark.format import Dataset, Split
+from study.benchmark.transforms import random_e3, transform_batch
+from study.models import build_model, equivariance_error, get_family
+from study.records import TrainResult, TrialPlan
+
+CHECK_EVERY = 100       # steps between finiteness checks of the training loss (a diverged run wastes < this)
+DRAW_AHEAD = 256        # steps whose minibatch indices are drawn in one call
+EVAL_BATCH = 4096       # scenes per forward pass in validation
 
 
 class DivergenceError(RuntimeError):
@@ -34,117 +48,122 @@ def lr_factor(step: int, *, steps: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / decay)))
 
 
+def warmup_steps(steps: int, fraction: float) -> int:
+    """Warm-up length: `fraction` of the run, at least one step."""
+    return max(1, round(fraction * steps))
+
+
 def eval_steps(steps: int, evals: int) -> list[int]:
     """Steps after which validation runs: `evals` evenly spaced points ending at the last step."""
     evals = max(1, min(evals, steps))
     return sorted({round(steps * (i + 1) / evals) for i in range(evals)})
 
 
-def mse(model: torch.nn.Module, split: Split, *, batch_size: int = 1024, autocast: bool = False) -> float:
+def mse(model: torch.nn.Module, split: Split, *, batch_size: int = EVAL_BATCH, autocast: bool = False) -> float:
     """Mean squared error of the predicted marker positions over a split (no gradients)."""
+    was_training = model.training
     model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+    total, count = torch.zeros((), dtype=torch.float64, device=split.posT.device), 0
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
         for start in range(0, len(split), batch_size):
             part = split[start:start + batch_size]
             pred = model(part.pos0, part.vel0, part.props)                  # (B, K, M, 3)
-            total += torch.sum((pred.float() - part.posT) ** 2).item()
+            total += torch.sum((pred.float() - part.posT) ** 2, dtype=torch.float64)
             count += part.posT.numel()
-    model.train()
-    return total / max(1, count)
+    model.train(was_training)
+    return float(total) / max(1, count)
 
 
-def train(
-    family: str,
-    shape: dict,
-    *,
-    lr: float,
-    steps: int,
-    batch_size: int,
-    dataset: Dataset,
-    seed: int = 0,
-    weight_decay: float = 0.01,
-    warmup_fraction: float = 0.05,
-    grad_clip: float = 1.0,
-    evals: int = 5,
-    val_samples: int = 0,   # scenes of the val split for the periodic evaluations (0 = all)
-    threads: int | None = None,
-    device: str | torch.device | None = None,
-    report: Callable[[int, float], None] | None = None,
-) -> dict:
-    """Train one model for exactly `steps` steps; return final metrics (losses, wall seconds, equivariance error).
+def train(plan: TrialPlan, dataset: Dataset, *, report: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train `plan` for exactly `plan.steps` steps on `dataset.train`; final losses on the whole val/test splits.
 
     `report(step, val_loss)` is called after each periodic validation. Raises DivergenceError on NaN/inf loss.
     """
-    from study.benchmark.transforms import random_e3, transform_batch
-    from study.models import build_model, equivariance_error, get_family
-
-    if threads is not None:
-        torch.set_num_threads(max(1, int(threads)))
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    autocast = device.type == "cuda"
     start = time.perf_counter()
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # parameter initialisation
-    augment = bool(get_family(family).augment)
-    model = build_model(family, **shape).to(device)
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    torch.set_num_threads(max(1, int(plan.threads)))
+    device = torch.device(plan.device)
+    autocast = device.type == "cuda"
+    generator = torch.Generator().manual_seed(plan.seed)
+    torch.manual_seed(plan.seed)  # parameter initialisation
+    augment = bool(get_family(plan.family).augment)
+    model = build_model(plan.family, **plan.shape).to(device)
+    parameters = [p for p in model.parameters() if p.requires_grad]
     train_split = dataset.train.to(device)
-    probe_split = _subset(dataset.val, val_samples).to(device)  # periodic validation (learning curve)
-    val_split, test_split = dataset.val.to(device), dataset.test.to(device)  # final losses: whole splits
-    n_train = len(train_split)
+    probe = _subset(dataset.val, plan.val_samples).to(device)   # periodic validation (learning curve)
+    n_train, steps, batch = len(train_split), plan.steps, plan.batch_size
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    warmup = max(1, round(warmup_fraction * steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps=steps, warmup=warmup))
-    checkpoints = set(eval_steps(steps, evals))
+    optimizer = torch.optim.AdamW(parameters, lr=plan.lr, weight_decay=plan.weight_decay,
+                                  **_fast_optimizer(device))
+    warmup = warmup_steps(steps, plan.warmup_fraction)
+    checkpoints = set(eval_steps(steps, plan.evals))
+    losses = torch.empty(steps, device=device)       # training loss per step, checked without per-step syncs
+    checked = 0                                      # steps 1..checked are known finite
     curve: list[tuple[int, float]] = []
-    check_every = 1 if device.type == "cpu" else 25  # .item() syncs a GPU: check finiteness less often there
     model.train()
     for step in range(1, steps + 1):
-        index = torch.randint(n_train, (batch_size,), generator=generator).to(device)
+        if (step - 1) % DRAW_AHEAD == 0:
+            draws = torch.randint(n_train, (min(DRAW_AHEAD, steps - step + 1), batch), generator=generator).to(device)
+        index = draws[(step - 1) % DRAW_AHEAD]
         pos0, vel0, props, posT = (train_split.pos0[index], train_split.vel0[index],
                                    train_split.props[index], train_split.posT[index])  # (B, K, M, 3), (B, K, P)
         if augment:
-            R, t = random_e3(batch_size, generator=generator)                      # (B, 3, 3), (B, 3)
+            R, t = random_e3(batch, generator=generator)                           # (B, 3, 3), (B, 3)
             pos0, vel0, props, posT = transform_batch(R.to(device), t.to(device), pos0, vel0, props, posT)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             pred = model(pos0, vel0, props)                                         # (B, K, M, 3)
         loss = torch.mean((pred.float() - posT) ** 2)
-        if step % check_every == 0 or step == steps:
-            value = loss.item()
-            if not math.isfinite(value):
-                raise DivergenceError(step, value)
+        losses[step - 1] = loss.detach()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        torch.nn.utils.clip_grad_norm_(parameters, plan.grad_clip, foreach=True)
+        factor = lr_factor(step - 1, steps=steps, warmup=warmup)
+        for group in optimizer.param_groups:
+            group["lr"] = plan.lr * factor
         optimizer.step()
-        scheduler.step()
+        if step in checkpoints or step % CHECK_EVERY == 0 or step == steps:
+            checked = _check_finite(losses, checked, step)
         if step in checkpoints:
-            val = mse(model, probe_split, autocast=autocast)
+            val = mse(model, probe, autocast=autocast)
             if not math.isfinite(val):
                 raise DivergenceError(step, val)
             curve.append((step, val))
             if report is not None:
                 report(step, val)
     train_seconds = time.perf_counter() - start
+    val_split, test_split = dataset.val.to(device), dataset.test.to(device)   # final losses: whole splits
     val_loss = mse(model, val_split, autocast=autocast)
     test_loss = mse(model, test_split, autocast=autocast)
-    probe = val_split[: min(64, len(val_split))]
-    equi = float(equivariance_error(model, probe.pos0, probe.vel0, probe.props,
-                                    generator=torch.Generator().manual_seed(seed + 1)))
-    return {
-        "val_loss": val_loss,
-        "test_loss": test_loss,
-        "train_loss": float(loss.item()),
-        "equivariance_error": equi,
-        "params": params,
-        "steps": steps,
-        "samples": steps * batch_size,
-        "train_seconds": train_seconds,
-        "wall_seconds": time.perf_counter() - start,
-        "curve": curve,
-    }
+    sample = val_split[: min(64, len(val_split))]
+    equi = float(equivariance_error(model, sample.pos0, sample.vel0, sample.props,
+                                    generator=torch.Generator().manual_seed(plan.seed + 1)))
+    return TrainResult(
+        val_loss=val_loss,
+        test_loss=test_loss,
+        train_loss=float(losses[-1]),
+        equivariance_error=equi,
+        params=sum(p.numel() for p in parameters),
+        steps=steps,
+        samples=steps * batch,
+        epochs=steps * batch / n_train,
+        train_seconds=train_seconds,
+        wall_seconds=time.perf_counter() - start,
+        curve=tuple(curve),
+    )
+
+
+def _fast_optimizer(device: torch.device) -> dict:
+    """AdamW implementation flags: fused kernels where torch has them for the device (CPU and CUDA)."""
+    return {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
+
+
+def _check_finite(losses: torch.Tensor, checked: int, step: int) -> int:
+    """Raise DivergenceError at the first non-finite loss among steps checked+1..step; return `step`."""
+    window = losses[checked:step]
+    bad = ~torch.isfinite(window)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0, 0])
+        raise DivergenceError(checked + first + 1, float(window[first]))
+    return step
 
 
 def _subset(split: Split, samples: int) -> Split:

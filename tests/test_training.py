@@ -1,4 +1,10 @@
-"""One training run: schedule, reproducibility, learning, metrics, divergence as a specific error."""
+"""One training run: the typed boundary, and checks of the loop against independent computations.
+
+The schedule, the clipping, the split of the test loss and the augmentation are each checked from
+outside the loop: spies on the optimiser (a global step pre-hook sees the lr and the gradients the
+update actually uses), the built model captured and evaluated by hand, and an exactly equivariant
+oracle model that only scores zero when the targets are moved with the inputs.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,43 @@ import math
 
 import pytest
 import torch
+from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+import study.training
 from study.benchmark import load_dataset
 from study.flops import param_count
 from study.models import build_model
-from study.training import DivergenceError, eval_steps, lr_factor, mse, train
+from study.records import TrainResult, TrialPlan
+from study.training import DivergenceError, eval_steps, lr_factor, train
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     return load_dataset(scenes=120, bodies=3, seed=0, cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def plan(family="transformer", shape=None, **changes) -> TrialPlan:
+    """A small plan; FLOP fields are bookkeeping the loop does not read."""
+    fields = dict(family=family, budget=1e9, shape=shape or {"width": 8, "depth": 1}, lr=1e-3, steps=20,
+                  batch_size=8, step_flops=0.0, forward_flops=0.0, params=0, seed=0, evals=1, val_samples=0,
+                  threads=1)
+    return TrialPlan(**(fields | changes))
+
+
+@pytest.fixture
+def optimizer_steps():
+    """Every optimizer.step() of the run: (lr of each param group, global L2 norm of the gradients it applies)."""
+    seen = []
+
+    def hook(optimizer, args, kwargs):
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.double()) for g in grads]))
+        seen.append(([group["lr"] for group in optimizer.param_groups], float(norm)))
+
+    handle = register_optimizer_step_pre_hook(hook)
+    yield seen
+    handle.remove()
 
 
 def test_schedule_warms_up_linearly_then_decays_to_zero_at_the_last_step():
@@ -35,44 +68,148 @@ def test_eval_steps_are_spread_and_end_at_the_last_step():
     assert eval_steps(3, 10) == [1, 2, 3]
 
 
-def test_run_learns_reports_its_curve_and_returns_the_metrics(dataset):
+def test_the_optimizer_applies_warmup_then_cosine_at_every_step(dataset, optimizer_steps):
+    # 200 steps, 10% warm-up = 20 steps: lr(i) = peak (i+1)/20 for i < 20, then peak/2 (1 + cos(pi (i-20)/180))
+    peak = 2e-3
+    train(plan(steps=200, warmup_fraction=0.1, lr=peak), dataset)
+    lrs = [lrs[0] for lrs, _ in optimizer_steps]
+    assert len(lrs) == 200
+    expected = [peak * (i + 1) / 20 if i < 20 else peak * 0.5 * (1 + math.cos(math.pi * (i - 20) / 180))
+                for i in range(200)]
+    assert lrs == pytest.approx(expected, rel=1e-9, abs=1e-15)
+    assert lrs[0] == pytest.approx(peak / 20) and lrs[19] == pytest.approx(peak) and lrs[20] == pytest.approx(peak)
+    assert lrs[110] == pytest.approx(peak / 2)                       # half-way through the cosine
+    assert lrs[-1] == pytest.approx(peak * 0.5 * (1 + math.cos(math.pi * 179 / 180)))   # ~7.6e-5 peak: to 0 at 200
+
+
+def test_gradients_are_clipped_to_the_configured_norm_before_each_update(dataset, optimizer_steps):
+    train(plan(steps=12, grad_clip=1e6), dataset)                    # no clipping: the raw gradient norms
+    raw = [norm for _, norm in optimizer_steps]
+    assert len(raw) == 12 and min(raw) > 1e-2                        # far above the clip below
+    optimizer_steps.clear()
+    train(plan(steps=12, grad_clip=1e-3), dataset)
+    clipped = [norm for _, norm in optimizer_steps]
+    assert clipped == pytest.approx([1e-3] * 12, rel=1e-4)           # every update sees exactly the clip norm
+
+
+class _Captured:
+    """Wraps build_model to keep the module the loop trains."""
+
+    def __init__(self):
+        self.models = []
+
+    def __call__(self, family, **shape):
+        model = build_model(family, **shape)
+        self.models.append(model)
+        return model
+
+
+def _mse_by_hand(model: nn.Module, split) -> float:
+    model.eval()
+    with torch.no_grad():
+        pred = model(split.pos0, split.vel0, split.props).double()
+    return float(torch.mean((pred - split.posT.double()) ** 2))
+
+
+def test_final_losses_are_computed_on_their_own_splits(dataset, monkeypatch):
+    # a test split unlike the val split (same inputs, targets moved), so swapping them shows
+    shifted = dataclasses.replace(dataset.val, posT=dataset.val.posT + 0.3)
+    data = dataclasses.replace(dataset, test=shifted)
+    captured = _Captured()
+    monkeypatch.setattr(study.training, "build_model", captured)
+    result = train(plan(steps=30), data)
+    (model,) = captured.models
+    val, test = _mse_by_hand(model, data.val), _mse_by_hand(model, data.test)
+    assert abs(test - val) > 0.05
+    assert result.val_loss == pytest.approx(val, rel=1e-5)
+    assert result.test_loss == pytest.approx(test, rel=1e-5)
+
+
+class _EquivariantOracle(nn.Module):
+    """Predicts the true targets of any E(3)-transformed scene of the dataset, exactly.
+
+    It finds the scene by its invariant props, recovers the E(3) element g from the marker positions
+    (an affine least-squares fit, reflections included) and returns g·posT. Inconsistent velocities
+    (not rotated by the same g, or translated) are added to the output, so they cost loss too."""
+
+    def __init__(self, data):
+        super().__init__()
+        splits = (data.train, data.val, data.test)
+        for name in ("pos0", "vel0", "props", "posT"):
+            self.register_buffer(name + "_all", torch.cat([getattr(s, name) for s in splits]).double())
+        self.zero = nn.Parameter(torch.zeros(()))   # something for the optimiser to hold
+        self.elements = []                          # recovered (R, t) per call
+
+    def forward(self, pos0, vel0, props):
+        B = pos0.shape[0]
+        index = torch.cdist(props.reshape(B, -1).double(), self.props_all.reshape(len(self.props_all), -1)).argmin(1)
+        ones = torch.ones(B, pos0[0].numel() // 3, 1, dtype=torch.float64)
+        source = torch.cat([self.pos0_all[index].reshape(B, -1, 3), ones], -1)         # (B, L, 4)
+        affine = torch.linalg.lstsq(source, pos0.reshape(B, -1, 3).double()).solution   # (B, 4, 3): [R^T; t]
+        self.elements.append((affine[:, :3].transpose(1, 2), affine[:, 3]))
+        target = torch.cat([self.posT_all[index].reshape(B, -1, 3), ones], -1) @ affine
+        velocity_error = vel0.reshape(B, -1, 3).double() - self.vel0_all[index].reshape(B, -1, 3) @ affine[:, :3]
+        return (target + velocity_error).reshape(pos0.shape).float() + 0 * self.zero
+
+
+@pytest.mark.parametrize("family", ["transformer", "transformer-aug"])
+def test_augmentation_moves_targets_with_inputs(dataset, monkeypatch, family):
+    oracles = []
+
+    def build(name, **shape):
+        oracles.append(_EquivariantOracle(dataset))
+        return oracles[-1]
+
+    monkeypatch.setattr(study.training, "build_model", build)
+    result = train(plan(family, steps=6, batch_size=32), dataset)
+    assert result.train_loss < 1e-10                      # g·posT is exactly what the loop asks for
+    R, t = (torch.cat(parts) for parts in zip(*oracles[0].elements[:6]))   # the six training batches
+    det = torch.linalg.det(R)
+    eye = torch.eye(3, dtype=R.dtype).expand_as(R)
+    assert torch.allclose(R @ R.transpose(1, 2), eye, atol=1e-4)  # the fit recovered orthogonal elements
+    if family == "transformer-aug":
+        assert (det < 0).any() and (det > 0).any()        # rotations and reflections
+        assert (R - eye).abs().amax(dim=(1, 2)).min() > 1e-2 and t.norm(dim=1).min() > 1e-3
+    else:
+        assert torch.allclose(R, eye, atol=1e-5) and t.abs().max() < 1e-5
+
+
+def test_run_learns_reports_its_curve_and_returns_a_typed_result(dataset):
     shape = {"width": 16, "depth": 1}
     curve = []
-    metrics = train("transformer", shape, lr=3e-3, steps=120, batch_size=16, dataset=dataset, seed=3,
-                    evals=4, threads=1, report=lambda step, loss: curve.append((step, loss)))
-    assert [s for s, _ in curve] == eval_steps(120, 4)
-    assert metrics["val_loss"] == curve[-1][1]
+    result = train(plan(shape=shape, lr=3e-3, steps=120, batch_size=16, seed=3, evals=4), dataset,
+                   report=lambda step, loss: curve.append((step, loss)))
+    assert isinstance(result, TrainResult)
+    assert [s for s, _ in curve] == eval_steps(120, 4) and list(result.curve) == curve
+    assert result.val_loss == curve[-1][1]                # val_samples=0: the probe is the whole val split
     torch.manual_seed(3)
-    untrained = mse(build_model("transformer", **shape), dataset.val)  # the same initialisation
-    assert metrics["val_loss"] < 0.5 * untrained
-    assert metrics["samples"] == 120 * 16 and metrics["steps"] == 120
-    assert metrics["params"] == param_count("transformer", **shape)
-    assert math.isfinite(metrics["test_loss"]) and metrics["wall_seconds"] > 0
-    assert metrics["equivariance_error"] > 1e-3  # a plain transformer is not equivariant
+    untrained = _mse_by_hand(build_model("transformer", **shape), dataset.val)  # the same initialisation
+    assert result.val_loss < 0.5 * untrained
+    assert result.samples == 120 * 16 and result.steps == 120
+    assert result.epochs == pytest.approx(120 * 16 / len(dataset.train))
+    assert result.params == param_count("transformer", **shape)
+    assert math.isfinite(result.test_loss) and math.isfinite(result.train_loss)
+    assert result.wall_seconds >= result.train_seconds > 0
+    assert result.equivariance_error > 1e-3  # a plain transformer is not equivariant
 
 
 def test_same_seed_same_run_other_seed_other_run(dataset):
-    kwargs = dict(lr=1e-3, steps=30, batch_size=8, dataset=dataset, evals=1, threads=1)
-    a = train("transformer", {"width": 8, "depth": 1}, seed=1, **kwargs)
-    b = train("transformer", {"width": 8, "depth": 1}, seed=1, **kwargs)
-    c = train("transformer", {"width": 8, "depth": 1}, seed=2, **kwargs)
-    assert a["val_loss"] == b["val_loss"] and a["val_loss"] != c["val_loss"]
+    a, b, c = (train(plan(seed=seed, steps=30), dataset) for seed in (1, 1, 2))
+    assert a.val_loss == b.val_loss and a.val_loss != c.val_loss
 
 
 def test_gatr_run_stays_equivariant_and_augmented_transformer_runs(dataset):
-    gatr = train("gatr", {"mv_channels": 2, "s_channels": 4, "depth": 1}, lr=1e-3, steps=10, batch_size=8,
-                 dataset=dataset, evals=1, threads=1)
-    assert gatr["equivariance_error"] < 1e-4
-    aug = train("transformer-aug", {"width": 8, "depth": 1}, lr=1e-3, steps=10, batch_size=8, dataset=dataset,
-                evals=1, threads=1)
-    plain = train("transformer", {"width": 8, "depth": 1}, lr=1e-3, steps=10, batch_size=8, dataset=dataset,
-                  evals=1, threads=1)
-    assert aug["val_loss"] != plain["val_loss"]  # same seed and batches: only the augmentation differs
+    gatr = train(plan("gatr", {"mv_channels": 2, "s_channels": 4, "depth": 1}, steps=10), dataset)
+    assert gatr.equivariance_error < 1e-4
+    aug = train(plan("transformer-aug", steps=10), dataset)
+    plain = train(plan("transformer", steps=10), dataset)
+    assert aug.val_loss != plain.val_loss  # same seed and batches: only the augmentation differs
 
 
-def test_non_finite_loss_raises_divergence_error_with_the_step(dataset):
+@pytest.mark.parametrize("steps", [20, 250])
+def test_non_finite_loss_raises_divergence_error_at_the_first_bad_step(dataset, steps):
     broken = dataclasses.replace(dataset, train=dataclasses.replace(
         dataset.train, posT=torch.full_like(dataset.train.posT, float("nan"))))
-    with pytest.raises(DivergenceError, match="step 1") as info:
-        train("transformer", {"width": 8, "depth": 1}, lr=1e-3, steps=20, batch_size=8, dataset=broken, threads=1)
+    with pytest.raises(DivergenceError, match="step 1:") as info:
+        train(plan(steps=steps), broken)
     assert info.value.step == 1 and math.isnan(info.value.loss)
