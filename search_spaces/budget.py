@@ -56,9 +56,9 @@ class BudgetSpace:
     sizes: tuple[int, ...]                       # candidate sizes, increasing (invalid shapes are dropped)
     shape: Callable[[int, int], dict]            # (size, depth) -> shape kwargs of build_model
 
-    def flops(self, size: int, depth: int, config) -> float:
-        """Training FLOPs of one step of the shape (size, depth) at the configured batch size and bodies."""
-        return _step_flops(self.family, config.training.batch_size, config.data.bodies,
+    def flops(self, size: int, depth: int, budget: float, config) -> float:
+        """Training FLOPs of one step of the shape (size, depth) at the budget's batch size."""
+        return _step_flops(self.family, config.batch_size_for(budget), config.data.bodies,
                            tuple(sorted(self.shape(size, depth).items())))
 
     def _bounds(self, budget: float, config) -> tuple[float, float]:
@@ -80,7 +80,7 @@ class BudgetSpace:
         for depth in range(self.depths[0], self.depths[1] + 1):
             options = []
             for size in self.grid():
-                f = self.flops(size, depth, config)
+                f = self.flops(size, depth, budget, config)
                 if f > hi:
                     break  # S grows with size
                 if f >= lo:
@@ -96,12 +96,13 @@ class BudgetSpace:
         if self.feasible(budget, config):
             return
         t = config.training
-        need = self.flops(self.grid()[0], self.depths[0], config) * t.min_steps
+        batch = config.batch_size_for(budget)
+        need = self.flops(self.grid()[0], self.depths[0], budget, config) * t.min_steps
         if budget < need:
             raise ConfigError(
                 f"budget {budget:.3g} FLOPs is too small for the smallest {self.family} shape "
                 f"{self.shape(self.grid()[0], self.depths[0])} (needs >= {need:.3g} for {t.min_steps} steps "
-                f"of batch {t.batch_size})"
+                f"of batch {batch})"
             )
         raise ConfigError(
             f"budget {budget:.3g} FLOPs has no {self.family} shape within {t.min_steps}..{t.max_steps} steps "
@@ -117,7 +118,7 @@ class BudgetSpace:
             raise ConfigError(
                 f"sampler 'grid': no {self.family} shape of depth {t.grid_depth} fits budget {budget:.3g} within "
                 f"{t.min_steps}..{t.max_steps} steps (feasible depths: {sorted(table) or 'none'})")
-        unit = 3 * t.batch_size
+        unit = 3 * config.batch_size_for(budget)
         lo, hi = table[t.grid_depth][0][0] / unit, table[t.grid_depth][-1][0] / unit
         if points > 1 and len(table[t.grid_depth]) < points:
             raise ConfigError(f"sampler 'grid': only {len(table[t.grid_depth])} {self.family} sizes of depth "
@@ -137,7 +138,7 @@ class BudgetSpace:
         depths = sorted(table)
         # The suggested parameter stays "fwd_flops" (the name stored since 0.1), now in units of the
         # step FLOPs divided by 3 x batch, so that stored studies keep one distribution.
-        unit = 3 * t.batch_size
+        unit = 3 * config.batch_size_for(budget)
         f_lo = min(f for options in table.values() for f, _ in options) / unit
         f_hi = max(f for options in table.values() for f, _ in options) / unit
         depth = trial.suggest_int("depth", depths[0], depths[-1])
@@ -148,7 +149,8 @@ class BudgetSpace:
         flops, size = min(table[depth], key=lambda option: abs(math.log(option[0] / target)))
         shape = self.shape(size, depth)
         key = tuple(sorted(shape.items()))
-        return Proposal(shape=shape, lr=lr, steps=steps_for(budget, flops), batch_size=t.batch_size,
+        return Proposal(shape=shape, lr=lr, steps=steps_for(budget, flops),
+                        batch_size=config.batch_size_for(budget),
                         step_flops=flops, forward_flops=_forward_flops(self.family, config.data.bodies, key),
                         params=_param_count(self.family, key))
 

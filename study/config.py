@@ -49,6 +49,7 @@ class TrainingConfig:
     grad_clip: float = 1.0
     evals: int = 5              # validations per run (learning-curve points)
     val_samples: int = 256      # val scenes for each periodic evaluation (0 = all); final losses use whole splits
+    batch_sizes: tuple[int, ...] = ()   # one batch size per budget (aligned with `budgets`); empty: batch_size
     lr_ranges: tuple[tuple[str, float, float], ...] = ()   # per-family (family, lr_min, lr_max) overriding the range
     grid_depth: int = 2         # sampler "grid": the depth of every grid shape
 
@@ -82,6 +83,13 @@ class StudyConfig:
     training: TrainingConfig = TrainingConfig()
     resources: ResourceConfig = ResourceConfig()
 
+    def batch_size_for(self, budget: float) -> int:
+        """The batch size of the study at `budget`: `training.batch_sizes` aligned with `budgets`, else batch_size."""
+        t = self.training
+        if t.batch_sizes and budget in self.budgets:
+            return t.batch_sizes[self.budgets.index(budget)]
+        return t.batch_size
+
     def studies(self) -> list[tuple[str, float]]:
         """(family, budget) pairs in run order."""
         return [(family, budget) for family in self.families for budget in self.budgets]
@@ -90,7 +98,7 @@ class StudyConfig:
 def settings(config: StudyConfig) -> dict:
     """The settings that shape every trial of a study; a resumed study must have been run with the same."""
     t, d = config.training, config.data
-    return {"seed": config.seed, "bodies": d.bodies, "batch_size": t.batch_size, "min_steps": t.min_steps,
+    return {"seed": config.seed, "bodies": d.bodies, "min_steps": t.min_steps,
             "max_steps": t.max_steps, "lr_min": t.lr_min, "lr_max": t.lr_max,
             "warmup_fraction": t.warmup_fraction, "weight_decay": t.weight_decay, "grad_clip": t.grad_clip,
             "evals": t.evals, "val_samples": t.val_samples,
@@ -167,8 +175,15 @@ def _section(cls, raw: dict, where: str):
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     types = {"int": int, "float": float, "str | None": str}
-    return cls(**{k: _lr_ranges(f"{where} {k}", v) if k == "lr_ranges" else _typed(f"{where} {k}", v, types[known[k].type])
+    parsers = {"lr_ranges": _lr_ranges, "batch_sizes": _int_list}
+    return cls(**{k: parsers[k](f"{where} {k}", v) if k in parsers else _typed(f"{where} {k}", v, types[known[k].type])
                   for k, v in raw.items()})
+
+
+def _int_list(where: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where} must be a list of integers, got {value!r}")
+    return tuple(_typed(where, v, int) for v in value)
 
 
 def _lr_ranges(where: str, value: Any) -> tuple[tuple[str, float, float], ...]:
@@ -196,6 +211,11 @@ def validate(config: StudyConfig) -> None:
     _positive("trials", config.trials)
     BenchmarkConfig(scenes=d.scenes, bodies=d.bodies, seed=d.seed)  # ConfigError naming a bad data setting
     _positive("training.batch_size", t.batch_size)
+    if t.batch_sizes and len(t.batch_sizes) != len(config.budgets):
+        raise ConfigError(f"training.batch_sizes has {len(t.batch_sizes)} entries but there are "
+                          f"{len(config.budgets)} budgets (one batch size per budget)")
+    for b in t.batch_sizes:
+        _positive("training.batch_sizes entry", b)
     _positive("training.evals", t.evals)
     if t.min_steps < 100:
         raise ConfigError(f"training.min_steps must be >= 100 (flooring steps must lose < 1% of the budget), got {t.min_steps}")

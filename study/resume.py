@@ -127,7 +127,7 @@ def _names(config: StudyConfig) -> list[str]:
 
 def study_attrs(config: StudyConfig, family: str, budget: float, dataset_key: str) -> StudyAttrs:
     """The attributes a study of this run carries."""
-    return StudyAttrs(family=family, budget=float(budget), batch_size=int(config.training.batch_size),
+    return StudyAttrs(family=family, budget=float(budget), batch_size=int(config.batch_size_for(budget)),
                       dataset_key=dataset_key, target_trials=int(config.trials), settings=settings(config))
 
 

@@ -96,8 +96,9 @@ def test_study_file_without_sections_trains_exactly_like_the_embedded_default(tm
 
 def test_settings_cover_every_training_knob_that_shapes_a_trial():
     config = load_config()
-    knobs = {f.name for f in dataclasses.fields(config.training)}
+    knobs = {f.name for f in dataclasses.fields(config.training)} - {"batch_size", "batch_sizes"}
     assert knobs <= set(settings(config)), "a training setting missing from the resume check"
+    # the batch size is checked per study (each budget may have its own): the study attribute batch_size
     assert {"seed", "bodies"} <= set(settings(config))
 
 
@@ -109,3 +110,14 @@ def test_per_family_learning_rates_and_the_grid_sampler_parse(tmp_path):
     assert config.sampler == "grid"
     assert config.training.lr_range("gatr") == (2e-3, 1e-2)
     assert config.training.lr_range("transformer") == (config.training.lr_min, config.training.lr_max)
+
+
+def test_one_batch_size_per_budget(tmp_path):
+    path = tmp_path / "b.toml"
+    path.write_text('families = ["transformer"]\nbudgets = [1e10, 1e11]\n[training]\nbatch_sizes = [32, 128]\n'
+                    'max_steps = 20000\n')
+    config = load_config(path)
+    assert (config.batch_size_for(1e10), config.batch_size_for(1e11)) == (32, 128)
+    path.write_text('families = ["transformer"]\nbudgets = [1e10, 1e11]\n[training]\nbatch_sizes = [32]\n')
+    with pytest.raises(ConfigError, match="one batch size per budget"):
+        load_config(path)

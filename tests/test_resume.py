@@ -53,6 +53,15 @@ def test_a_changed_setting_is_refused_naming_it_and_the_storage_is_unchanged(sto
     assert _snapshot(url) == before
 
 
+def test_another_batch_size_for_one_budget_is_refused(stored):
+    url, storage, config = stored
+    before = _snapshot(url)
+    changed = dataclasses.replace(config, training=dataclasses.replace(config.training, batch_sizes=(32, 64)))
+    with pytest.raises(ConfigError, match="transformer/1e\\+10.*batch_size=64.*32"):
+        prepare_studies(storage, changed, KEY)
+    assert _snapshot(url) == before
+
+
 def test_another_dataset_or_seed_is_refused(stored):
     url, storage, config = stored
     before = _snapshot(url)
