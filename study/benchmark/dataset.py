@@ -12,6 +12,7 @@ from study.benchmark import cache
 from study.benchmark.config import BenchmarkConfig
 from study.benchmark.format import ARRAYS, Dataset, Split
 from study.benchmark.generate import generate
+from study.benchmark.memory import check_fits_memory
 
 
 def load_dataset(
@@ -26,8 +27,10 @@ def load_dataset(
 
     Served from `cache_dir` (default `$EQUISCALE_CACHE_DIR` or ~/.cache/equiscale) when present and
     intact; otherwise generated (progress bar on stderr when `progress`) and stored atomically.
-    Raises ConfigError for invalid settings and CacheError for an unusable cache."""
+    Raises ConfigError for invalid settings or a dataset that does not fit in memory (checked before
+    anything is simulated, read or stored) and CacheError for an unusable cache."""
     config = (config or BenchmarkConfig()).replace(**settings) if settings else (config or BenchmarkConfig())
+    check_fits_memory(config)
     path = cache.cache_path(config, cache_dir)
     from_cache = path.exists()
     if from_cache:

@@ -34,6 +34,7 @@ def _corrupted_cache(tmp_path):
     (["--bodies", "0"], "bodies"), (["--scenes", "0"], "scenes"), (["--scenes", "-4"], "scenes"),
     (["--horizon", "-1"], "horizon"), (["--threads", "0"], "threads"), (["--scenes", "many"], "scenes"),
     (["--cache-dir", "FILE/sub"], "not writable"), (["--cache-dir", "CORRUPT"], "corrupted"),
+    (["--scenes", str(10**10)], "does not fit in memory"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, needle):
     blocker = tmp_path / "file"
