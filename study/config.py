@@ -33,6 +33,13 @@ class DataConfig:
     scenes: int = 10000
     bodies: int = 4
     seed: int = 0
+    val_fraction: float = 0.1   # large datasets want small fractions: final losses run over the whole splits
+    test_fraction: float = 0.1
+
+    def benchmark(self) -> BenchmarkConfig:
+        """The benchmark settings of this dataset (ConfigError naming a bad one)."""
+        return BenchmarkConfig(scenes=self.scenes, bodies=self.bodies, seed=self.seed,
+                               val_fraction=self.val_fraction, test_fraction=self.test_fraction)
 
 
 @dataclass(frozen=True)
@@ -209,7 +216,7 @@ def validate(config: StudyConfig) -> None:
     """Every check that needs no Ray and no storage: ranges, families, budgets vs the smallest shapes."""
     t, r, d = config.training, config.resources, config.data
     _positive("trials", config.trials)
-    BenchmarkConfig(scenes=d.scenes, bodies=d.bodies, seed=d.seed)  # ConfigError naming a bad data setting
+    d.benchmark()  # ConfigError naming a bad data setting
     _positive("training.batch_size", t.batch_size)
     if t.batch_sizes and len(t.batch_sizes) != len(config.budgets):
         raise ConfigError(f"training.batch_sizes has {len(t.batch_sizes)} entries but there are "

@@ -54,7 +54,7 @@ def run_study(config: StudyConfig, *, storage: str | None = None, progress: Prog
 
     d = config.data
     progress.message(f"dataset: {d.scenes} scenes of {d.bodies} bodies (seed {d.seed})")
-    dataset = load_dataset(scenes=d.scenes, bodies=d.bodies, seed=d.seed, cache_dir=cache_dir, progress=False)
+    dataset = load_dataset(d.benchmark(), cache_dir=cache_dir, progress=progress.enabled)
     rdb = open_storage(config.storage)
     states = prepare_studies(rdb, config, dataset.key)
     todo = sum(s.remaining for s in states)

@@ -1,0 +1,40 @@
+"""The study files shipped in studies/ are valid, and say what they promise (checked without running them)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from search_spaces import space_for
+from study.config import load_config
+from study.tune import plan_defaults
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+
+
+@pytest.mark.parametrize("name", ["cpu.toml", "gpu.toml"])
+def test_study_file_loads_and_every_grid_meets_every_budget(name):
+    config = load_config(STUDIES / name)          # validate(): every family's grid at every budget
+    assert math.log10(max(config.budgets) / min(config.budgets)) >= 2      # at least two decades
+    for family, budget in config.studies():
+        grid = space_for(family).isoflop_grid(budget, config, config.trials)
+        assert len(grid["fwd_flops"]) == config.trials
+
+
+def test_gpu_study_trains_on_cuda_with_fractional_gpus_from_1e15():
+    config = load_config(STUDIES / "gpu.toml")
+    assert min(config.budgets) >= 1e15 and 0 < config.resources.gpus_per_trial < 1
+    assert plan_defaults("gatr", config.budgets[0], config).device == "cuda"   # bf16 autocast follows on CUDA
+
+
+def test_cpu_study_data_regime_does_not_repeat_at_the_largest_budget():
+    """At the largest budget, the grid's middle run sees each training scene at most ~4 times."""
+    config = load_config(STUDIES / "cpu.toml")
+    train_scenes = config.data.benchmark().split_sizes()[0]
+    budget = max(config.budgets)
+    grid = space_for("transformer").isoflop_grid(budget, config, config.trials)
+    middle = sorted(grid["fwd_flops"])[len(grid["fwd_flops"]) // 2]
+    samples = budget / (3 * middle)
+    assert samples / train_scenes <= 4.5
