@@ -1,7 +1,8 @@
 """Registry of model families: name -> builder, shape parameters, FLOP/parameter counts, augmentation.
 
-Adding a family = one module exposing `build`, `validate`, `forward_flops`, `param_count`,
-`SHAPE_PARAMS`, `DEFAULT_SHAPE`, `GRANULARITY`, `MINIMUM` plus one `_register(...)` line below.
+Adding a family = one module exposing `build`, `validate`, `forward_flops`, `backward_flops`,
+`param_count`, `SHAPE_PARAMS`, `DEFAULT_SHAPE`, `GRANULARITY`, `MINIMUM` (and optionally
+`EQUIVARIANT`) plus one `_register(...)` line at the bottom.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from torch import nn
 
 from study.benchmark.format import MARKERS, PROPS
 from study.errors import ConfigError
+from study.models import gatr, transformer
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class Family:
 
     build(*, markers, props, **shape) -> nn.Module mapping (pos0, vel0, props) to predicted posT;
     forward_flops(*, bodies, markers, props, **shape) -> analytic forward FLOPs per sample (scene);
+    backward_flops(*, bodies, markers, props, **shape) -> backward FLOPs per sample as executed;
     param_count(*, markers, props, **shape) -> trainable parameters;
     validate(**shape) raises ConfigError naming the bad parameter.
     granularity: the multiple each shape parameter should be rounded to by a search space;
@@ -33,6 +36,7 @@ class Family:
     shape_params: tuple[str, ...]
     augment: bool
     forward_flops: Callable[..., int]
+    backward_flops: Callable[..., int]
     param_count: Callable[..., int]
     validate: Callable[..., None]
     default_shape: Mapping[str, int]
@@ -51,6 +55,7 @@ def _register(name: str, module: ModuleType, *, augment: bool = False) -> None:
         shape_params=tuple(module.SHAPE_PARAMS),
         augment=augment,
         forward_flops=module.forward_flops,
+        backward_flops=module.backward_flops,
         param_count=module.param_count,
         validate=module.validate,
         default_shape=dict(module.DEFAULT_SHAPE),
@@ -107,12 +112,6 @@ def build_model(family: str, *, markers: int = MARKERS, props: int = PROPS, **sh
     return get_family(family).build(markers=markers, props=props, **clean)
 
 
-def _register_builtin() -> None:
-    from study.models import gatr, transformer
-
-    _register("transformer", transformer)
-    _register("transformer-aug", transformer, augment=True)
-    _register("gatr", gatr)
-
-
-_register_builtin()
+_register("transformer", transformer)
+_register("transformer-aug", transformer, augment=True)
+_register("gatr", gatr)

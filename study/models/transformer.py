@@ -89,18 +89,28 @@ class Transformer(nn.Module):
 
 
 def build(*, width: int, depth: int, markers: int, props: int) -> Transformer:
+    """The network for a validated shape."""
     validate(width=width, depth=depth)
     return Transformer(width=width, depth=depth, markers=markers, props=props)
 
 
 def forward_flops(*, width: int, depth: int, bodies: int, markers: int, props: int) -> int:
-    """Matmul FLOPs (2·m·n·k each) of one forward pass over one scene of `bodies` tokens."""
+    """Matmul FLOPs (2·m·n·k each) of one forward pass over one scene of `bodies` tokens: embedding,
+    per block qkv/out/fc1/fc2 and attention scores/weighted sum, head."""
     k, w = bodies, width
     embed = 2 * k * _features(markers, props) * w
     projections = 2 * k * w * (3 * w + w + 2 * MLP_RATIO * w)   # qkv, out, fc1, fc2
     attention = 2 * (2 * k * k * w)                             # scores and weighted sum, all heads
     head = 2 * k * w * 3 * markers
     return embed + depth * (projections + attention) + head
+
+
+def backward_flops(*, width: int, depth: int, bodies: int, markers: int, props: int) -> int:
+    """Matmul FLOPs of one backward pass over one scene, as executed: every product costs twice its
+    forward (input and weight gradients) except the input embedding, whose input needs no gradient
+    (its weight gradient alone, once its forward)."""
+    embed = 2 * bodies * _features(markers, props) * width
+    return 2 * forward_flops(width=width, depth=depth, bodies=bodies, markers=markers, props=props) - embed
 
 
 def param_count(*, width: int, depth: int, markers: int, props: int) -> int:

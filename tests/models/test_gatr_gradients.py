@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from study.models.gatr import EquiLinear, GeometricMLP
+from study.models.gatr.layers import EquiLinear, GeometricMLP
 
 
 def _gradcheck_module(module, inputs):

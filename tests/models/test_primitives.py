@@ -1,10 +1,11 @@
-"""Algebra sanity for G(3,0,1) and the tie between multivector versors and the benchmark's transforms."""
+"""Algebra sanity for the G(3,0,1) primitives and the tie between multivector versors and the benchmark's transforms."""
 
 import pytest
 import torch
 
 from study.benchmark.transforms import apply_to_points, apply_to_vectors, random_e3
-from study.models import pga
+from study.models.gatr import primitives as pga
+from tests.models.versors import act, versors
 
 GEN = lambda seed: torch.Generator().manual_seed(seed)  # noqa: E731
 
@@ -97,24 +98,24 @@ def test_point_embedding_round_trip_and_guard():
 def test_versor_action_matches_benchmark_transforms(reflection_prob):
     R, t = random_e3(6, generator=GEN(11), dtype=torch.float64, reflection_prob=reflection_prob)
     p = torch.randn(6, 5, 3, generator=GEN(12), dtype=torch.float64)
-    u, odd = pga.versors(R, t)
+    u, odd = versors(R, t)
     assert torch.equal(odd, torch.linalg.det(R) < 0)
     det = torch.linalg.det(R).view(6, 1, 1)
     # points and directions are pseudo under the Pin action: equal up to the sign det(R)
-    got = pga.act(u[:, None], pga.embed_point(p), odd)
+    got = act(u[:, None], pga.embed_point(p), odd)
     torch.testing.assert_close(got, det * pga.embed_point(apply_to_points(R, t, p)))
-    got = pga.act(u[:, None], pga.embed_direction(p), odd)
+    got = act(u[:, None], pga.embed_direction(p), odd)
     torch.testing.assert_close(got, det * pga.embed_direction(apply_to_vectors(R, p)))
-    torch.testing.assert_close(pga.extract_point(pga.act(u[:, None], pga.embed_point(p), odd)),
+    torch.testing.assert_close(pga.extract_point(act(u[:, None], pga.embed_point(p), odd)),
                                apply_to_points(R, t, p))
 
 
 def test_action_is_a_group_action():
     R, t = random_e3(2, generator=GEN(13), dtype=torch.float64)
-    (u1, u2), odd = pga.versors(R, t)
+    (u1, u2), odd = versors(R, t)
     x = rand_mv(3, seed=14)
-    composed = pga.act(pga.geometric_product(u1, u2), x, bool(odd[0] ^ odd[1]))
-    torch.testing.assert_close(composed, pga.act(u1, pga.act(u2, x, bool(odd[1])), bool(odd[0])))
+    composed = act(pga.geometric_product(u1, u2), x, bool(odd[0] ^ odd[1]))
+    torch.testing.assert_close(composed, act(u1, act(u2, x, bool(odd[1])), bool(odd[0])))
 
 
 def _rel(a, b):
@@ -124,9 +125,9 @@ def _rel(a, b):
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
 def test_primitives_are_equivariant(dtype, tol):
     R, t = random_e3(8, generator=GEN(15), dtype=torch.float64)
-    u, odd = pga.versors(R, t)
+    u, odd = versors(R, t)
     u = u[:, None]
-    g = lambda x: pga.act(u, x.double(), odd)  # noqa: E731  (the action in float64)
+    g = lambda x: act(u, x.double(), odd)  # noqa: E731  (the action in float64)
     x, y, ref = rand_mv(8, 5, seed=16), rand_mv(8, 5, seed=17), rand_mv(8, 1, seed=18)
     xd, yd, rd = x.to(dtype), y.to(dtype), ref.to(dtype)
     gx, gy, gr = g(x).to(dtype), g(y).to(dtype), g(ref).to(dtype)
@@ -136,7 +137,7 @@ def test_primitives_are_equivariant(dtype, tol):
         "join with reference": (pga.equi_join(gx, gy, gr), g(pga.equi_join(xd, yd, rd))),
         "inner product": (pga.inner_product(gx, gy), pga.inner_product(xd, yd).double()),
     }
-    for a, basis in enumerate(pga.table("basis", dtype=dtype)):
+    for a, basis in enumerate(pga.linear_basis(dtype=dtype)):
         cases[f"basis map {a}"] = (gx @ basis.T, g(xd @ basis.T))
     for name, (actual, expected) in cases.items():
         assert _rel(actual.double(), expected) <= tol, name
@@ -144,10 +145,10 @@ def test_primitives_are_equivariant(dtype, tol):
 
 def test_join_without_reference_is_only_pseudo_equivariant():
     R, t = random_e3(4, generator=GEN(19), dtype=torch.float64, reflection_prob=1.0)
-    u, odd = pga.versors(R, t)
+    u, odd = versors(R, t)
     u = u[:, None]
     x, y = rand_mv(4, 3, seed=20), rand_mv(4, 3, seed=21)
-    actual = pga.join(pga.act(u, x, odd), pga.act(u, y, odd))
-    expected = pga.act(u, pga.join(x, y), odd)
+    actual = pga.join(act(u, x, odd), act(u, y, odd))
+    expected = act(u, pga.join(x, y), odd)
     assert _rel(actual, expected) > 1.0              # sign flipped under reflections
     assert _rel(actual, -expected) < 1e-12

@@ -1,0 +1,81 @@
+"""Elementwise kernel of GATr's MLP core: geometric product and reference join, gated by GELU.
+
+Works on component-major (16, channels, tokens) tensors with one fused multiply-add per non-zero
+table entry (192 for the geometric product, 81 for the join): no 16×16×16 contraction, no matmul.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from study.models.gatr.primitives import bilinear_terms
+
+
+def accumulate(out: torch.Tensor, terms, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """out[o] = Σ sign · a[p] · b[q] over terms (o, p, q, sign), in place; rows without a term are zeroed.
+
+    The first touch of a row multiplies (no zero fill), later ones fuse multiply-add."""
+    touched = set()
+    for o, p, q, sign in terms:
+        if o in touched:
+            out[o].addcmul_(a[p], b[q], value=sign)
+        else:
+            torch.mul(a[p], b[q], out=out[o])
+            if sign != 1.0:
+                out[o].mul_(sign)
+            touched.add(o)
+    for o in range(out.shape[0]):
+        if o not in touched:
+            out[o].zero_()
+    return out
+
+
+def _first_factor_terms(terms):
+    """Terms of dz/dx: (j, i, k, s) for z_i = Σ s x_j y_k."""
+    return [(j, i, k, s) for i, j, k, s in terms]
+
+
+def _second_factor_terms(terms):
+    """Terms of dz/dy: (k, i, j, s) for z_i = Σ s x_j y_k."""
+    return [(k, i, j, s) for i, j, k, s in terms]
+
+
+class GatedBilinear(torch.autograd.Function):
+    """h (16, 4C, N) = [a, b, c, d] -> y · gelu(<y>_0) with y = [a b, ref · (c ∨ d)] (16, 2C, N).
+
+    One output buffer, no split/cat and no zero-filled slice backwards; `ref` (1, 1, N) is a
+    constant (no gradient)."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, ref: torch.Tensor, channels: int) -> torch.Tensor:
+        a, b, c, d = h.split(channels, dim=1)                        # (16, C, N) views
+        y = h.new_empty(16, 2 * channels, h.shape[2])                # (16, 2C, N)
+        accumulate(y[:, :channels], bilinear_terms("gp"), a, b)
+        accumulate(y[:, channels:], bilinear_terms("join"), c, d).mul_(ref)
+        gate = F.gelu(y[0])                                          # (2C, N)
+        ctx.save_for_backward(h, ref, y)
+        ctx.channels = channels
+        return y * gate
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        h, ref, y = ctx.saved_tensors
+        ch = ctx.channels
+        y0 = y[0]                                                    # (2C, N)
+        gy = grad * F.gelu(y0)                                       # (16, 2C, N)
+        gy[0] += torch.ops.aten.gelu_backward((grad * y).sum(0), y0)
+        gy[:, ch:].mul_(ref)
+        a, b, c, d = h.split(ch, dim=1)                              # (16, C, N) views
+        gh = torch.empty_like(h)                                     # (16, 4C, N)
+        for name, lo, x, z in (("gp", 0, a, b), ("join", 2 * ch, c, d)):
+            g = gy[:, :ch] if name == "gp" else gy[:, ch:]
+            terms = bilinear_terms(name)
+            accumulate(gh[:, lo : lo + ch], _first_factor_terms(terms), g, z)
+            accumulate(gh[:, lo + ch : lo + 2 * ch], _second_factor_terms(terms), g, x)
+        return gh, None, None
+
+
+def gated_bilinear(h: torch.Tensor, ref: torch.Tensor, channels: int) -> torch.Tensor:
+    """[a b, ref (c ∨ d)] gated by GELU of its grade 0, for h (16, 4C, N) = [a, b, c, d] -> (16, 2C, N)."""
+    return GatedBilinear.apply(h, ref, channels)

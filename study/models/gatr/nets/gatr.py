@@ -1,0 +1,38 @@
+"""The GATr network: scene embedding -> EquiLinear -> blocks -> layer norm -> EquiLinear -> positions."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from study.models.gatr.layers import Block, EquiLinear, equi_layer_norm
+from study.models.gatr.nets.scene import chirality, embed_scene, join_reference, predicted_positions
+
+HEAD_MV = 8
+
+
+def heads_for(mv_channels: int) -> int:
+    """Attention heads: max(1, mv_channels // 8)."""
+    return max(1, mv_channels // HEAD_MV)
+
+
+class GATr(nn.Module):
+    """(pos0, vel0, props) -> predicted posT; tokens = bodies, mv channels = marker points and velocities."""
+
+    def __init__(self, *, mv_channels: int, s_channels: int, depth: int, markers: int, props: int):
+        super().__init__()
+        heads = heads_for(mv_channels)
+        self.embed = EquiLinear(2 * markers, mv_channels, props, s_channels)
+        self.blocks = nn.ModuleList(Block(mv_channels, s_channels, heads) for _ in range(depth))
+        self.head = EquiLinear(mv_channels, markers, s_channels, 0, grade0=False)
+
+    def forward(self, pos0: torch.Tensor, vel0: torch.Tensor, props: torch.Tensor) -> torch.Tensor:
+        """pos0, vel0 (B, K, M, 3), props (B, K, P) -> (B, K, M, 3)."""
+        chi = chirality(pos0)                                        # (B, K)
+        x = embed_scene(pos0, vel0, chi)                             # (B, K, 2M, 16)
+        reference = join_reference(x)                                # (B, 1, 1, 16)
+        x, s = self.embed(x, props)                                  # (B, K, C, 16), (B, K, S)
+        for block in self.blocks:
+            x, s = block(x, s, reference)
+        y, _ = self.head(*equi_layer_norm(x, s))                     # (B, K, M, 16)
+        return predicted_positions(y, pos0, chi)

@@ -1,0 +1,31 @@
+"""Features whose dot product is minus the squared distance of two trivector points (for attention).
+
+With w = e123 and v the trivector's (x, y, z) slots (a point p of weight w has v = w·p),
+distance_query(x_q) · distance_key(x_k) = −‖w_k v_q − w_q v_k‖² = −w_q² w_k² ‖p_q − p_k‖²: the
+distance that the invariant inner product (blind to every e0 component) cannot see. Quadratic in each
+trivector, so invariant under reflections too.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from study.models.gatr.primitives.embedding import trivector_direction, trivector_weight
+
+
+def _trivector_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    w = trivector_weight(x)                                           # (..., 1) weight
+    v = trivector_direction(x)                                        # (..., 3) weighted position
+    return w, v, (v * v).sum(-1, keepdim=True)                        # ..., (..., 1) ‖v‖²
+
+
+def distance_query(x: torch.Tensor) -> torch.Tensor:
+    """Query features (..., 16) -> (..., 5): [w², ‖v‖², w v]."""
+    w, v, vv = _trivector_parts(x)
+    return torch.cat([w * w, vv, w * v], dim=-1)
+
+
+def distance_key(x: torch.Tensor) -> torch.Tensor:
+    """Key features (..., 16) -> (..., 5): [−‖v‖², −w², 2 w v], matching `distance_query`."""
+    w, v, vv = _trivector_parts(x)
+    return torch.cat([-vv, -(w * w), 2.0 * w * v], dim=-1)
