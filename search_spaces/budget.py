@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Callable
 
 from study.errors import ConfigError
-from study.flops import forward_flops, param_count
+from study.flops import forward_flops, param_count, step_flops
 from study.models import validate_shape
 
 
@@ -174,7 +174,7 @@ def _valid_sizes(space: BudgetSpace) -> tuple[int, ...]:
 
 @lru_cache(maxsize=65536)
 def _step_flops(family: str, batch_size: int, bodies: int, shape: tuple) -> float:
-    return 3.0 * batch_size * _forward_flops(family, bodies, shape)  # TODO(exact): study.flops.step_flops
+    return float(step_flops(family, batch_size=batch_size, bodies=bodies, **dict(shape)))
 
 
 @lru_cache(maxsize=65536)
