@@ -10,6 +10,9 @@ Convention (DESIGN "Compute accounting"), the one place it is stated:
   `training_flops` is `samples` samples. No family executes a product once per step rather than per
   sample (GATr places its dense equivariant weights by indexing, 0 FLOPs), so a step costs
   batch_size × the per-sample count exactly. The optimizer update and the loss are elementwise.
+- Only the model's forward and backward count. Data preparation does not: transformer-aug's E(3)
+  augmentation runs three (L × 3)·(3 × 3) products per scene (L = bodies × markers; 864 FLOPs at
+  4 bodies × 4 markers), the same for every shape, outside the model (and so outside the budget).
 - `nominal_training_flops` = 3 × forward × samples, the customary estimate; it over-counts small
   models by the first layer's missing input gradient and may be stored beside the budget, never as it.
 These counts equal torch's `FlopCounterMode` on a real forward + backward step (attention under
