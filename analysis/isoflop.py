@@ -1,8 +1,19 @@
-"""Approach 2 (IsoFLOP): a parabola in log N per budget gives N_opt(C), L_opt(C); then power laws."""
+"""Approach 2 (IsoFLOP): a parabola in log N per budget gives N_opt(C), L_opt(C); then power laws.
+
+Each budget's parabola is fitted near that budget's minimum only: through the runs whose N lies within
+`window` decades of the best run's N (default ±0.5 decades; at least the 3 distinct sizes nearest to
+it). A parabola through every run of a wide grid (say 3 decades of N, losses up to 2× the minimum) is
+pulled away from the minimum by the far, asymmetric tails of the true curve; near the minimum the
+parabola is a good local model. `window=None` fits every run (the old behaviour).
+
+A budget is left out, with the reason recorded in `IsoFlopFit.rejected`, when its parabola opens
+downwards or its vertex lies outside the sizes it was fitted on (no minimum bracketed: the optimum
+would be an extrapolation). Fewer than 3 bracketed budgets is an error saying which and why.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -11,18 +22,23 @@ from study.errors import EquiscaleError
 
 MIN_BUDGETS = 3
 MIN_TRIALS = 3
+DEFAULT_WINDOW = 0.5  # decades of N either side of each budget's best run
+LN10 = float(np.log(10.0))
 
 
 @dataclass(frozen=True)
 class IsoFlopCurve:
-    """L ≈ c2 (ln N)² + c1 ln N + c0 at one budget, with its vertex."""
+    """L ≈ c2 (ln N)² + c1 ln N + c0 at one budget, with its vertex and the sizes it was fitted on."""
 
     budget: float
     coeffs: tuple[float, float, float]  # (c2, c1, c0)
     n_opt: float
     d_opt: float
     loss_opt: float
-    n_trials: int
+    n_trials: int  # runs at this budget
+    n_used: int = 0  # runs inside the window (fitted)
+    n_low: float = float("nan")  # smallest and largest N fitted
+    n_high: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,8 @@ class IsoFlopFit:
     d_coef: float
     l_exp: float
     l_coef: float
+    window: float | None = DEFAULT_WINDOW
+    rejected: dict[float, str] = field(default_factory=dict)  # budget -> why it was left out
 
     def allocation(self, c):
         c = np.asarray(c, float)
@@ -43,6 +61,12 @@ class IsoFlopFit:
 
     def predict_loss(self, c):
         return self.l_coef * np.asarray(c, float) ** (-self.l_exp)
+
+    def describe_window(self) -> str:
+        if self.window is None:
+            return "each budget's parabola through all its runs"
+        return (f"each budget's parabola through the runs within ±{self.window:g} decades of N of its best run "
+                f"(at least the {MIN_TRIALS} nearest sizes)")
 
 
 def check_isoflop_data(budget, n, loss) -> None:
@@ -63,34 +87,71 @@ def check_isoflop_data(budget, n, loss) -> None:
             raise EquiscaleError(f"{name} must be positive and finite for the IsoFLOP fit")
 
 
-def fit_curve(budget: float, n, loss, model: FlopsModel) -> IsoFlopCurve:
-    """Parabola in ln N at one budget; error if it does not open upwards (no bracketed minimum)."""
+def window_mask(x: np.ndarray, loss: np.ndarray, window: float | None) -> np.ndarray:
+    """Runs (ln N = x) within `window` decades of the best run, widened to the MIN_TRIALS nearest sizes."""
+    if window is None:
+        return np.ones(x.size, bool)
+    dist = np.abs(x - x[np.argmin(loss)])
+    keep = dist <= window * LN10 * (1 + 1e-12)
+    if np.unique(x[keep]).size < MIN_TRIALS:
+        nearest = np.unique(dist)[:MIN_TRIALS]  # distances of the nearest distinct sizes (ties kept)
+        keep = dist <= nearest[-1] * (1 + 1e-12)
+    return keep
+
+
+def fit_curve(budget: float, n, loss, model: FlopsModel, window: float | None = DEFAULT_WINDOW) -> IsoFlopCurve:
+    """Parabola in ln N near the minimum at one budget; error if it brackets no minimum."""
     n, loss = np.asarray(n, float), np.asarray(loss, float)
     x = np.log(n)
     if np.unique(x).size < 3:
         raise EquiscaleError(f"budget {budget:.3g}: the IsoFLOP parabola needs at least 3 distinct sizes N")
-    c2, c1, c0 = np.polyfit(x, loss, 2)
+    keep = window_mask(x, loss, window)
+    xs, ls = x[keep], loss[keep]
+    c2, c1, c0 = np.polyfit(xs, ls, 2)
     if not c2 > 0:
         raise EquiscaleError(f"budget {budget:.3g}: the IsoFLOP parabola opens downwards (no minimum bracketed)")
     x_opt = -c1 / (2 * c2)
+    n_low, n_high = float(np.exp(xs.min())), float(np.exp(xs.max()))
+    if not xs.min() <= x_opt <= xs.max():
+        raise EquiscaleError(f"budget {budget:.3g}: the IsoFLOP minimum N = {np.exp(x_opt):.3g} lies outside the "
+                             f"fitted sizes [{n_low:.3g}, {n_high:.3g}] (no minimum bracketed)")
     loss_opt = float(c0 - c1 * c1 / (4 * c2))
     if not loss_opt > 0:
         raise EquiscaleError(f"budget {budget:.3g}: the IsoFLOP parabola's minimum is not a positive loss")
     n_opt = float(np.exp(x_opt))
     return IsoFlopCurve(
         budget=float(budget), coeffs=(float(c2), float(c1), float(c0)), n_opt=n_opt,
-        d_opt=float(model.samples(n_opt, budget)), loss_opt=loss_opt, n_trials=len(n),
+        d_opt=float(model.samples(n_opt, budget)), loss_opt=loss_opt, n_trials=len(n), n_used=int(keep.sum()),
+        n_low=n_low, n_high=n_high,
     )
 
 
-def fit_isoflop(budget, n, loss, *, model: FlopsModel = FlopsModel()) -> IsoFlopFit:
-    """Approach 2 over all budgets; N_opt ∝ C^a and D_opt ∝ C^b by least squares in log space."""
+def fit_isoflop(budget, n, loss, *, model: FlopsModel = FlopsModel(),
+                window: float | None = DEFAULT_WINDOW) -> IsoFlopFit:
+    """Approach 2 over all budgets; N_opt ∝ C^a and D_opt ∝ C^b by least squares in log space.
+
+    Budgets whose parabola brackets no minimum are left out (`rejected`, with the reason); fewer than
+    3 bracketed budgets is an error naming each rejected budget and why.
+    """
+    if window is not None and not window > 0:
+        raise EquiscaleError(f"the IsoFLOP window must be a positive number of decades (or None: all runs), got {window}")
     check_isoflop_data(budget, n, loss)
     budget, n, loss = (np.asarray(v, float) for v in (budget, n, loss))
-    curves = tuple(fit_curve(c, n[budget == c], loss[budget == c], model) for c in np.unique(budget))
+    curves, rejected = [], {}
+    for c in np.unique(budget):
+        at = budget == c
+        try:
+            curves.append(fit_curve(c, n[at], loss[at], model, window))
+        except EquiscaleError as exc:
+            rejected[float(c)] = str(exc)
+    if len(curves) < MIN_BUDGETS:
+        raise EquiscaleError(
+            f"Approach 2 (IsoFLOP) is not identified: {len(curves)} of {len(curves) + len(rejected)} budgets "
+            f"bracket a minimum (needs {MIN_BUDGETS}): " + "; ".join(rejected.values()))
     logc = np.log([k.budget for k in curves])
     a, log_na = np.polyfit(logc, np.log([k.n_opt for k in curves]), 1)
     b, log_db = np.polyfit(logc, np.log([k.d_opt for k in curves]), 1)
     l_slope, log_l = np.polyfit(logc, np.log([k.loss_opt for k in curves]), 1)
-    return IsoFlopFit(curves=curves, a=float(a), n_coef=float(np.exp(log_na)), b=float(b),
-                      d_coef=float(np.exp(log_db)), l_exp=float(-l_slope), l_coef=float(np.exp(log_l)))
+    return IsoFlopFit(curves=tuple(curves), a=float(a), n_coef=float(np.exp(log_na)), b=float(b),
+                      d_coef=float(np.exp(log_db)), l_exp=float(-l_slope), l_coef=float(np.exp(log_l)),
+                      window=window, rejected=rejected)

@@ -9,12 +9,39 @@ import pandas as pd
 
 from analysis import parametric as P
 from analysis.allocation import FlopsModel, allocation_exponents
-from analysis.bootstrap import LEVEL, Estimate, bootstrap_parametric, estimate, resample
-from analysis.isoflop import IsoFlopFit, fit_isoflop
+from analysis.bootstrap import LEVEL, Estimate, bootstrap_best_per_budget, bootstrap_parametric, bootstrap_runs, estimate
+from analysis.isoflop import DEFAULT_WINDOW, IsoFlopFit, fit_isoflop
 from analysis.power import PowerLaw, best_per_budget, fit_power_law, fit_power_law_irreducible
 from study.errors import EquiscaleError
 
 APPROACHES = ("power", "isoflop", "parametric")
+NO_ALLOCATION = "α ≤ 0 or β ≤ 0: L(N, D) has no compute-optimal allocation"
+
+
+@dataclass(frozen=True)
+class TrainedRange:
+    """The smallest and largest N, D and budget C among a family's runs."""
+
+    n: tuple[float, float]
+    d: tuple[float, float]
+    c: tuple[float, float]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> "TrainedRange":
+        span = lambda col: (float(frame[col].min()), float(frame[col].max()))  # noqa: E731
+        return cls(n=span("params"), d=span("samples"), c=span("budget"))
+
+    def outside(self, *, n=None, d=None, c=None) -> list[str]:
+        """Phrases for each of N_opt, D_opt, C that lies outside the trained range (empty: inside)."""
+        out = []
+        for name, value, (lo, hi) in (("N_opt", n, self.n), ("D_opt", d, self.d), ("budget", c, self.c)):
+            if value is None or not np.isfinite(value):
+                continue
+            if value < lo * (1 - 1e-9):
+                out.append(f"{name} {value:.3g} below the smallest trained {lo:.3g}")
+            elif value > hi * (1 + 1e-9):
+                out.append(f"{name} {value:.3g} above the largest trained {hi:.3g}")
+        return out
 
 
 @dataclass
@@ -35,37 +62,21 @@ class FamilyLaws:
     skipped: dict[str, str] = field(default_factory=dict)  # approach -> why it was not fitted
     n_boot: int = 0
     level: float = LEVEL
+    trained: TrainedRange | None = None
 
 
-def _bootstrap(fn, frame: pd.DataFrame, n_boot: int, seed: int) -> dict[str, np.ndarray]:
-    """Refit `fn(frame) -> dict` on resamples of runs within each budget; failed refits give NaN."""
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot):
-        idx = resample(len(frame), rng, groups=frame["budget"].to_numpy())
-        try:
-            draws.append(fn(frame.iloc[idx]))
-        except (EquiscaleError, np.linalg.LinAlgError, ValueError, FloatingPointError):
-            draws.append(None)
-    keys = next((d.keys() for d in draws if d is not None), [])
-    return {k: np.array([np.nan if d is None else d[k] for d in draws]) for k in keys}
+def _law_values(fit, names):
+    def values(c, loss):
+        law = fit(c, loss)
+        return {k: getattr(law, k) for k in names}
+    return values
 
 
-def _power_values(frame):
-    c, loss = best_per_budget(frame["budget"], frame["loss"])
-    law = fit_power_law(c, loss)
-    return {"coef": law.coef, "exponent": law.exponent}
-
-
-def _power_irr_values(frame):
-    c, loss = best_per_budget(frame["budget"], frame["loss"])
-    law = fit_power_law_irreducible(c, loss)
-    return {"E": law.E, "coef": law.coef, "exponent": law.exponent}
-
-
-def _isoflop_values(model):
+def _isoflop_values(model, window, budgets):
     def values(frame):
-        fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model)
+        fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model, window=window)
+        if {k.budget for k in fit.curves} != budgets:  # same budgets as the all-runs fit, or no draw
+            raise EquiscaleError("a budget brackets no minimum in this resample")
         return {"a": fit.a, "b": fit.b, "n_coef": fit.n_coef, "d_coef": fit.d_coef,
                 "l_exp": fit.l_exp, "l_coef": fit.l_coef}
     return values
@@ -73,20 +84,22 @@ def _isoflop_values(model):
 
 def fit_family(frame: pd.DataFrame, *, family: str, approaches=APPROACHES, n_boot: int = 200, seed: int = 0,
                level: float = LEVEL, refine: int | None = P.DEFAULT_REFINE, flops_model: FlopsModel | None = None,
-               batch_size: int | None = None, strict: bool = True, n_jobs: int | None = None) -> FamilyLaws:
+               batch_size: int | None = None, strict: bool = True, n_jobs: int | None = 1,
+               window: float | None = DEFAULT_WINDOW) -> FamilyLaws:
     """Fit the requested approaches to one family's runs (columns budget, params, samples, flops, loss).
 
     strict: an approach that cannot be fitted (too little data, no minimum) raises; otherwise it is
-    recorded in `skipped` with the reason.
+    recorded in `skipped` with the reason. window: Approach 2's window in decades of N around each
+    budget's best run (None: every run).
     """
     unknown = set(approaches) - set(APPROACHES)
     if unknown:
         raise EquiscaleError(f"unknown approach(es) {sorted(unknown)}; choose from {list(APPROACHES)}")
     model = flops_model or FlopsModel.from_runs(frame["params"], frame["samples"], frame["flops"])
     laws = FamilyLaws(family=family, n_runs=len(frame), n_budgets=frame["budget"].nunique(), flops_model=model,
-                      batch_size=batch_size, n_boot=n_boot, level=level)
+                      batch_size=batch_size, n_boot=n_boot, level=level, trained=TrainedRange.of(frame))
     steps = {"power": lambda: _fit_power(laws, frame, n_boot, seed),
-             "isoflop": lambda: _fit_isoflop(laws, frame, n_boot, seed, model),
+             "isoflop": lambda: _fit_isoflop(laws, frame, n_boot, seed, model, window),
              "parametric": lambda: _fit_parametric(laws, frame, n_boot, seed, refine, model, n_jobs)}
     for name in APPROACHES:
         if name not in approaches:
@@ -99,8 +112,19 @@ def fit_family(frame: pd.DataFrame, *, family: str, approaches=APPROACHES, n_boo
             laws.skipped[name] = str(exc)
     for approach, draws in laws.samples.items():
         point = _point_values(laws, approach)
-        laws.estimates[approach] = {k: estimate(point[k], draws.get(k, []), level=level) for k in point}
+        laws.estimates[approach] = {
+            k: estimate(point[k], draws.get(k, []), level=level, problem=_point_problem(laws, approach, k))
+            for k in point}
     return laws
+
+
+def _point_problem(laws: FamilyLaws, approach: str, key: str) -> str:
+    """Why an all-runs value is not identified before looking at its interval ('' when it is)."""
+    if approach == "parametric" and key in ("a", "b"):
+        f = laws.parametric
+        if not (f.alpha > 0 and f.beta > 0):
+            return NO_ALLOCATION
+    return ""
 
 
 def _point_values(laws: FamilyLaws, approach: str) -> dict:
@@ -122,17 +146,23 @@ def _point_values(laws: FamilyLaws, approach: str) -> dict:
 
 def _fit_power(laws, frame, n_boot, seed):
     laws.power = fit_power_law(*best_per_budget(frame["budget"], frame["loss"]))
-    laws.samples["power"] = _bootstrap(_power_values, frame, n_boot, seed)
+    budget, loss = frame["budget"].to_numpy(float), frame["loss"].to_numpy(float)
+    laws.samples["power"] = bootstrap_best_per_budget(
+        _law_values(fit_power_law, ("coef", "exponent")), budget, loss, n_boot, seed)
     try:
         laws.power_irreducible = fit_power_law_irreducible(*best_per_budget(frame["budget"], frame["loss"]))
-        laws.samples["power_irreducible"] = _bootstrap(_power_irr_values, frame, n_boot, seed)
+        laws.samples["power_irreducible"] = bootstrap_best_per_budget(
+            _law_values(fit_power_law_irreducible, ("E", "coef", "exponent")), budget, loss, n_boot, seed)
     except EquiscaleError as exc:
         laws.skipped["power_irreducible"] = str(exc)
 
 
-def _fit_isoflop(laws, frame, n_boot, seed, model):
-    laws.isoflop = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model)
-    laws.samples["isoflop"] = _bootstrap(_isoflop_values(model), frame, n_boot, seed)
+def _fit_isoflop(laws, frame, n_boot, seed, model, window):
+    fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model, window=window)
+    laws.isoflop = fit
+    budgets = {k.budget for k in fit.curves}
+    kept = frame[frame["budget"].isin(budgets)]  # rejected budgets are reported, not resampled
+    laws.samples["isoflop"] = bootstrap_runs(_isoflop_values(model, window, budgets), kept, n_boot, seed)
 
 
 def _fit_parametric(laws, frame, n_boot, seed, refine, model, n_jobs):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
+from scipy.special import expit, logit
 
 from study.errors import EquiscaleError
 
@@ -48,24 +49,40 @@ def fit_power_law(c, loss) -> PowerLaw:
 
 
 def fit_power_law_irreducible(c, loss) -> PowerLaw:
-    """L = E + coef·C^(−exponent) by least squares on log L, 0 ≤ E < min L (at least 4 budgets)."""
+    """L = E + coef·C^(−exponent) by least squares on log L, 0 < E < min L (at least 4 budgets).
+
+    E = min L · sigmoid(u) keeps E inside its bounds without a bounded solver, so MINPACK's
+    Levenberg–Marquardt (fast, in C) does the work; |exponent| ≤ 5 as before.
+    """
     c, loss = _check(c, loss, 4)
     c_ref = float(np.exp(np.mean(np.log(c))))  # conditioning: fit in x = C / c_ref
-    x, logl = c / c_ref, np.log(loss)
+    logx, logl, top = np.log(c / c_ref), np.log(loss), float(loss.min())
+
+    def unpack(p):
+        log_coef, exponent, u = p
+        return log_coef, float(np.clip(exponent, -5.0, 5.0)), top * float(expit(u))
 
     def residuals(p):
-        log_coef, exponent, e = p
-        return np.log(e + np.exp(log_coef) * x ** (-exponent)) - logl
+        log_coef, exponent, e = unpack(p)
+        return np.log(e + np.exp(log_coef - exponent * logx)) - logl
+
+    def jacobian(p):  # d r / d (ln coef, exponent, u) with E = top·sigmoid(u)
+        log_coef, exponent, e = unpack(p)
+        power = np.exp(log_coef - exponent * logx)
+        share = power / (e + power)
+        return np.stack([share, -logx * share, (e * (1 - e / top)) / (e + power)], axis=1)
 
     best = None
-    for frac in (0.0, 0.5, 0.9):
-        e0 = frac * loss.min()
-        slope, intercept = np.polyfit(np.log(x), np.log(loss - e0), 1)
-        p0 = [intercept, max(-slope, 1e-6), e0]
-        res = least_squares(residuals, p0, bounds=([-np.inf, -5.0, 0.0], [np.inf, 5.0, loss.min() * (1 - 1e-9)]))
-        if best is None or res.cost < best.cost:
+    for frac in (1e-3, 0.5, 0.9):
+        e0 = frac * top
+        slope, intercept = np.polyfit(logx, np.log(loss - e0), 1)
+        p0 = [intercept, min(max(-slope, 1e-6), 5.0), float(logit(frac))]
+        res = least_squares(residuals, p0, jac=jacobian, method="lm")
+        if np.all(np.isfinite(res.fun)) and (best is None or res.cost < best.cost):
             best = res
-    log_coef, exponent, e = best.x
+    if best is None:
+        raise EquiscaleError("the L(C) fit with an irreducible term did not converge")
+    log_coef, exponent, e = unpack(best.x)
     return PowerLaw(coef=float(np.exp(log_coef) * c_ref**exponent), exponent=float(exponent), E=float(e))
 
 

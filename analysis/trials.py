@@ -13,8 +13,10 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from analysis.allocation import FlopsModel
 from study import schema
 from study.errors import ConfigError, EquiscaleError
+from study.resume import check_storage, open_storage
 
 BUDGET_TOLERANCE = 0.01  # a run counts when |flops_used / C − 1| ≤ 1%
 COLUMNS = ["family", "budget", "params", "samples", "steps", "flops", "loss", "val_loss", "test_loss",
@@ -29,6 +31,7 @@ class Runs:
     excluded: dict[str, int] = field(default_factory=dict)
     batch_sizes: dict[str, int] = field(default_factory=dict)  # family -> batch size (steps = D / batch)
     source: str = ""
+    flops_model: FlopsModel | None = None  # fixed FLOP model (CSV input: C = k·N·D); None: fitted per family
 
     def families(self) -> list[str]:
         return sorted(self.frame["family"].unique())
@@ -38,21 +41,11 @@ def _count(excluded: dict, reason: str) -> None:
     excluded[reason] = excluded.get(reason, 0) + 1
 
 
-def _open_storage(url: str):
-    if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///"):])
-        if not path.is_file():
-            raise EquiscaleError(f"no study storage at {url} (file {path} does not exist)")
-    try:
-        return optuna.storages.RDBStorage(url)
-    except Exception as exc:  # SQLAlchemy raises many kinds; all mean "cannot open"
-        raise EquiscaleError(f"cannot open storage {url}: {exc.__class__.__name__}: {exc}") from None
-
-
 def load_storage(url: str, *, loss: str = "val_loss", tolerance: float = BUDGET_TOLERANCE) -> Runs:
     """Every COMPLETE trial that used its full budget, from every `<family>/<budget>` study in `url`."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = _open_storage(url)
+    check_storage(url, must_exist=True)
+    storage = open_storage(url, read_only=True)
     rows, excluded, batch = [], {}, {}
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         attrs = schema.read_study_attrs(summary.user_attrs)

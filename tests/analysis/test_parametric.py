@@ -62,7 +62,7 @@ def test_screened_starts_reach_the_optimum_of_starts_across_the_whole_grid():
     n, d, loss = _data(seed=3)
     logs = (np.log(n), np.log(d), np.log(loss))
     screened = P.fit_parametric(n, d, loss)
-    theta, value = P.minimise_from(P.grid_starts()[::5], *logs)
+    theta, value, _ = P.minimise_from(P.grid_starts()[::5], *logs)
     assert screened.objective <= value + 1e-7
     np.testing.assert_allclose(screened.theta, theta, atol=2e-3)
 
