@@ -42,18 +42,16 @@ def run_sequential(config, plans, dataset) -> list[float]:
     from search_spaces import space_for
     from study.config import study_name
     from study.training import train
-    from study.tune import trial_seed
+    from study.tune import plan_defaults, trial_seed
 
-    t, threads, seconds = config.training, max(1, int(config.resources.cpus_per_trial)), []
+    seconds = []
     for family, budget in config.studies():
         name = study_name(family, budget)
+        defaults = plan_defaults(family, budget, config)
         for number, params in enumerate(plans[name]):
-            derived = space_for(family)(optuna.trial.FixedTrial(params), budget=budget, config=config)
+            proposal = space_for(family)(optuna.trial.FixedTrial(params), budget=budget, config=config)
             start = time.perf_counter()
-            train(family, derived["shape"], lr=params["lr"], steps=derived["steps"], batch_size=t.batch_size,
-                  dataset=dataset, seed=trial_seed(name, number, config.seed), weight_decay=t.weight_decay,
-                  warmup_fraction=t.warmup_fraction, grad_clip=t.grad_clip, evals=t.evals,
-                  val_samples=t.val_samples, threads=threads, device="cpu")
+            train(defaults.plan(proposal, seed=trial_seed(name, number, config.seed)), dataset)
             seconds.append(time.perf_counter() - start)
     return seconds
 
@@ -63,9 +61,10 @@ def run_through_ray(config, plans, dataset) -> tuple[float, float, list[float]]:
     import optuna
     import ray
 
+    from study.adapter import start_ray
     from study.progress import Progress
     from study.resume import open_storage, prepare_studies
-    from study.tune import run_studies, start_ray
+    from study.tune import run_studies
 
     storage = open_storage(config.storage)
     states = prepare_studies(storage, config, dataset.key)
@@ -106,7 +105,7 @@ def main() -> None:
         config = dataclasses.replace(config, resources=dataclasses.replace(
             config.resources, max_concurrent=args.concurrency))
         d = config.data
-        dataset = load_dataset(scenes=d.scenes, bodies=d.bodies, seed=d.seed)
+        dataset = load_dataset(d.benchmark())
         plans = proposals(config, args.trials_per_study, args.seed)
         n = sum(len(p) for p in plans.values())
         print(f"{n} trials (default study's families x budgets, {args.trials_per_study} each), "

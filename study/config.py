@@ -119,9 +119,11 @@ def load_config(path: str | Path | None = None) -> StudyConfig:
     else:
         path = Path(path)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read config {str(path)!r}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config {str(path)!r} is not UTF-8 text (byte {exc.start}): TOML files are UTF-8") from None
         try:
             raw, where = tomllib.loads(text), str(path)
         except tomllib.TOMLDecodeError as exc:

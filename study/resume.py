@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -55,8 +55,11 @@ def check_storage(url: str, *, must_exist: bool = False) -> None:
             connection.execute(text("SELECT 1"))
         engine.dispose()
     except Exception as exc:  # driver missing, host down, bad credentials: all "unreachable"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"storage {url!r} unreachable: {first}") from None
+        raise ConfigError(f"storage {url!r} unreachable: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _timeout_args(backend: str) -> dict:
@@ -75,8 +78,23 @@ def _check_sqlite_file(url: str, path: Path) -> None:
         raise ConfigError(f"storage {url!r} unusable: {exc}") from None
 
 
-def open_storage(url: str):
-    """An `optuna.storages.RDBStorage` on the URL (creates the tables of a new database)."""
+OPTUNA_TABLES = {"studies", "trials", "version_info"}
+
+
+def open_storage(url: str, *, read_only: bool = False):
+    """An `optuna.storages.RDBStorage` on the URL (creates the tables of a new database).
+
+    `read_only`: the database must already be an Optuna storage (commands that only read never create
+    tables in an empty or foreign database)."""
+    if read_only:
+        try:
+            engine = create_engine(url, connect_args=_timeout_args(make_url(url).get_backend_name()))
+            tables = set(inspect(engine).get_table_names())
+            engine.dispose()
+        except Exception as exc:  # driver missing, host down, not a database: all "cannot open"
+            raise EquiscaleError(f"cannot open storage {url!r}: {_first_line(exc)}") from None
+        if not OPTUNA_TABLES <= tables:
+            raise ConfigError(f"storage {url!r} holds no Optuna studies (run `equiscale run` first)")
     try:
         return optuna.storages.RDBStorage(url)
     except Exception as exc:

@@ -19,7 +19,7 @@ def main(args) -> int:
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {args.port}")
     check_storage(args.storage, must_exist=True)
-    storage = open_storage(args.storage)
+    storage = open_storage(args.storage, read_only=True)
     print(f"optuna-dashboard on {args.storage}: http://{args.host}:{args.port}/", flush=True)
     try:
         optuna_dashboard.run_server(storage, host=args.host, port=args.port)

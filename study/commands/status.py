@@ -13,5 +13,5 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     check_storage(args.storage, must_exist=True)
-    print(format_table(study_rows(open_storage(args.storage))))
+    print(format_table(study_rows(open_storage(args.storage, read_only=True))))
     return 0

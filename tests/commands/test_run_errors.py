@@ -88,3 +88,42 @@ def test_reading_commands_refuse_a_missing_storage_without_creating_it(tmp_path,
     code, err = _run([command, "--storage", f"sqlite:///{tmp_path / 'absent.db'}"], capsys)
     assert code == 2 and "not found" in err
     assert not (tmp_path / "absent.db").exists()
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--cpus-per-trial", "nan"], "cpus-per-trial"),
+    (["--cpus-per-trial", "inf"], "cpus-per-trial"),
+    (["--gpus-per-trial", "nan"], "gpus-per-trial"),
+])
+def test_nan_and_inf_resources_exit_2_before_anything_starts(existing_db, capsys, extra, match):
+    path, snapshot = existing_db
+    code, err = _run(["run", "--storage", f"sqlite:///{path}", *extra], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and match in err
+    assert (path.read_bytes(), os.stat(path).st_mtime_ns) == snapshot
+
+
+def test_a_study_file_that_is_not_utf8_exits_2_naming_it(existing_db, tmp_path, capsys):
+    path, snapshot = existing_db
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes('families = ["transformer"]  # caf\xe9\nbudgets = [1e10]\n'.encode("latin-1"))
+    code, err = _run(["run", str(bad), "--storage", f"sqlite:///{path}"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and "not UTF-8" in err and "latin1.toml" in err
+    assert (path.read_bytes(), os.stat(path).st_mtime_ns) == snapshot
+
+
+@pytest.mark.parametrize("command", ["status", "dashboard"])
+@pytest.mark.parametrize("content", ["empty", "foreign"])
+def test_reading_commands_never_create_tables_in_an_empty_or_foreign_database(tmp_path, capsys, command, content):
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    connection = sqlite3.connect(path)
+    if content == "foreign":
+        connection.execute("CREATE TABLE notes (text TEXT)")
+        connection.execute("INSERT INTO notes VALUES ('mine')")
+    connection.commit()
+    connection.close()
+    before = path.read_bytes()
+    code, err = _run([command, "--storage", f"sqlite:///{path}"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and "no Optuna studies" in err
+    assert path.read_bytes() == before
