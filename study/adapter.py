@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -47,10 +48,15 @@ def start_ray(address: str | None) -> None:
     import ray
 
     kwargs = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+    sigterm = signal.getsignal(signal.SIGTERM)
     if address:
         ray.init(address=address, **kwargs)
     else:
         ray.init(address="local", include_dashboard=False, **kwargs)
+    # Ray's core worker replaces the driver's SIGTERM handler with one that dumps a C++ stack and aborts;
+    # give the caller's handler back (the CLI turns SIGTERM into a clean stop).
+    if callable(sigterm):
+        signal.signal(signal.SIGTERM, sigterm)
     for name in ("ray", "ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 

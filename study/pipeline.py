@@ -11,12 +11,16 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
+import optuna
+
 from study.adapter import start_ray
 from study.benchmark import load_dataset
 from study.config import StudyConfig, validate
 from study.errors import EquiscaleError
 from study.progress import Progress
-from study.resume import check_storage, open_storage, prepare_studies
+from study.lease import LeaseKeeper, check_free
+from study.resume import INTERRUPTED_REASON, check_storage, fail_stale_trials, open_storage, prepare_studies
+from study.schema import study_name
 from study.summary import StudySummary, study_rows
 from study.tune import run_studies
 
@@ -39,12 +43,14 @@ def run_study(config: StudyConfig, *, storage: str | None = None, progress: Prog
               cache_dir: str | Path | None = None) -> StudySummary:
     """Run (or resume) every (family, budget) study of `config` until each has its target COMPLETE trials.
 
+    The driver holds a lease on its studies in the storage (`study.lease`): a second driver on one of
+    them is refused while this one lives. Ctrl-C (KeyboardInterrupt) marks the running trials FAIL and
+    shuts Ray down before it propagates; running the same config again resumes.
+
     `storage` overrides `config.storage`; `progress` prints a line per finished trial (default: quiet);
     `cache_dir` is the dataset cache (default `$EQUISCALE_CACHE_DIR` or ~/.cache/equiscale).
     Everything that can be checked is checked before Ray starts or anything is written.
     """
-    import ray
-
     if storage is not None:
         config = replace(config, storage=storage)
     validate(config)
@@ -52,22 +58,41 @@ def run_study(config: StudyConfig, *, storage: str | None = None, progress: Prog
     check_address(config.resources.address)
     progress = progress or Progress(enabled=False)
 
+    rdb = open_storage(config.storage)
+    names = [study_name(family, budget) for family, budget in config.studies()]
+    lease = LeaseKeeper(rdb, names)
+    check_free(rdb, names, lease.owner)  # another live driver on one of these studies: refused, nothing written
     d = config.data
     progress.message(f"dataset: {d.scenes} scenes of {d.bodies} bodies (seed {d.seed})")
     dataset = load_dataset(d.benchmark(), cache_dir=cache_dir, progress=progress.enabled)
-    rdb = open_storage(config.storage)
     states = prepare_studies(rdb, config, dataset.key)
-    todo = sum(s.remaining for s in states)
-    progress.message(f"{len(states)} studies, {todo} trial(s) to run -> {config.storage}")
-    if todo:
-        try:
-            start_ray(config.resources.address)
-        except (OSError, TimeoutError, RuntimeError, ConnectionError) as exc:
-            where = f" at {config.resources.address!r}" if config.resources.address else ""
-            raise EquiscaleError(f"cannot start/connect Ray{where}: {exc}") from None
-        try:
-            states = run_studies(config, storage=rdb, states=states, dataset=dataset, progress=progress)
-        finally:
-            ray.shutdown()
+    lease.acquire()
+    try:
+        todo = sum(s.remaining for s in states)
+        progress.message(f"{len(states)} studies, {todo} trial(s) to run -> {config.storage}")
+        if todo:
+            states = _run_on_ray(config, rdb, states, dataset, progress)
+    finally:
+        lease.release()
     return StudySummary(storage=config.storage, rows=tuple(study_rows(rdb)),
                         short=tuple(s.name for s in states if s.remaining))
+
+
+def _run_on_ray(config: StudyConfig, rdb, states, dataset, progress: Progress):
+    """Start (or join) Ray, run the studies, shut Ray down; an interrupted run fails its RUNNING trials."""
+    import ray
+
+    try:
+        start_ray(config.resources.address)
+    except (OSError, TimeoutError, RuntimeError, ConnectionError) as exc:
+        where = f" at {config.resources.address!r}" if config.resources.address else ""
+        raise EquiscaleError(f"cannot start/connect Ray{where}: {exc}") from None
+    try:
+        return run_studies(config, storage=rdb, states=states, dataset=dataset, progress=progress)
+    except KeyboardInterrupt:
+        failed = sum(fail_stale_trials(optuna.load_study(study_name=s.name, storage=rdb), INTERRUPTED_REASON)
+                     for s in states)
+        progress.message(f"interrupted: {failed} running trial(s) marked FAIL; run the same command to resume")
+        raise
+    finally:
+        ray.shutdown()

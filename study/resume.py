@@ -24,6 +24,7 @@ from study.errors import ConfigError, EquiscaleError
 from study.schema import StudyAttrs, study_name
 
 STALE_REASON = "driver stopped before the trial finished (stale RUNNING trial failed on resume)"
+INTERRUPTED_REASON = "driver interrupted (SIGINT/SIGTERM) before the trial finished"
 
 
 def check_storage(url: str, *, must_exist: bool = False) -> None:
@@ -149,11 +150,11 @@ def study_attrs(config: StudyConfig, family: str, budget: float, dataset_key: st
                       dataset_key=dataset_key, target_trials=int(config.trials), settings=settings(config))
 
 
-def fail_stale_trials(study) -> int:
+def fail_stale_trials(study, reason: str = STALE_REASON) -> int:
     """Mark the study's RUNNING trials FAIL (with the reason as a user attribute); return how many."""
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
-        fail_trial(study, trial, STALE_REASON)
+        fail_trial(study, trial, reason)
     return len(stale)
 
 

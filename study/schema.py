@@ -14,8 +14,8 @@ from typing import Any, Mapping
 from study.records import TrainResult, TrialPlan
 
 # Study user attributes.
-FAMILY, BUDGET, BATCH_SIZE, DATASET_KEY, TARGET_TRIALS, SETTINGS = (
-    "family", "budget", "batch_size", "dataset_key", "target_trials", "settings")
+FAMILY, BUDGET, BATCH_SIZE, DATASET_KEY, TARGET_TRIALS, SETTINGS, LEASE = (
+    "family", "budget", "batch_size", "dataset_key", "target_trials", "settings", "lease")
 # Trial user attributes (the analysis contract).
 PARAMS, SAMPLES, STEPS, FLOPS_USED, FLOPS_PER_SAMPLE, NOMINAL_FLOPS = (
     "params", "samples", "steps", "flops_used", "flops_per_sample", "nominal_flops")
@@ -58,6 +58,30 @@ def read_study_attrs(attrs: Mapping[str, Any]) -> StudyAttrs | None:
         batch_size=int(attrs.get(BATCH_SIZE, 0)), dataset_key=str(attrs.get(DATASET_KEY, "")),
         target_trials=int(attrs.get(TARGET_TRIALS, 0)), settings=attrs.get(SETTINGS),
     )
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A driver's claim on a study (see `study.lease`): who, and until when (seconds since the epoch)."""
+
+    owner: str
+    host: str
+    pid: int
+    expires: float
+
+    def live(self, now: float) -> bool:
+        return self.expires > now
+
+
+def write_lease(study, lease: Lease) -> None:
+    """Store the driver lease of a study."""
+    study.set_user_attr(LEASE, asdict(lease))
+
+
+def read_lease(attrs: Mapping[str, Any]) -> Lease | None:
+    """The study's `Lease`, or None when no driver ever held one."""
+    raw = attrs.get(LEASE)
+    return None if raw is None else Lease(**raw)
 
 
 def trial_attrs(plan: TrialPlan, result: TrainResult) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from study.resume import STALE_REASON
+from study.resume import INTERRUPTED_REASON, STALE_REASON
 
 pytestmark = pytest.mark.slow
 TrialState = optuna.trial.TrialState
@@ -112,6 +112,53 @@ def test_sigkilled_driver_resumes_to_exactly_the_target(tmp_path):
         assert all(t.user_attrs["flops_used"] > 0 for t in complete)
         values = {t.number: t.value for t in complete}
         assert all(values[n] == v for n, v in kept.get(name, {}).items())  # earlier results kept as they were
+    import shutil
+
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_sigint_stops_cleanly_fails_running_trials_and_leaves_no_ray_processes(tmp_path, signum):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ray_tmp = tempfile.mkdtemp(prefix="eqr", dir="/tmp")
+    env = dict(os.environ, RAY_TMPDIR=ray_tmp, EQUISCALE_CACHE_DIR=str(tmp_path / "cache"))
+    (tmp_path / "study.toml").write_text(CONFIG)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    command = [sys.executable, "-m", "study.cli", "run", str(tmp_path / "study.toml"), "--storage", url, "--quiet"]
+    driver = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and driver.poll() is None:
+            if sum(c[TrialState.RUNNING] for c in _counts(url).values()) >= 1:
+                break
+            time.sleep(0.2)
+        assert driver.poll() is None, driver.stderr.read().decode()
+        driver.send_signal(signum)                                  # the driver only, as a scheduler would
+        code = driver.wait(timeout=60)
+        stopped = time.monotonic()
+        err = driver.stderr.read().decode()
+        while _processes_with_env(f"RAY_TMPDIR={ray_tmp}") and time.monotonic() - stopped < 10:
+            time.sleep(0.2)
+        left = _processes_with_env(f"RAY_TMPDIR={ray_tmp}")
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+        for pid in _processes_with_env(f"RAY_TMPDIR={ray_tmp}"):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert code == 130 and "interrupted" in err
+    assert "Traceback" not in err and "Stack trace" not in err and "*** SIG" not in err
+    assert left == [], "Ray processes of the stopped driver are still alive 10 s later"
+    counts = _counts(url)
+    assert sum(c[TrialState.RUNNING] for c in counts.values()) == 0
+    failed = [t for name in counts for t in optuna.load_study(study_name=name, storage=url).trials
+              if t.state == TrialState.FAIL]
+    assert failed and all(t.user_attrs["fail_reason"] == INTERRUPTED_REASON for t in failed)
+    again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr.decode()
     import shutil
 
     shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from study.config import DEFAULT_STORAGE, load_config, with_overrides
@@ -30,7 +31,13 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+def _interrupt(signum, frame) -> None:
+    """SIGTERM stops a run like Ctrl-C: Tune ends its trials, they are marked FAIL, Ray shuts down."""
+    signal.raise_signal(signal.SIGINT)
+
+
 def main(args) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     config = with_overrides(
         load_config(args.config), families=args.families, budgets=args.budgets, trials=args.trials,
         storage=args.storage, address=args.address, cpus_per_trial=args.cpus_per_trial,
