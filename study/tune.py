@@ -85,8 +85,15 @@ def trainable(config: dict, dataset=None) -> None:
     except DivergenceError as exc:  # deterministic: a retry would diverge again, so report instead of raising
         tune.report({METRIC: float("nan"), "step": exc.step, "failed": str(exc)})
         return
-    result = replace(result, node=socket.gethostname())
+    result = replace(result, node=node_name())
     tune.report({METRIC: result.val_loss, "step": plan.steps, "result": result})
+
+
+def node_name() -> str:
+    """Where a trial ran: host name and Ray node id (two Ray nodes can share a host)."""
+    import ray
+
+    return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:12]}"
 
 
 def trial_seed(study: str, number: int, base_seed: int) -> int:
