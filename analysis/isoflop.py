@@ -7,8 +7,8 @@ pulled away from the minimum by the far, asymmetric tails of the true curve; nea
 parabola is a good local model. `window=None` fits every run (the old behaviour).
 
 A budget is left out, with the reason recorded in `IsoFlopFit.rejected`, when its parabola opens
-downwards or its vertex lies outside the sizes it was fitted on (no minimum bracketed: the optimum
-would be an extrapolation). Fewer than 3 bracketed budgets is an error saying which and why.
+downwards or its vertex lies outside the sizes trained at that budget (no minimum bracketed: the
+optimum would be an extrapolation). Fewer than 3 bracketed budgets is an error saying which and why.
 """
 
 from __future__ import annotations
@@ -112,9 +112,9 @@ def fit_curve(budget: float, n, loss, model: FlopsModel, window: float | None = 
         raise EquiscaleError(f"budget {budget:.3g}: the IsoFLOP parabola opens downwards (no minimum bracketed)")
     x_opt = -c1 / (2 * c2)
     n_low, n_high = float(np.exp(xs.min())), float(np.exp(xs.max()))
-    if not xs.min() <= x_opt <= xs.max():
+    if not x.min() <= x_opt <= x.max():
         raise EquiscaleError(f"budget {budget:.3g}: the IsoFLOP minimum N = {np.exp(x_opt):.3g} lies outside the "
-                             f"fitted sizes [{n_low:.3g}, {n_high:.3g}] (no minimum bracketed)")
+                             f"trained sizes [{n.min():.3g}, {n.max():.3g}] (no minimum bracketed)")
     loss_opt = float(c0 - c1 * c1 / (4 * c2))
     if not loss_opt > 0:
         raise EquiscaleError(f"budget {budget:.3g}: the IsoFLOP parabola's minimum is not a positive loss")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -72,11 +73,9 @@ def _law_values(fit, names):
     return values
 
 
-def _isoflop_values(model, window, budgets):
-    def values(frame):
+def _isoflop_values(model, window):
+    def values(frame):  # a resample in which fewer than 3 budgets bracket a minimum gives no draw
         fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model, window=window)
-        if {k.budget for k in fit.curves} != budgets:  # same budgets as the all-runs fit, or no draw
-            raise EquiscaleError("a budget brackets no minimum in this resample")
         return {"a": fit.a, "b": fit.b, "n_coef": fit.n_coef, "d_coef": fit.d_coef,
                 "l_exp": fit.l_exp, "l_coef": fit.l_coef}
     return values
@@ -151,8 +150,9 @@ def _fit_power(laws, frame, n_boot, seed):
         _law_values(fit_power_law, ("coef", "exponent")), budget, loss, n_boot, seed)
     try:
         laws.power_irreducible = fit_power_law_irreducible(*best_per_budget(frame["budget"], frame["loss"]))
+        warm = partial(fit_power_law_irreducible, start=laws.power_irreducible)
         laws.samples["power_irreducible"] = bootstrap_best_per_budget(
-            _law_values(fit_power_law_irreducible, ("E", "coef", "exponent")), budget, loss, n_boot, seed)
+            _law_values(warm, ("E", "coef", "exponent")), budget, loss, n_boot, seed)
     except EquiscaleError as exc:
         laws.skipped["power_irreducible"] = str(exc)
 
@@ -160,9 +160,8 @@ def _fit_power(laws, frame, n_boot, seed):
 def _fit_isoflop(laws, frame, n_boot, seed, model, window):
     fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model, window=window)
     laws.isoflop = fit
-    budgets = {k.budget for k in fit.curves}
-    kept = frame[frame["budget"].isin(budgets)]  # rejected budgets are reported, not resampled
-    laws.samples["isoflop"] = bootstrap_runs(_isoflop_values(model, window, budgets), kept, n_boot, seed)
+    kept = frame[frame["budget"].isin({k.budget for k in fit.curves})]  # rejected budgets: reported, not resampled
+    laws.samples["isoflop"] = bootstrap_runs(_isoflop_values(model, window), kept, n_boot, seed)
 
 
 def _fit_parametric(laws, frame, n_boot, seed, refine, model, n_jobs):

@@ -48,8 +48,11 @@ def fit_power_law(c, loss) -> PowerLaw:
     return PowerLaw(coef=float(np.exp(intercept)), exponent=float(-slope))
 
 
-def fit_power_law_irreducible(c, loss) -> PowerLaw:
+def fit_power_law_irreducible(c, loss, *, start: PowerLaw | None = None) -> PowerLaw:
     """L = E + coef·C^(−exponent) by least squares on log L, 0 < E < min L (at least 4 budgets).
+
+    start: a law to start from (bootstrap refits start from the all-runs fit); when it does not
+    converge, the three default starts (E at 0.1%, 50%, 90% of the lowest loss) are tried.
 
     E = min L · sigmoid(u) keeps E inside its bounds without a bounded solver, so MINPACK's
     Levenberg–Marquardt (fast, in C) does the work; |exponent| ≤ 5 as before.
@@ -73,7 +76,12 @@ def fit_power_law_irreducible(c, loss) -> PowerLaw:
         return np.stack([share, -logx * share, (e * (1 - e / top)) / (e + power)], axis=1)
 
     best = None
-    for frac in (1e-3, 0.5, 0.9):
+    if start is not None and 0 < start.E < top:
+        res = least_squares(residuals, [np.log(start.coef) - start.exponent * np.log(c_ref), start.exponent,
+                                        float(logit(start.E / top))], jac=jacobian, method="lm")
+        if res.success and np.all(np.isfinite(res.fun)):
+            best = res
+    for frac in () if best is not None else (1e-3, 0.5, 0.9):
         e0 = frac * top
         slope, intercept = np.polyfit(logx, np.log(loss - e0), 1)
         p0 = [intercept, min(max(-slope, 1e-6), 5.0), float(logit(frac))]

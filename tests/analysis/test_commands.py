@@ -80,7 +80,7 @@ def test_errors_are_one_line_and_name_the_problem(storage, tmp_path, capsys):
                              "--loss-column", "loss"], "no column 'loss'", "--loss-column")
     _one_line_error(capsys, ["fit", "--from-csv", str(csv), "--n-column", "N", "--c-column", "C",
                              "--loss-column", "L"], "column 'L'", "row 3")
-    _one_line_error(capsys, ["fit", "--storage", f"sqlite:///{tmp_path / 'none.db'}"], "does not exist")
+    _one_line_error(capsys, ["fit", "--storage", f"sqlite:///{tmp_path / 'none.db'}"], "not found")
     _one_line_error(capsys, ["export", "--storage", storage, "--budgets", "1e17,abc"], "'abc'")
     _one_line_error(capsys, ["fit", "--storage", storage, "--approach", "isoflop", "--bootstrap", "-1"], "--bootstrap")
 

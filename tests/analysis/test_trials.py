@@ -34,7 +34,7 @@ def test_storage_keeps_complete_full_budget_trials(storage):
 
 def test_missing_storage_file_is_an_error_and_not_created(tmp_path):
     path = tmp_path / "nothing.db"
-    with pytest.raises(EquiscaleError, match="does not exist"):
+    with pytest.raises(EquiscaleError, match="not found"):
         load_storage(f"sqlite:///{path}")
     assert not path.exists()
 
