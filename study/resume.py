@@ -82,20 +82,27 @@ def _check_sqlite_file(url: str, path: Path) -> None:
 OPTUNA_TABLES = {"studies", "trials", "version_info"}
 
 
+def holds_studies(url: str) -> bool:
+    """Whether the database at `url` has Optuna's tables (read without writing; a missing SQLite file has none)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        return False
+    try:
+        engine = create_engine(url, connect_args=_timeout_args(parsed.get_backend_name()))
+        tables = set(inspect(engine).get_table_names())
+        engine.dispose()
+    except Exception as exc:  # driver missing, host down, not a database: all "cannot open"
+        raise EquiscaleError(f"cannot open storage {url!r}: {_first_line(exc)}") from None
+    return OPTUNA_TABLES <= tables
+
+
 def open_storage(url: str, *, read_only: bool = False):
     """An `optuna.storages.RDBStorage` on the URL (creates the tables of a new database).
 
     `read_only`: the database must already be an Optuna storage (commands that only read never create
     tables in an empty or foreign database)."""
-    if read_only:
-        try:
-            engine = create_engine(url, connect_args=_timeout_args(make_url(url).get_backend_name()))
-            tables = set(inspect(engine).get_table_names())
-            engine.dispose()
-        except Exception as exc:  # driver missing, host down, not a database: all "cannot open"
-            raise EquiscaleError(f"cannot open storage {url!r}: {_first_line(exc)}") from None
-        if not OPTUNA_TABLES <= tables:
-            raise ConfigError(f"storage {url!r} holds no Optuna studies (run `equiscale run` first)")
+    if read_only and not holds_studies(url):
+        raise ConfigError(f"storage {url!r} holds no Optuna studies (run `equiscale run` first)")
     try:
         return optuna.storages.RDBStorage(url)
     except Exception as exc:

@@ -7,8 +7,12 @@ import signal
 import sys
 
 from study.config import DEFAULT_STORAGE, load_config, with_overrides
-from study.pipeline import run_study
+from study.errors import ConfigError
+from study.estimate import CONFIRM_HOURS, completed, estimate
+from study.pipeline import check_address, run_study
 from study.progress import Progress
+from study.resume import check_storage
+from study.schema import study_name
 
 
 def add_arguments(parser) -> None:
@@ -22,6 +26,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cpus-per-trial", type=_float, metavar="X")
     parser.add_argument("--gpus-per-trial", type=_float, metavar="X", help="fractions allowed (e.g. 0.25)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--yes", action="store_true",
+                        help=f"start even when the estimate exceeds {CONFIRM_HOURS:g} hours")
 
 
 def _float(text: str) -> float:
@@ -43,7 +49,14 @@ def main(args) -> int:
         storage=args.storage, address=args.address, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
     )
-    summary = run_study(config, progress=Progress(enabled=not args.quiet))
+    check_storage(config.storage)
+    check_address(config.resources.address)
+    cost = estimate(config, done=completed(config.storage, [study_name(f, b) for f, b in config.studies()]))
+    progress = Progress(enabled=not args.quiet)
+    progress.message(f"estimate: {cost.line()}")
+    if cost.seconds > CONFIRM_HOURS * 3600 and not args.yes:
+        raise ConfigError(f"this run is estimated at {cost.line()}; add --yes to start it")
+    summary = run_study(config, progress=progress)
     print(summary.table())
     if summary.short:
         n = len(summary.short)

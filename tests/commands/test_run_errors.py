@@ -127,3 +127,25 @@ def test_reading_commands_never_create_tables_in_an_empty_or_foreign_database(tm
     code, err = _run([command, "--storage", f"sqlite:///{path}"], capsys)
     assert code == 2 and len(err.splitlines()) == 1 and "no Optuna studies" in err
     assert path.read_bytes() == before
+
+
+def test_a_run_estimated_above_the_threshold_needs_yes_and_writes_nothing(existing_db, capsys):
+    path, snapshot = existing_db
+    code, err = _run(["run", "--storage", f"sqlite:///{path}", "--family", "transformer", "--budget", "1e16",
+                      "--trials", "2"], capsys)
+    assert code == 2 and "add --yes" in err and "2e+16 training FLOPs" in err
+    assert (path.read_bytes(), os.stat(path).st_mtime_ns) == snapshot
+
+
+def test_the_estimate_counts_only_the_trials_still_to_run(tmp_path):
+    from study.config import load_config
+    from study.estimate import completed, estimate
+
+    config = load_config()
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    assert completed(url, ["transformer/1e+10"]) == {} and not (tmp_path / "e.db").exists()
+    full = estimate(config, rate=1e10)
+    assert full.flops == config.trials * len(config.families) * sum(config.budgets)
+    part = estimate(config, done={"transformer/1e+10": config.trials}, rate=1e10)
+    assert full.flops - part.flops == config.trials * 1e10 and full.trials - part.trials == config.trials
+    assert part.seconds == part.flops / (1e10 * part.slots * 0.3)

@@ -1,0 +1,86 @@
+"""What a run will cost before it starts: training FLOPs still to run and a wall-time estimate.
+
+The wall time divides those FLOPs by this machine's measured float32 matmul rate per thread, the
+threads of one trial, the concurrent trial slots and a utilisation (the fraction of the peak a study
+reaches end to end; 0.3 is what the CPU study measured, see benchmarks/study_utilisation.py). On a
+cluster the slots come from `max_concurrent` (or are unknown before connecting: then one machine's).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from study.config import StudyConfig
+from study.resume import holds_studies
+from study.schema import study_name
+
+UTILISATION = 0.3
+CONFIRM_HOURS = 12.0   # `equiscale run` asks for --yes above this estimate
+
+
+@dataclass(frozen=True)
+class Estimate:
+    trials: int          # trials still to run
+    flops: float         # their training FLOPs
+    seconds: float       # estimated wall time
+    peak_per_thread: float
+    slots: int
+
+    def line(self) -> str:
+        return (f"{self.trials} trial(s) to run, {self.flops:.3g} training FLOPs, about {_duration(self.seconds)} "
+                f"({self.slots} slot(s) at {UTILISATION:.0%} of {self.peak_per_thread / 1e9:.0f} GFLOP/s per thread)")
+
+
+def matmul_rate(*, size: int = 1024, repeats: int = 8) -> float:
+    """Float32 matmul FLOP/s of one thread on this machine (best of three short timings)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        a @ b
+        best = 0.0
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                a @ b
+            best = max(best, 2 * size**3 * repeats / (time.perf_counter() - start))
+        return best
+    finally:
+        torch.set_num_threads(threads)
+
+
+def completed(storage_url: str, names: list[str]) -> dict[str, int]:
+    """COMPLETE trials per study already in the storage (read only; a missing or empty storage has none)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not holds_studies(storage_url):
+        return {}
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage_url, include_best_trial=False)}
+    return {name: len(optuna.load_study(study_name=name, storage=storage_url).get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE,))) for name in names if name in existing}
+
+
+def estimate(config: StudyConfig, *, done: dict[str, int] | None = None, rate: float | None = None) -> Estimate:
+    """The cost of the trials `config` still needs (`done`: COMPLETE trials per study already stored)."""
+    done = done or {}
+    remaining = {(f, b): max(0, config.trials - done.get(study_name(f, b), 0)) for f, b in config.studies()}
+    flops = sum(n * b for (_, b), n in remaining.items())
+    r = config.resources
+    threads = max(1, int(r.cpus_per_trial))
+    slots = r.max_concurrent or max(1, int((os.cpu_count() or 1) // r.cpus_per_trial))
+    rate = matmul_rate() if rate is None else rate
+    seconds = flops / (rate * threads * slots * UTILISATION)
+    return Estimate(trials=sum(remaining.values()), flops=flops, seconds=seconds, peak_per_thread=rate, slots=slots)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
