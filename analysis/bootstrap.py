@@ -54,12 +54,17 @@ def _num(x):
     return x if np.isfinite(x) else None
 
 
-def estimate(value, samples, *, level: float = LEVEL, problem: str = "") -> Estimate:
+MAX_DECADES = 6  # a positive quantity whose interval spans more than this many decades is unbounded in effect
+
+
+def estimate(value, samples, *, level: float = LEVEL, problem: str = "", positive: bool = False) -> Estimate:
     """Point value with the (1-level)/2 and (1+level)/2 percentiles of the bootstrap samples.
 
     Not identified (`problem` set) when the point value is not finite, when more than (1-level)/2 of the
     resamples gave no fit (NaN), when a percentile is infinite (the interval is unbounded), or when the
-    point value lies outside its own interval (the fit is unstable under resampling).
+    point value lies outside its own interval (the fit is unstable under resampling). positive: the
+    quantity is a size or scale, so an interval reaching 0 or spanning more than MAX_DECADES decades
+    is unbounded too.
     """
     value = float(value)
     if problem:
@@ -80,6 +85,9 @@ def estimate(value, samples, *, level: float = LEVEL, problem: str = "") -> Esti
     lo, hi = (float(v) for v in np.percentile(s, [100 * tail, 100 * (1 - tail)], method=method))
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return Estimate(value, problem=f"interval unbounded: [{lo:.4g}, {hi:.4g}]")
+    if positive and not (lo > 0 and hi <= lo * 10.0**MAX_DECADES):
+        return Estimate(value, problem=f"interval unbounded in effect: [{lo:.4g}, {hi:.4g}] "
+                                       f"(reaches 0 or spans more than {MAX_DECADES} decades)")
     slack = 1e-6 * max(abs(value), abs(lo), abs(hi))  # refits converge to ~1e-8: a noiseless fit's draws tie
     if not lo - slack <= value <= hi + slack:
         return Estimate(value, problem=f"the all-runs estimate {value:.4g} lies outside its own bootstrap interval "

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.allocation import optimal_allocation
-from analysis.bootstrap import estimate
-from analysis.laws import FamilyLaws
+from analysis.bootstrap import Estimate, estimate
+from analysis.laws import NO_ALLOCATION, FamilyLaws
 from study.errors import ConfigError, EquiscaleError
 
 FORMATS = ("csv", "md", "tex", "json")
@@ -32,35 +32,47 @@ def parse_budgets(text: str) -> list[float]:
     return budgets
 
 
-def _parametric_draws(laws: FamilyLaws, c: float) -> tuple[dict, dict]:
+def _parametric_draws(laws: FamilyLaws, c: float) -> tuple[dict, dict, str]:
     f, s = laws.parametric, laws.samples.get("parametric", {})
+    if not (f.alpha > 0 and f.beta > 0):
+        return {}, {}, NO_ALLOCATION
     n, d = optimal_allocation(c, A=f.A, B=f.B, alpha=f.alpha, beta=f.beta, model=laws.flops_model)
     point = {"N_opt": float(n), "D_opt": float(d), "loss": float(f.predict(n, d))}
     draws = {}
     if s:
-        ok = (s["alpha"] > 0) & (s["beta"] > 0)
-        ns, ds = optimal_allocation(c, A=s["A"][ok], B=s["B"][ok], alpha=s["alpha"][ok], beta=s["beta"][ok],
-                                    model=laws.flops_model)
-        loss = s["E"][ok] + s["A"][ok] / ns ** s["alpha"][ok] + s["B"][ok] / ds ** s["beta"][ok]
-        draws = {"N_opt": ns, "D_opt": ds, "loss": loss}
-    return point, draws
+        ok = (s["alpha"] > 0) & (s["beta"] > 0)  # the others cannot allocate: NaN (counted as no fit)
+        with np.errstate(all="ignore"):
+            ns, ds = optimal_allocation(c, A=s["A"][ok], B=s["B"][ok], alpha=s["alpha"][ok], beta=s["beta"][ok],
+                                        model=laws.flops_model)
+            loss = s["E"][ok] + s["A"][ok] / ns ** s["alpha"][ok] + s["B"][ok] / ds ** s["beta"][ok]
+        draws = {k: _fill(ok, v) for k, v in (("N_opt", ns), ("D_opt", ds), ("loss", loss))}
+    return point, draws, ""
 
 
-def _isoflop_draws(laws: FamilyLaws, c: float) -> tuple[dict, dict]:
+def _fill(ok, values):
+    out = np.full(ok.shape, np.nan)
+    out[ok] = values
+    return out
+
+
+def _isoflop_draws(laws: FamilyLaws, c: float) -> tuple[dict, dict, str]:
     f, s = laws.isoflop, laws.samples.get("isoflop", {})
     n, d = f.allocation(c)
     point = {"N_opt": float(n), "D_opt": float(d), "loss": float(f.predict_loss(c))}
     draws = {}
     if s:
-        draws = {"N_opt": s["n_coef"] * c ** s["a"], "D_opt": s["d_coef"] * c ** s["b"],
-                 "loss": s["l_coef"] * c ** (-s["l_exp"])}
-    return point, draws
+        with np.errstate(all="ignore"):
+            draws = {"N_opt": s["n_coef"] * c ** s["a"], "D_opt": s["d_coef"] * c ** s["b"],
+                     "loss": s["l_coef"] * c ** (-s["l_exp"])}
+    return point, draws, ""
 
 
 def allocation_table(laws_by_family: dict[str, FamilyLaws], budgets, *, approaches=("parametric", "isoflop")) -> pd.DataFrame:
     """One row per (family, budget, approach) with value, low and high of every quantity.
 
     steps_opt = D_opt / batch size (empty when the batch size is unknown, e.g. for CSV input).
+    `extrapolation` names every one of N_opt, D_opt and the budget that lies outside the family's
+    trained runs; `not_identified` says why a quantity has no number (its value, low, high are empty).
     """
     rows = []
     for family, laws in laws_by_family.items():
@@ -68,15 +80,27 @@ def allocation_table(laws_by_family: dict[str, FamilyLaws], budgets, *, approach
             if getattr(laws, approach) is None:
                 continue
             for c in budgets:
-                point, draws = (_parametric_draws if approach == "parametric" else _isoflop_draws)(laws, c)
-                if laws.batch_size:
+                point, draws, problem = (_parametric_draws if approach == "parametric" else _isoflop_draws)(laws, c)
+                if laws.batch_size and "D_opt" in point:
                     point["steps_opt"] = point["D_opt"] / laws.batch_size
                     if draws:
                         draws["steps_opt"] = draws["D_opt"] / laws.batch_size
                 row = {"family": family, "budget": c, "approach": approach}
+                problems = {}  # why -> quantities
                 for q in QUANTITIES:
-                    e = estimate(point.get(q, np.nan), draws.get(q, []), level=laws.level)
-                    row.update({q: e.value, f"{q}_low": e.low, f"{q}_high": e.high})
+                    if q == "steps_opt" and not laws.batch_size:
+                        e = Estimate(float("nan"))
+                    else:
+                        e = estimate(point.get(q, np.nan), draws.get(q, []), level=laws.level, problem=problem,
+                                     positive=True)
+                    if e.problem:
+                        problems.setdefault(e.problem, []).append(q)
+                        row.update({q: np.nan, f"{q}_low": np.nan, f"{q}_high": np.nan})
+                    else:
+                        row.update({q: e.value, f"{q}_low": e.low, f"{q}_high": e.high})
+                outside = laws.trained.outside(n=row["N_opt"], d=row["D_opt"], c=c) if laws.trained else []
+                row["extrapolation"] = "; ".join(outside)
+                row["not_identified"] = problem or "; ".join(f"{', '.join(qs)}: {why}" for why, qs in problems.items())
                 rows.append(row)
     if not rows:
         raise EquiscaleError("no family has a fitted allocation law (parametric or IsoFLOP) to tabulate")
@@ -90,26 +114,40 @@ def _fmt(x) -> str:
 def _cell(row, q) -> str:
     lo, hi = row[f"{q}_low"], row[f"{q}_high"]
     if not np.isfinite(row[q]):
-        return ""
-    return _fmt(row[q]) + (f" [{_fmt(lo)}, {_fmt(hi)}]" if np.isfinite(lo) else "")
+        return "n/a" if row["not_identified"] else ""
+    mark = "*" if q in ("N_opt", "D_opt", "steps_opt") and row["extrapolation"] else ""
+    return _fmt(row[q]) + mark + (f" [{_fmt(lo)}, {_fmt(hi)}]" if np.isfinite(lo) else "")
+
+
+def _note(row) -> str:
+    parts = []
+    if row["extrapolation"]:
+        parts.append("*extrapolation: " + row["extrapolation"])
+    if row["not_identified"]:
+        parts.append("not identified: " + row["not_identified"])
+    return "; ".join(parts)
 
 
 def render(table: pd.DataFrame, fmt: str) -> str:
-    """The table as CSV (value, low, high columns), Markdown or LaTeX (value [low, high]), or JSON."""
+    """The table as CSV (value, low, high columns), Markdown or LaTeX (value [low, high]), or JSON.
+
+    Empty cells, never 'nan': a quantity without a number says why in `not_identified` ('n/a' in the
+    Markdown/LaTeX cell), and sizes outside the trained runs carry '*' and the `extrapolation` note.
+    """
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "csv":
         return table.to_csv(index=False, float_format="%.6g")
     if fmt == "json":
-        records = table.replace({np.nan: None}).to_dict(orient="records")
+        records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
         return json.dumps(records, indent=2) + "\n"
-    heads = ["family", "budget C [FLOP]", "approach", "N_opt [params]", "D_opt [samples]", "steps_opt", "loss"]
+    heads = ["family", "budget C [FLOP]", "approach", "N_opt [params]", "D_opt [samples]", "steps_opt", "loss", "note"]
     cells = [[str(r["family"]), f"{r['budget']:.3g}", str(r["approach"])] + [_cell(r, q) for q in QUANTITIES]
-             for _, r in table.iterrows()]
+             + [_note(r)] for _, r in table.iterrows()]
     if fmt == "md":
         lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
         return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells]) + "\n"
     esc = lambda s: s.replace("_", r"\_").replace("%", r"\%")  # noqa: E731
-    lines = [r"\begin{tabular}{lll" + "r" * 4 + "}", r"\toprule", " & ".join(esc(h) for h in heads) + r" \\",
+    lines = [r"\begin{tabular}{lll" + "r" * 4 + "l}", r"\toprule", " & ".join(esc(h) for h in heads) + r" \\",
              r"\midrule"] + [" & ".join(esc(c) for c in row) + r" \\" for row in cells] + [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"

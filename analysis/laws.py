@@ -16,6 +16,7 @@ from analysis.power import PowerLaw, best_per_budget, fit_power_law, fit_power_l
 from study.errors import EquiscaleError
 
 APPROACHES = ("power", "isoflop", "parametric")
+SCALES = ("A", "B", "coef", "n_coef", "d_coef", "l_coef")  # positive scale factors (see `estimate(positive=)`)
 NO_ALLOCATION = "α ≤ 0 or β ≤ 0: L(N, D) has no compute-optimal allocation"
 
 
@@ -112,8 +113,8 @@ def fit_family(frame: pd.DataFrame, *, family: str, approaches=APPROACHES, n_boo
     for approach, draws in laws.samples.items():
         point = _point_values(laws, approach)
         laws.estimates[approach] = {
-            k: estimate(point[k], draws.get(k, []), level=level, problem=_point_problem(laws, approach, k))
-            for k in point}
+            k: estimate(point[k], draws.get(k, []), level=level, problem=_point_problem(laws, approach, k),
+                        positive=k in SCALES) for k in point}
     return laws
 
 

@@ -31,6 +31,24 @@ def _band(ax, x, curves, color, level):
         ax.fill_between(x, lo, hi, color=color, alpha=0.18, linewidth=0)
 
 
+def _label(law: FamilyLaws, approach: str, key: str, text: str) -> str | None:
+    """`text` formatted with the estimate's value, or None when it is not identified (nothing drawn)."""
+    e = law.estimates.get(approach, {}).get(key)
+    if e is None or e.problem or not np.isfinite(e.value):
+        return None
+    return text.format(e.value)
+
+
+def _line_in_range(ax, x, y, span, color, label, linestyle="-"):
+    """Draw y(x) in full where y lies inside the trained span, thin and dotted outside (extrapolation)."""
+    y = np.asarray(y, float)
+    inside = (y >= span[0] * (1 - 1e-9)) & (y <= span[1] * (1 + 1e-9))
+    ax.plot(x, np.where(inside, y, np.nan), color=color, linestyle=linestyle, label=label)
+    if (~inside).any():
+        ax.plot(x, np.where(~inside, y, np.nan), color=color, linestyle=(0, (1, 2)), linewidth=0.9)
+    return bool((~inside).any())
+
+
 def _c_grid(frame, extra=()):
     c = np.concatenate([frame["budget"].to_numpy(float), np.asarray(extra, float)])
     return np.geomspace(c.min() / 1.5, c.max() * 1.5, 100)
@@ -48,14 +66,14 @@ def loss_vs_compute(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_la
         best = runs.groupby("budget")["loss"].min()
         ax.scatter(best.index, best.values, s=28, color=col, edgecolors="black", linewidths=0.5, zorder=3,
                    label=f"{family}: best run per budget")
-        if law.power is not None:
-            ax.plot(grid, law.power.predict(grid), color=col,
-                    label=f"{family}: L ∝ C^{-law.power.exponent:.3f}")
+        if law.power is not None and _label(law, "power", "exponent", "{}") is not None:
+            ax.plot(grid, law.power.predict(grid), color=col, label=f"{family}: L ∝ C^{-law.power.exponent:.3f}")
             s = law.samples.get("power", {})
             if s:
                 _band(ax, grid, s["coef"][:, None] * grid[None] ** (-s["exponent"][:, None]), col, law.level)
-        if law.power_irreducible is not None:
-            p = law.power_irreducible
+        p = law.power_irreducible
+        e_est = law.estimates.get("power_irreducible", {})
+        if p is not None and all(not e.problem for e in e_est.values()):
             ax.plot(grid, p.predict(grid), color=col, linestyle="--",
                     label=f"{family}: L = {p.E:.3g} + a·C^{-p.exponent:.3f}")
     ax.set(xscale="log", yscale="log", xlabel=COMPUTE_LABEL, ylabel=loss_label, title="Loss vs training compute")
@@ -78,13 +96,15 @@ def isoflop_curves(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_lab
         ax.scatter(runs["params"], runs["loss"], c=cmap(norm(runs["budget"].to_numpy(float))), s=14)
         fit = laws[family].isoflop
         if fit is not None:
-            for curve in fit.curves:
-                n = runs.loc[runs["budget"] == curve.budget, "params"]
-                x = np.linspace(np.log(n.min()), np.log(n.max()), 60)
+            for curve in fit.curves:  # each parabola over the sizes it was fitted to (the window)
+                x = np.linspace(np.log(curve.n_low), np.log(curve.n_high), 60)
                 c2, c1, c0 = curve.coeffs
                 ax.plot(np.exp(x), c2 * x * x + c1 * x + c0, color=cmap(norm(curve.budget)), linewidth=1)
             ax.scatter([k.n_opt for k in fit.curves], [k.loss_opt for k in fit.curves], marker="x", s=50,
                        color="crimson", zorder=4, label="IsoFLOP minimum")
+            if fit.rejected:
+                ax.text(0.02, 0.02, f"{len(fit.rejected)} budget(s) bracket no minimum: left out",
+                        transform=ax.transAxes, fontsize=7)
             ax.legend(fontsize=7)
         else:
             ax.text(0.5, 0.95, "no IsoFLOP fit: " + laws[family].skipped.get("isoflop", "")[:60],
@@ -101,8 +121,10 @@ def allocation(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, budgets=()):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     colors = _colors(laws)
     grid = _c_grid(frame, budgets)
+    extrapolated = False
     for family, law in laws.items():
         col = colors[family]
+        spans = (law.trained.n, law.trained.d) if law.trained else ((0, np.inf), (0, np.inf))
         if law.isoflop is not None:
             f = law.isoflop
             c = [k.budget for k in f.curves]
@@ -111,22 +133,31 @@ def allocation(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, budgets=()):
             axes[1].scatter(c, [k.d_opt for k in f.curves], color=col, marker="o", s=22,
                             label=f"{family}: IsoFLOP minima")
             n, d = f.allocation(grid)
-            axes[0].plot(grid, n, color=col, linestyle=":", label=f"{family}: Approach 2, a={f.a:.3f}")
-            axes[1].plot(grid, d, color=col, linestyle=":", label=f"{family}: Approach 2, b={f.b:.3f}")
+            for ax, y, key, span in ((axes[0], n, "a", spans[0]), (axes[1], d, "b", spans[1])):
+                label = _label(law, "isoflop", key, f"{family}: Approach 2, {key}={{:.3f}}")
+                if label is not None:
+                    extrapolated |= _line_in_range(ax, grid, y, span, col, label, linestyle="--")
         p = law.parametric
         if p is not None and p.alpha > 0 and p.beta > 0:
             n, d = optimal_allocation(grid, A=p.A, B=p.B, alpha=p.alpha, beta=p.beta, model=law.flops_model)
-            a, b = law.estimates["parametric"]["a"].value, law.estimates["parametric"]["b"].value
-            axes[0].plot(grid, n, color=col, label=f"{family}: Approach 3, a={a:.3f}")
-            axes[1].plot(grid, d, color=col, label=f"{family}: Approach 3, b={b:.3f}")
+            drawn = False
+            for ax, y, key, span in ((axes[0], n, "a", spans[0]), (axes[1], d, "b", spans[1])):
+                label = _label(law, "parametric", key, f"{family}: Approach 3, {key}={{:.3f}}")
+                if label is not None:
+                    extrapolated |= _line_in_range(ax, grid, y, span, col, label)
+                    drawn = True
             s = law.samples.get("parametric", {})
-            if s:
+            if s and drawn:
                 ok = (s["alpha"] > 0) & (s["beta"] > 0)
-                ns, ds = optimal_allocation(grid[None], A=s["A"][ok, None], B=s["B"][ok, None],
-                                            alpha=s["alpha"][ok, None], beta=s["beta"][ok, None],
-                                            model=law.flops_model)
+                with np.errstate(all="ignore"):
+                    ns, ds = optimal_allocation(grid[None], A=s["A"][ok, None], B=s["B"][ok, None],
+                                                alpha=s["alpha"][ok, None], beta=s["beta"][ok, None],
+                                                model=law.flops_model)
                 _band(axes[0], grid, ns, col, law.level)
                 _band(axes[1], grid, ds, col, law.level)
+    if extrapolated:
+        for ax in axes:
+            ax.plot([], [], color="grey", linestyle=(0, (1, 2)), label="outside the trained sizes (extrapolation)")
     for ax, what in zip(axes, ("compute-optimal parameters N_opt", "compute-optimal samples D_opt")):
         ax.set(xscale="log", yscale="log", xlabel=COMPUTE_LABEL, ylabel=what, title=what + " vs C")
         ax.grid(True, which="both", alpha=0.3)
