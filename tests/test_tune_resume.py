@@ -83,14 +83,22 @@ def test_sigkilled_driver_resumes_to_exactly_the_target(tmp_path):
                 break
             time.sleep(0.2)
         assert driver.poll() is None, driver.stderr.read().decode()
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)
+        os.kill(driver.pid, signal.SIGKILL)                         # the driver alone: Ray is left behind
         driver.wait()
+        killed = time.monotonic()
+        while _processes_with_env(f"RAY_TMPDIR={ray_tmp}") and time.monotonic() - killed < 10:
+            time.sleep(0.2)
+        left = _processes_with_env(f"RAY_TMPDIR={ray_tmp}")
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
         for pid in _processes_with_env(f"RAY_TMPDIR={ray_tmp}"):  # Ray processes of that driver only
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    assert left == [], "the SIGKILLed driver's Ray processes are still alive 10 s later"
 
     before = _counts(url)
     stale = sum(c[TrialState.RUNNING] for c in before.values())
