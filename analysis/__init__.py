@@ -3,15 +3,18 @@
 Modules (one concept each):
   trials      storage / CSV -> `Runs` (COMPLETE trials within 1% of their budget; exclusions counted)
   power       L(C) through the best run per budget (with/without irreducible term), loss ratios
-  isoflop     Approach 2: parabola in ln N per budget -> N_opt, D_opt, L_opt; power laws in C
+  isoflop     Approach 2: parabola in ln N near each budget's minimum (±0.5 decades of N around the best
+              run by default) -> N_opt, D_opt, L_opt; power laws in C
   parametric  Approach 3: L = E + A/N^α + B/D^β, Huber(δ=1e-3) on log L, L-BFGS + analytic gradients
   allocation  FLOP model C = K·N^(1+κ)·D (fitted per family) and the closed-form optimal N, D
-  bootstrap   resampling runs, percentile intervals, fast warm-started parametric refits
+  bootstrap   resampling runs, percentile intervals (or why there is none), batched parametric refits
   laws        all of the above for one family (`fit_family` -> `FamilyLaws`)
   export      allocation tables (csv, md, tex, json);  plots: figures (PNG + SVG)
+  api         the library entry point: `load_runs(...)`, `fit_study(runs, ...) -> StudyFit`
 
-CLI: `equiscale fit|export|plot` (analysis/commands). CSV input: `--from-csv FILE --n-column N
---loss-column L` plus `--d-column D` or `--c-column C` (then D = C / (k·N), k =
+CLI: `equiscale fit|export|plot` (study/commands, thin wrappers around analysis.api). CSV input:
+`--from-csv FILE --n-column N --loss-column L` plus `--d-column D` or `--c-column C` (then D = C / (k·N), k =
 `--flops-per-param-sample`, default 6). `fit --json` prints {"families": {name: {...}}} and, for a
-single family, its `E, A, B, alpha, beta, a, b` at the top level, each {"value", "ci": [low, high]}.
+single family, its `E, A, B, alpha, beta, a, b` at the top level, each {"value", "ci": [low, high]}, or value and ci
+null with "not_identified": why.
 """
