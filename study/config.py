@@ -9,20 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces import space_for
-from study.benchmark import BenchmarkConfig
+from study.benchmark import BenchmarkConfig, check_fits_memory
 from study.errors import ConfigError
+from study.models import get_family
 from study.schema import study_name
 
 DEFAULT_STORAGE = "sqlite:///equiscale.db"
 SAMPLERS = ("tpe", "grid")
 
-# The embedded default study: 3 families x 4 budgets x 6 trials, sized to finish in minutes on a 2-core CPU.
+# The embedded default study: 3 families x 4 budgets x 4 IsoFLOP grid points, sized for a few minutes on a
+# 2-core CPU (a cold dataset cache included) and long enough runs (up to 12,000 steps) to learn.
 # Its sections are the dataclass defaults below, so a study file that omits a section trains exactly alike.
 DEFAULT_TOML = """
 families = ["transformer", "transformer-aug", "gatr"]
-budgets = [1e10, 2e10, 4e10, 8e10]
-trials = 6
+budgets = [3e10, 7e10, 1.5e11, 3e11]
+trials = 4
 seed = 0
+sampler = "grid"
 """
 
 
@@ -30,11 +33,11 @@ seed = 0
 class DataConfig:
     """Which rigid-body dataset every trial trains on (see `study.benchmark.load_dataset`)."""
 
-    scenes: int = 10000
+    scenes: int = 65536
     bodies: int = 4
     seed: int = 0
-    val_fraction: float = 0.1   # large datasets want small fractions: final losses run over the whole splits
-    test_fraction: float = 0.1
+    val_fraction: float = 0.05  # large datasets want small fractions: final losses run over the whole splits
+    test_fraction: float = 0.05
 
     def benchmark(self) -> BenchmarkConfig:
         """The benchmark settings of this dataset (ConfigError naming a bad one)."""
@@ -46,10 +49,10 @@ class DataConfig:
 class TrainingConfig:
     """Settings shared by every trial: batch, step limits (they bound the search space), optimiser."""
 
-    batch_size: int = 64
-    min_steps: int = 100        # >= 100 so that flooring the step count loses < 1% of the budget
-    max_steps: int = 2000
-    lr_min: float = 3e-4
+    batch_size: int = 32
+    min_steps: int = 300        # >= 100 so that flooring the step count loses < 1% of the budget
+    max_steps: int = 12000
+    lr_min: float = 1e-3
     lr_max: float = 1e-2
     warmup_fraction: float = 0.05
     weight_decay: float = 0.01
@@ -57,7 +60,9 @@ class TrainingConfig:
     evals: int = 5              # validations per run (learning-curve points)
     val_samples: int = 256      # val scenes for each periodic evaluation (0 = all); final losses use whole splits
     batch_sizes: tuple[int, ...] = ()   # one batch size per budget (aligned with `budgets`); empty: batch_size
-    lr_ranges: tuple[tuple[str, float, float], ...] = ()   # per-family (family, lr_min, lr_max) overriding the range
+    # per-family (family, lr_min, lr_max) overriding lr_min..lr_max (families not in a study are ignored)
+    lr_ranges: tuple[tuple[str, float, float], ...] = (("transformer", 1e-3, 4e-3), ("transformer-aug", 1e-3, 4e-3),
+                                                       ("gatr", 2e-3, 8e-3))
     grid_depth: int = 2         # sampler "grid": the depth of every grid shape
 
     def lr_range(self, family: str) -> tuple[float, float]:
@@ -218,7 +223,7 @@ def validate(config: StudyConfig) -> None:
     """Every check that needs no Ray and no storage: ranges, families, budgets vs the smallest shapes."""
     t, r, d = config.training, config.resources, config.data
     _positive("trials", config.trials)
-    d.benchmark()  # ConfigError naming a bad data setting
+    check_fits_memory(d.benchmark())  # ConfigError naming a bad data setting, or data too big for memory
     _positive("training.batch_size", t.batch_size)
     if t.batch_sizes and len(t.batch_sizes) != len(config.budgets):
         raise ConfigError(f"training.batch_sizes has {len(t.batch_sizes)} entries but there are "
@@ -234,8 +239,7 @@ def validate(config: StudyConfig) -> None:
     if not (0 < t.lr_min <= t.lr_max < math.inf):
         raise ConfigError(f"training.lr_min/lr_max must satisfy 0 < lr_min <= lr_max < inf, got {t.lr_min}, {t.lr_max}")
     for family, lo, hi in t.lr_ranges:
-        if family not in config.families:
-            raise ConfigError(f"training.lr_ranges names {family!r}, which is not among the families {list(config.families)}")
+        get_family(family)  # ConfigError naming an unknown family
         if not (0 < lo <= hi < math.inf):
             raise ConfigError(f"training.lr_ranges.{family} must satisfy 0 < lr_min <= lr_max < inf, got {lo}, {hi}")
     if config.sampler not in SAMPLERS:

@@ -11,10 +11,11 @@ from study.config import DEFAULT_STORAGE, DEFAULT_TOML, load_config, settings, s
 from study.errors import ConfigError
 
 
-def test_default_study_is_three_families_by_at_least_four_budgets_by_six_trials():
+def test_default_study_is_three_families_by_at_least_four_budgets_on_an_isoflop_grid():
     config = load_config()
     assert set(config.families) == {"transformer", "transformer-aug", "gatr"}
-    assert len(config.budgets) >= 4 and config.trials >= 6
+    assert len(config.budgets) >= 4 and config.trials >= 4 and config.sampler == "grid"
+    assert max(config.budgets) / min(config.budgets) >= 10
     assert config.storage == DEFAULT_STORAGE == "sqlite:///equiscale.db"
     assert len(config.studies()) == len(config.families) * len(config.budgets)
 
@@ -32,7 +33,7 @@ def test_toml_file_overrides_defaults(tmp_path):
     assert config.families == ("transformer",)
     assert config.budgets == (1e10, 2e10)
     assert config.training.batch_size == 32 and config.training.max_steps == 400
-    assert config.training.min_steps == 100  # untouched default
+    assert config.training.min_steps == 300  # untouched default
     assert config.resources.cpus_per_trial == 0.5
 
 
@@ -64,10 +65,11 @@ def test_command_line_overrides_are_validated():
     ('families = ["transformer"]\nbudgets = [1e10]\n[resources]\ncpus_per_trial = nan\n', "cpus"),
     ('families = ["transformer"]\nbudgets = [1e10]\n[resources]\ngpus_per_trial = inf\n', "gpus"),
     ('families = ["transformer"]\nbudgets = [1e10]\nsampler = "cmaes"\n', "unknown sampler 'cmaes'"),
-    ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nlr_ranges = { gatr = [1e-3, 1e-2] }\n', "gatr"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nlr_ranges = { mlp = [1e-3, 1e-2] }\n', "mlp"),
     ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nlr_ranges = { transformer = [1e-2] }\n',
      "lr_min, lr_max"),
     ('families = ["gatr"]\nbudgets = [1e10]\nsampler = "grid"\ntrials = 500\n', "fewer than 500 trials"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[data]\nscenes = 100000000000\n', "memory"),
 ])
 def test_bad_config_is_one_config_error_naming_the_problem(tmp_path, text, match):
     path = tmp_path / "bad.toml"
@@ -85,13 +87,12 @@ def test_study_file_without_sections_trains_exactly_like_the_embedded_default(tm
     """One source of defaults: omitting [data], [training] and [resources] gives the default study's values."""
     top = tomllib.loads(DEFAULT_TOML)
     path = tmp_path / "bare.toml"
-    path.write_text(f"families = {list(top['families'])!r}\nbudgets = {list(top['budgets'])!r}\n"
-                    f"trials = {top['trials']}\n".replace("'", '"'))
+    assert not any(isinstance(v, dict) for v in top.values())   # the default study has no sections of its own
+    path.write_text("".join(f"{k} = {v!r}\n" for k, v in top.items()).replace("'", '"'))
     bare, default = load_config(path), load_config()
     assert bare == default
-    # and the values are the ones the default study was published with (0.1's embedded TOML)
-    assert default.data.scenes == 10000 and default.training.val_samples == 256
-    assert (default.training.batch_size, default.training.max_steps) == (64, 2000)
+    assert default.data.scenes == 65536 and default.training.val_samples == 256
+    assert (default.training.batch_size, default.training.max_steps) == (32, 12000)
 
 
 def test_settings_cover_every_training_knob_that_shapes_a_trial():

@@ -42,7 +42,7 @@ def stored(tmp_path):
 
 @pytest.mark.parametrize("change", [
     {"lr_max": 3e-2}, {"lr_min": 1e-4}, {"weight_decay": 0.1}, {"max_steps": 3000}, {"min_steps": 200},
-    {"grad_clip": 0.5}, {"warmup_fraction": 0.1}, {"evals": 7}, {"val_samples": 128}, {"batch_size": 32},
+    {"grad_clip": 0.5}, {"warmup_fraction": 0.1}, {"evals": 7}, {"val_samples": 128}, {"batch_size": 16},
 ])
 def test_a_changed_setting_is_refused_naming_it_and_the_storage_is_unchanged(stored, change):
     url, storage, config = stored
@@ -56,8 +56,8 @@ def test_a_changed_setting_is_refused_naming_it_and_the_storage_is_unchanged(sto
 def test_another_batch_size_for_one_budget_is_refused(stored):
     url, storage, config = stored
     before = _snapshot(url)
-    changed = dataclasses.replace(config, training=dataclasses.replace(config.training, batch_sizes=(32, 64)))
-    with pytest.raises(ConfigError, match="transformer/1e\\+10.*batch_size=64.*32"):
+    changed = dataclasses.replace(config, training=dataclasses.replace(config.training, batch_sizes=(16, 32)))
+    with pytest.raises(ConfigError, match="transformer/1e\\+10.*batch_size=32.*16"):
         prepare_studies(storage, changed, KEY)
     assert _snapshot(url) == before
 
@@ -84,7 +84,7 @@ def test_a_study_stored_before_settings_were_recorded_resumes_and_gains_them(tmp
     config = _config(url)
     storage = open_storage(url)
     study = optuna.create_study(storage=storage, study_name="transformer/1e+10")
-    for key, value in {"family": "transformer", "budget": 1e10, "batch_size": 64, "dataset_key": KEY,
+    for key, value in {"family": "transformer", "budget": 1e10, "batch_size": 32, "dataset_key": KEY,
                        "target_trials": 6}.items():
         study.set_user_attr(key, value)
     prepare_studies(storage, config, KEY)

@@ -22,7 +22,8 @@ def _config(max_steps: int = 2000, *, batch_size: int = 64, bodies: int = 4):
     config = load_config()
     return dataclasses.replace(
         config, data=dataclasses.replace(config.data, bodies=bodies),
-        training=dataclasses.replace(config.training, max_steps=max_steps, batch_size=batch_size))
+        training=dataclasses.replace(config.training, min_steps=100, max_steps=max_steps, batch_size=batch_size,
+                                     lr_ranges=()))
 
 
 def _sample(family: str, budget: float, config, n: int = 120, seed: int = 0):
