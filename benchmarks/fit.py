@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
+from scipy.special import huber, logsumexp
 from threadpoolctl import threadpool_limits
 
 from analysis import parametric as P
@@ -33,8 +34,6 @@ def _timed(fn):
 
 def _naive_objective(theta, logn, logd, logl):
     """The textbook version: scipy.special.huber on log-residuals, no gradient (scipy differences it)."""
-    from scipy.special import huber, logsumexp
-
     a, b, e, alpha, beta = theta
     pred = logsumexp([a - alpha * logn, b - beta * logd, np.full_like(logn, e)], axis=0)
     return huber(P.DELTA, pred - logl).sum()

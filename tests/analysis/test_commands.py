@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from study.cli import main
-from tests.analysis.synthetic import Truth, make_storage
+from tests.analysis.synthetic import Truth, draw_runs, make_storage
 
 FAMILIES = {"gatr": Truth(E=0.02, A=5.0, B=40.0, alpha=0.30, beta=0.35, K=7.0, kappa=-0.02),
             "transformer": Truth(E=0.03, A=5.0, B=40.0, alpha=0.30, beta=0.30, K=6.5)}
@@ -93,8 +93,6 @@ def test_too_few_budgets_named_when_approach_requested(tmp_path, capsys):
 
 def test_fit_from_csv_with_compute_column(tmp_path, capsys):
     truth = Truth(E=0.2, A=60.0, B=200.0, alpha=0.34, beta=0.37)
-    from tests.analysis.synthetic import draw_runs
-
     c, n, d, loss = draw_runs(truth, np.geomspace(1e13, 1e17, 5), 12, noise=0.0, spread=30.0)
     csv = tmp_path / "runs.csv"
     pd.DataFrame({"params": n, "flops": 6 * n * d, "loss": loss}).to_csv(csv, index=False)
