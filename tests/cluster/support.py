@@ -52,18 +52,20 @@ def private_dir(prefix: str) -> str:
 
 
 def marked_processes(marker: str) -> list[int]:
-    """PIDs (other than this one) whose environment has `MARK=marker` or whose command line names `marker`."""
-    needle_env, needle_cmd = f"{MARK}={marker}\0".encode(), marker.encode()
+    """PIDs (other than this one) whose environment has `MARK=marker` or whose command line names the path
+    `marker` (followed by `/`, a space or the argument's end: never a longer name that starts alike)."""
+    needle_env = f"\0{MARK}={marker}\0".encode()
+    needle_cmd = re.compile(re.escape(marker.encode()) + rb"(?:/|\s|\0)")
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            environ = (entry / "environ").read_bytes() + b"\0"
-            cmdline = (entry / "cmdline").read_bytes()
+            environ = b"\0" + (entry / "environ").read_bytes() + b"\0"
+            cmdline = (entry / "cmdline").read_bytes() + b"\0"
         except OSError:
             continue
-        if needle_env in environ or needle_cmd in cmdline:
+        if needle_env in environ or needle_cmd.search(cmdline):
             pids.append(int(entry.name))
     return pids
 
