@@ -64,6 +64,7 @@ class TrainingConfig:
     lr_ranges: tuple[tuple[str, float, float], ...] = (("transformer", 1e-3, 4e-3), ("transformer-aug", 1e-3, 4e-3),
                                                        ("gatr", 2e-3, 8e-3))
     grid_depth: int = 2         # sampler "grid": the depth of every grid shape
+    checkpoint_seconds: float = 300.0   # wall time between a trial's checkpoints (inf: none): a retry resumes there
 
     def lr_range(self, family: str) -> tuple[float, float]:
         """The learning-rate range searched for `family` (its own range, else lr_min..lr_max)."""
@@ -114,7 +115,8 @@ def settings(config: StudyConfig) -> dict:
             "max_steps": t.max_steps, "lr_min": t.lr_min, "lr_max": t.lr_max,
             "warmup_fraction": t.warmup_fraction, "weight_decay": t.weight_decay, "grad_clip": t.grad_clip,
             "evals": t.evals, "val_samples": t.val_samples,
-            "lr_ranges": [list(r) for r in t.lr_ranges], "grid_depth": t.grid_depth, "sampler": config.sampler}
+            "lr_ranges": [list(r) for r in t.lr_ranges], "grid_depth": t.grid_depth, "sampler": config.sampler,
+            "checkpoint_seconds": t.checkpoint_seconds}
 
 
 def load_config(path: str | Path | None = None) -> StudyConfig:

@@ -6,6 +6,7 @@ but the plan and the dataset, and the driver reads results by attribute, never b
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -30,6 +31,7 @@ class TrialPlan:
     val_samples: int = 512          # val scenes per periodic validation (0 = all)
     threads: int = 1
     device: str = "cpu"
+    checkpoint_seconds: float = math.inf    # wall time between checkpoints (inf: none); a run shorter saves none
 
     @property
     def samples(self) -> int:
@@ -58,3 +60,4 @@ class TrainResult:
     wall_seconds: float
     curve: tuple[tuple[int, float], ...] = field(default_factory=tuple)   # (step, val loss)
     node: str = ""
+    resumed_from: int = 0           # the step this attempt continued from (0: from the start)

@@ -11,13 +11,19 @@ benchmarks/small_trials.py): a fused AdamW, the learning rate written into the o
 foreach gradient-norm clip, minibatch indices drawn for many steps at once, and no host sync per step:
 the training loss is kept in a tensor and checked for NaN/inf every CHECK_EVERY steps, at each
 validation and at the end; the first non-finite step is the one reported.
+
+Checkpoints: when `plan.checkpoint_seconds` of wall time have passed since the last one (or the start),
+the loop hands `checkpoint(state)` everything needed to continue exactly: the model, the optimiser, the
+step, the minibatch generator's state and the indices it already drew, the training losses so far and
+the learning curve. `train(plan, dataset, resume=state)` continues from there: the same minibatches,
+the same updates, and a result that counts the whole run once (steps, samples, the curve, the time).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -29,6 +35,7 @@ from study.records import TrainResult, TrialPlan
 CHECK_EVERY = 100       # steps between finiteness checks of the training loss (a diverged run wastes < this)
 DRAW_AHEAD = 256        # steps whose minibatch indices are drawn in one call
 EVAL_BATCH = 4096       # scenes per forward pass in validation
+STATE_VERSION = 1       # layout of the checkpoint state; a state of another version is refused
 
 
 class DivergenceError(RuntimeError):
@@ -74,10 +81,16 @@ def mse(model: torch.nn.Module, split: Split, *, batch_size: int = EVAL_BATCH, a
     return float(total) / max(1, count)
 
 
-def train(plan: TrialPlan, dataset: Dataset, *, report: Callable[[int, float], None] | None = None) -> TrainResult:
+def train(plan: TrialPlan, dataset: Dataset, *, report: Callable[[int, float], None] | None = None,
+          checkpoint: Callable[[dict[str, Any]], None] | None = None,
+          resume: dict[str, Any] | None = None) -> TrainResult:
     """Train `plan` for exactly `plan.steps` steps on `dataset.train`; final losses on the whole val/test splits.
 
     `report(step, val_loss)` is called after each periodic validation. Raises DivergenceError on NaN/inf loss.
+    `checkpoint(state)` is called after a step (never the last) once `plan.checkpoint_seconds` have passed
+    since the previous call or the start; `state` holds live tensors: serialise it (`torch.save`) before
+    returning. `resume` is such a state of the same plan: the run continues after its step and reports
+    only the validations after it.
     """
     start = time.perf_counter()
     torch.set_num_threads(max(1, int(plan.threads)))
@@ -99,8 +112,12 @@ def train(plan: TrialPlan, dataset: Dataset, *, report: Callable[[int, float], N
     losses = torch.empty(steps, device=device)       # training loss per step, checked without per-step syncs
     checked = 0                                      # steps 1..checked are known finite
     curve: list[tuple[int, float]] = []
+    done, before = 0, 0.0                            # steps and seconds of earlier attempts (resume)
+    if resume is not None:
+        done, before, checked, curve, draws = _restore(resume, plan, model, optimizer, generator, losses, device)
+    last_save = time.perf_counter()
     model.train()
-    for step in range(1, steps + 1):
+    for step in range(done + 1, steps + 1):
         if (step - 1) % DRAW_AHEAD == 0:
             draws = torch.randint(n_train, (min(DRAW_AHEAD, steps - step + 1), batch), generator=generator).to(device)
         index = draws[(step - 1) % DRAW_AHEAD]
@@ -129,7 +146,12 @@ def train(plan: TrialPlan, dataset: Dataset, *, report: Callable[[int, float], N
             curve.append((step, val))
             if report is not None:
                 report(step, val)
-    train_seconds = time.perf_counter() - start
+        if checkpoint is not None and step < steps and time.perf_counter() - last_save >= plan.checkpoint_seconds:
+            checked = _check_finite(losses, checked, step)   # never save a diverged state
+            checkpoint(_state(plan, step, model, optimizer, generator, draws, losses, curve,
+                              before + time.perf_counter() - start))
+            last_save = time.perf_counter()
+    train_seconds = before + time.perf_counter() - start
     val_split, test_split = dataset.val.to(device), dataset.test.to(device)   # final losses: whole splits
     val_loss = mse(model, val_split, autocast=autocast)
     test_loss = mse(model, test_split, autocast=autocast)
@@ -146,9 +168,57 @@ def train(plan: TrialPlan, dataset: Dataset, *, report: Callable[[int, float], N
         samples=steps * batch,
         epochs=steps * batch / n_train,
         train_seconds=train_seconds,
-        wall_seconds=time.perf_counter() - start,
+        wall_seconds=before + time.perf_counter() - start,
         curve=tuple(curve),
+        resumed_from=done,
     )
+
+
+def _plan_key(plan: TrialPlan) -> dict[str, Any]:
+    """What a checkpoint must have been trained with to continue `plan` (not threads, device or interval)."""
+    return {"family": plan.family, "shape": dict(plan.shape), "lr": plan.lr, "steps": plan.steps,
+            "batch_size": plan.batch_size, "seed": plan.seed, "weight_decay": plan.weight_decay,
+            "warmup_fraction": plan.warmup_fraction, "grad_clip": plan.grad_clip, "evals": plan.evals,
+            "val_samples": plan.val_samples}
+
+
+def _state(plan: TrialPlan, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+           generator: torch.Generator, draws: torch.Tensor, losses: torch.Tensor,
+           curve: list[tuple[int, float]], seconds: float) -> dict[str, Any]:
+    """The checkpoint after `step`: plain dicts, lists, numbers and tensors (`torch.load(weights_only=True)`)."""
+    return {
+        "version": STATE_VERSION,
+        "plan": _plan_key(plan),
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),                  # after this step's draws and augmentation
+        "torch_rng": torch.get_rng_state(),
+        "draws": draws.cpu() if step % DRAW_AHEAD else None,  # the block the next steps still take indices from
+        "losses": losses[:step].cpu(),
+        "curve": [list(point) for point in curve],
+        "seconds": seconds,
+    }
+
+
+def _restore(state: dict[str, Any], plan: TrialPlan, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             generator: torch.Generator, losses: torch.Tensor, device: torch.device):
+    """Load a checkpoint state into the run's objects; (step, seconds, checked, curve, draws) to continue with."""
+    if state.get("version") != STATE_VERSION:
+        raise ValueError(f"checkpoint state version {state.get('version')!r}, expected {STATE_VERSION}")
+    if state["plan"] != _plan_key(plan):
+        raise ValueError(f"checkpoint of another plan: {state['plan']} is not {_plan_key(plan)}")
+    step = int(state["step"])
+    if not 0 < step < plan.steps:
+        raise ValueError(f"checkpoint at step {step} of a {plan.steps}-step run")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    losses[:step] = state["losses"].to(device)
+    draws = state["draws"].to(device) if state["draws"] is not None else None
+    curve = [(int(s), float(v)) for s, v in state["curve"]]
+    return step, float(state["seconds"]), step, curve, draws
 
 
 def _fast_optimizer(device: torch.device) -> dict:

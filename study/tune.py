@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import socket
+import sys
 import tempfile
 import zlib
 from dataclasses import dataclass, replace
@@ -49,6 +50,7 @@ class PlanDefaults:
     val_samples: int
     threads: int
     device: str
+    checkpoint_seconds: float
 
     def plan(self, proposal: Proposal, *, seed: int) -> TrialPlan:
         """The worker's plan for one proposal."""
@@ -58,6 +60,7 @@ class PlanDefaults:
             forward_flops=proposal.forward_flops, params=proposal.params, seed=seed,
             weight_decay=self.weight_decay, warmup_fraction=self.warmup_fraction, grad_clip=self.grad_clip,
             evals=self.evals, val_samples=self.val_samples, threads=self.threads, device=self.device,
+            checkpoint_seconds=self.checkpoint_seconds,
         )
 
 
@@ -67,12 +70,19 @@ def plan_defaults(family: str, budget: float, config: StudyConfig) -> PlanDefaul
         family=family, budget=float(budget), study=schema.study_name(family, budget), base_seed=config.seed,
         weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction, grad_clip=t.grad_clip, evals=t.evals,
         val_samples=t.val_samples, threads=max(1, int(r.cpus_per_trial)),
-        device="cuda" if r.gpus_per_trial > 0 else "cpu",
+        device="cuda" if r.gpus_per_trial > 0 else "cpu", checkpoint_seconds=t.checkpoint_seconds,
     )
 
 
+CHECKPOINT_FILE = "state.pt"    # the training state (`study.training`) inside a Tune checkpoint directory
+
+
 def trainable(config: dict, dataset=None) -> None:
-    """Tune function trainable: train `config["plan"]`, report the curve, then the final result (or the failure)."""
+    """Tune function trainable: train `config["plan"]`, report the curve, then the final result (or the failure).
+
+    Every `plan.checkpoint_seconds` the training state goes to Tune as a checkpoint; a retried trial (its
+    worker died) starts from the last one, so its result counts the whole run once.
+    """
     from ray import tune
 
     plan: TrialPlan = config["plan"]
@@ -81,12 +91,57 @@ def trainable(config: dict, dataset=None) -> None:
         tune.report({METRIC: val_loss, "step": step})
 
     try:
-        result = train(plan, dataset, report=report)
+        result = train(plan, dataset, report=report, checkpoint=CheckpointSaver(),
+                       resume=load_checkpoint(tune.get_checkpoint()))
     except DivergenceError as exc:  # deterministic: a retry would diverge again, so report instead of raising
         tune.report({METRIC: float("nan"), "step": exc.step, "failed": str(exc)})
         return
     result = replace(result, node=node_name())
     tune.report({METRIC: result.val_loss, "step": plan.steps, "result": result})
+
+
+class CheckpointSaver:
+    """`train`'s checkpoint callback: the state saved with `torch.save` into a Tune checkpoint.
+
+    Its report is no learning-curve point: `"result": None` makes the searchers skip it (they record
+    only reports without a "result" key), and its metric is the last validation loss (NaN before one).
+    When the checkpoint cannot be stored (a Tune storage path that this node cannot reach: a local path
+    on a multi-node cluster), the trial goes on without checkpoints rather than failing.
+    """
+
+    def __init__(self):
+        self.enabled = True
+
+    def __call__(self, state: dict) -> None:
+        import torch
+        from ray import tune
+
+        if not self.enabled:
+            return
+        with tempfile.TemporaryDirectory(prefix="equiscale-checkpoint-") as directory:
+            torch.save(state, f"{directory}/{CHECKPOINT_FILE}")
+            try:
+                tune.report(checkpoint_metrics(state), checkpoint=tune.Checkpoint.from_directory(directory))
+            except (RuntimeError, OSError) as exc:  # raised before anything is reported
+                self.enabled = False
+                print(f"equiscale: checkpoints disabled for this trial: {exc}", file=sys.stderr, flush=True)
+
+
+def checkpoint_metrics(state: dict) -> dict:
+    """The metrics reported with a checkpoint (see `CheckpointSaver`)."""
+    curve = state["curve"]
+    return {METRIC: float(curve[-1][1]) if curve else math.nan, "step": int(state["step"]),
+            "checkpoint_step": int(state["step"]), "result": None}
+
+
+def load_checkpoint(checkpoint) -> dict | None:
+    """The training state in a Tune checkpoint saved by `CheckpointSaver` (None: no checkpoint, start afresh)."""
+    import torch
+
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        return torch.load(f"{directory}/{CHECKPOINT_FILE}", map_location="cpu", weights_only=True)
 
 
 def node_name() -> str:

@@ -9,6 +9,7 @@ oracle model that only scores zero when the targets are moved with the inputs.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 
 import pytest
@@ -213,3 +214,70 @@ def test_non_finite_loss_raises_divergence_error_at_the_first_bad_step(dataset, 
     with pytest.raises(DivergenceError, match="step 1:") as info:
         train(plan(steps=steps), broken)
     assert info.value.step == 1 and math.isnan(info.value.loss)
+
+
+class _Interrupted(Exception):
+    """Raised from the checkpoint callback: the worker 'dies' right after saving."""
+
+
+def _serialised(state: dict) -> dict:
+    """A state as a retried worker gets it back: through torch.save and a weights-only load."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+def _run_until(p: TrialPlan, dataset, stop_at: int) -> tuple[dict, list]:
+    """Train `p` (checkpoints due after every step); the run dies right after saving at `stop_at`."""
+    saved, reported = {}, []
+
+    def checkpoint(state):
+        if state["step"] == stop_at:
+            saved["state"] = _serialised(state)
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        train(p, dataset, checkpoint=checkpoint, report=lambda s, v: reported.append(s))
+    return saved["state"], reported
+
+
+# transformer-aug: 300 steps cross a block of DRAW_AHEAD=256 drawn minibatches (resume inside it and at its end;
+# augmentation draws from the same generator); gatr: another model and optimiser state, before the last eval
+@pytest.mark.parametrize("family, steps, stops", [("transformer-aug", 300, (100, 256)), ("gatr", 60, (41,))])
+def test_a_run_resumed_from_a_checkpoint_ends_exactly_like_the_uninterrupted_run(dataset, family, steps, stops):
+    shape = {"mv_channels": 2, "s_channels": 4, "depth": 1} if family == "gatr" else {"width": 8, "depth": 1}
+    p = plan(family, shape, steps=steps, lr=3e-3, seed=5, evals=3, checkpoint_seconds=0.0)
+    whole_curve = []
+    whole = train(p, dataset, report=lambda s, v: whole_curve.append((s, v)))
+    assert whole.resumed_from == 0
+    for stop_at in stops:
+        state, reported_before = _run_until(p, dataset, stop_at)
+        assert state["step"] == stop_at and reported_before == [s for s, _ in whole_curve if s <= stop_at]
+        reported_after = []
+        resumed = train(p, dataset, resume=state, report=lambda s, v: reported_after.append((s, v)))
+        assert reported_after == [(s, v) for s, v in whole_curve if s > stop_at]   # no step reported twice
+        assert resumed.resumed_from == stop_at
+        assert (resumed.steps, resumed.samples, resumed.epochs) == (whole.steps, whole.samples, whole.epochs) == (
+            steps, steps * 8, steps * 8 / len(dataset.train))
+        assert resumed.curve == whole.curve and [s for s, _ in resumed.curve] == eval_steps(steps, 3)
+        for name in ("val_loss", "test_loss", "train_loss", "equivariance_error"):
+            assert getattr(resumed, name) == pytest.approx(getattr(whole, name), rel=1e-12, abs=0), name
+        assert resumed.train_seconds > state["seconds"] > 0   # the time before the checkpoint is counted
+
+
+def test_checkpoints_come_after_the_interval_never_at_the_last_step(dataset):
+    seen = []
+    train(plan(steps=12, checkpoint_seconds=0.0), dataset, checkpoint=lambda state: seen.append(state["step"]))
+    assert seen == list(range(1, 12))
+    for seconds in (math.inf, 3600.0):
+        train(plan(steps=12, checkpoint_seconds=seconds), dataset, checkpoint=lambda state: seen.append(0))
+    assert seen == list(range(1, 12))
+
+
+def test_a_checkpoint_of_another_plan_is_refused(dataset):
+    p = plan(steps=12, checkpoint_seconds=0.0)
+    state, _ = _run_until(p, dataset, 5)
+    with pytest.raises(ValueError, match="another plan"):
+        train(dataclasses.replace(p, lr=2e-3), dataset, resume=state)
+    train(dataclasses.replace(p, threads=2, checkpoint_seconds=math.inf), dataset, resume=state)  # not part of it
