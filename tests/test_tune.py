@@ -43,7 +43,7 @@ def test_tiny_study_through_ray_stores_complete_trials_with_their_attributes(tmp
     summary = run_study(config, cache_dir=tmp_path / "cache")
     assert summary.short == () and [r.complete for r in summary.rows] == [3, 3, 3, 3]
     assert {r.study for r in summary.rows} == {study_name(f, b) for f, b in config.studies()}
-    dataset = load_dataset(scenes=200, bodies=3, seed=0, cache_dir=tmp_path / "cache")
+    dataset = load_dataset(config.data.benchmark(), cache_dir=tmp_path / "cache")
 
     t = config.training
     for family, budget in config.studies():
