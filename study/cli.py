@@ -20,11 +20,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def one_line(text: str) -> str:
+    """`text` as one printable line: line breaks and other control characters (from user input) escaped."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in str(text).strip())
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (exit 2) instead of usage dumps."""
 
     def error(self, message: str):  # noqa: D102 - argparse hook
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
 
 def _parser(command: str | None) -> Parser:
@@ -41,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = argv[0] if argv and argv[0] in COMMANDS else None
     parser = _parser(command)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse's errors (one line, see Parser) and --help: a status, not an exception
+        return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 2
@@ -49,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.main(args) or 0)
     except EquiscaleError as exc:
-        print(f"equiscale {args.command}: error: {exc}", file=sys.stderr)
+        print(f"equiscale {args.command}: error: {one_line(exc) or type(exc).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"equiscale {args.command}: interrupted", file=sys.stderr)

@@ -131,6 +131,8 @@ def load_config(path: str | Path | None = None) -> StudyConfig:
             raise ConfigError(f"cannot read config {str(path)!r}: {exc.strerror or exc}") from None
         except UnicodeDecodeError as exc:
             raise ConfigError(f"config {str(path)!r} is not UTF-8 text (byte {exc.start}): TOML files are UTF-8") from None
+        except ValueError as exc:  # a path with a NUL byte (possible from Python, not from a shell)
+            raise ConfigError(f"cannot read config {str(path)!r}: {exc}") from None
         try:
             raw, where = tomllib.loads(text), str(path)
         except tomllib.TOMLDecodeError as exc:
@@ -218,7 +220,10 @@ def _typed(where: str, value: Any, kind: type) -> Any:
     """Check a TOML value's type (ints are accepted as floats, not vice versa; no bools as numbers)."""
     if isinstance(value, bool) or not (isinstance(value, kind) or (kind is float and isinstance(value, int))):
         raise ConfigError(f"{where} must be {kind.__name__}, got {value!r}")
-    return kind(value)
+    try:
+        return kind(value)
+    except OverflowError:  # an integer beyond float's range (tomllib reads integers of any size)
+        raise ConfigError(f"{where} must be a finite number, got an integer of {len(str(abs(value)))} digits") from None
 
 
 def validate(config: StudyConfig) -> None:
@@ -259,6 +264,7 @@ def validate(config: StudyConfig) -> None:
         raise ConfigError(f"cpus-per-trial must be a finite number > 0, got {r.cpus_per_trial}")
     if not 0 <= r.gpus_per_trial < math.inf:
         raise ConfigError(f"gpus-per-trial must be a finite number >= 0, got {r.gpus_per_trial}")
+    _check_address(r.address)
     if r.max_concurrent < 0 or r.max_failures < 0:
         raise ConfigError("resources.max_concurrent and max_failures must be >= 0")
     if len(set(config.families)) != len(config.families):
@@ -275,6 +281,18 @@ def validate(config: StudyConfig) -> None:
             space.check_budget(budget, config)
             if config.sampler == "grid":
                 space.isoflop_grid(budget, config, config.trials)  # ConfigError when the grid cannot meet the budget
+
+
+def _check_address(address: str | None) -> None:
+    """A Ray address is None, "auto", "local" or [scheme://]HOST:PORT with a port in 1..65535 (reachability is
+    `study.pipeline.check_address`'s, at run time)."""
+    if address is None or address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isascii() or not port.isdigit() or any(c.isspace() or not c.isprintable() for c in host):
+        raise ConfigError(f"malformed Ray address {address!r} (expected HOST:PORT, auto or local)")
+    if not 0 < int(port) < 65536:
+        raise ConfigError(f"Ray address {address!r}: port must be in 1..65535, got {port}")
 
 
 def _positive(name: str, value: int) -> None:

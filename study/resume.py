@@ -32,10 +32,16 @@ def check_storage(url: str, *, must_exist: bool = False) -> None:
 
     `must_exist`: an SQLite file must already be there (commands that only read the storage).
     """
+    if "\x00" in url:  # from a TOML escape or Python: no file name or host can hold it
+        raise ConfigError(f"malformed storage URL {url!r}: it contains a NUL character")
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
         raise ConfigError(f"malformed storage URL {url!r}: {exc}") from None
+    try:
+        parsed.get_dialect()  # an unknown dialect or driver (sqlite+nodriver://) fails here, before any file is made
+    except Exception as exc:
+        raise ConfigError(f"storage {url!r} unusable: {_first_line(exc)}") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:") or database.startswith("file::memory:"):
