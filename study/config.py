@@ -16,6 +16,7 @@ from study.schema import study_name
 
 DEFAULT_STORAGE = "sqlite:///equiscale.db"
 SAMPLERS = ("tpe", "grid")
+RAY_GRANULARITY = 1e-4  # Ray rounds resource amounts to this unit (ray_constants.MIN_RESOURCE_GRANULARITY)
 
 # The embedded default study: 3 families x 4 budgets x 4 IsoFLOP grid points, sized for a few minutes on a
 # 2-core CPU (a cold dataset cache included) and long enough runs (up to 12,000 steps) to learn.
@@ -260,10 +261,12 @@ def validate(config: StudyConfig) -> None:
         raise ConfigError(f"training.grad_clip must be a finite number > 0, got {t.grad_clip}")
     if t.val_samples < 0:
         raise ConfigError(f"training.val_samples must be >= 0, got {t.val_samples}")
-    if not 0 < r.cpus_per_trial < math.inf:
-        raise ConfigError(f"cpus-per-trial must be a finite number > 0, got {r.cpus_per_trial}")
-    if not 0 <= r.gpus_per_trial < math.inf:
-        raise ConfigError(f"gpus-per-trial must be a finite number >= 0, got {r.gpus_per_trial}")
+    if not RAY_GRANULARITY <= r.cpus_per_trial < math.inf:
+        raise ConfigError(f"cpus-per-trial must be a finite number >= {RAY_GRANULARITY:g} (Ray's smallest "
+                          f"resource unit), got {r.cpus_per_trial}")
+    if not (r.gpus_per_trial == 0 or RAY_GRANULARITY <= r.gpus_per_trial < math.inf):
+        raise ConfigError(f"gpus-per-trial must be 0 or a finite number >= {RAY_GRANULARITY:g} (Ray's smallest "
+                          f"resource unit), got {r.gpus_per_trial}")
     _check_address(r.address)
     if r.max_concurrent < 0 or r.max_failures < 0:
         raise ConfigError("resources.max_concurrent and max_failures must be >= 0")

@@ -52,10 +52,10 @@ def main(args) -> int:
     check_storage(config.storage)
     check_address(config.resources.address)
     cost = estimate(config, done=completed(config.storage, [study_name(f, b) for f, b in config.studies()]))
+    if cost.seconds > CONFIRM_HOURS * 3600 and not args.yes:  # refused: the one error line carries the estimate
+        raise ConfigError(f"this run is estimated at {cost.line()}; add --yes to start it")
     progress = Progress(enabled=not args.quiet)
     progress.message(f"estimate: {cost.line()}")
-    if cost.seconds > CONFIRM_HOURS * 3600 and not args.yes:
-        raise ConfigError(f"this run is estimated at {cost.line()}; add --yes to start it")
     summary = run_study(config, progress=progress)
     print(summary.table())
     if summary.short:

@@ -58,6 +58,8 @@ def world(tmp_path_factory):
     connection.execute("CREATE TABLE notes (text TEXT)")
     connection.commit()
     connection.close()
+    empty = root / "empty.db"
+    sqlite3.connect(empty).close()  # an SQLite file of size 0
     with pytest.MonkeyPatch.context() as mp:
         import optuna_dashboard
 
@@ -72,7 +74,7 @@ def world(tmp_path_factory):
         mp.setattr(optuna_dashboard, "run_server", _reached("the dashboard server"))
         mp.setattr(study.estimate, "matmul_rate", lambda **kwargs: 4e10)  # the estimate without timing matmuls
         mp.chdir(cwd)  # a relative SQLite path would land here (and is caught: nothing may be created)
-        yield {"root": root, "cache": root / "cache", "db": db, "url": f"sqlite:///{db}", "cwd": cwd, "foreign": foreign,
+        yield {"root": root, "cache": root / "cache", "db": db, "empty": empty, "url": f"sqlite:///{db}", "cwd": cwd, "foreign": foreign,
                "closed_port": _closed_port()}
 
 
@@ -83,7 +85,7 @@ def _closed_port() -> int:
 
 
 def _snapshot(world):
-    files = {p: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in (world["db"], world["foreign"])}
+    files = {p: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in (world["db"], world["foreign"], world["empty"])}
     return files, *(sorted(os.listdir(world[name])) for name in ("root", "cwd", "cache"))
 
 
@@ -227,9 +229,9 @@ BAD: dict[tuple[str | None, str], st.SearchStrategy] = {
         st.tuples(st.just(1e-3), positive_float_bad()).map(lambda v: {"transformer": list(v)}),
         st.just({"transformer": [4e-3, 1e-3]}),
         texts.filter(lambda s: s not in ("transformer", "transformer-aug", "gatr")).map(lambda f: {f: [1e-3, 4e-3]})),
-    ("resources", "cpus_per_trial"): positive_float_bad(),
+    ("resources", "cpus_per_trial"): st.one_of(positive_float_bad(), st.floats(0, 9.9e-5)),  # Ray's unit: 1e-4
     ("resources", "gpus_per_trial"): st.one_of(nonfinite, st.floats(max_value=-1e-9), not_number,
-                                               st.just(TOO_BIG_FOR_FLOAT)),
+                                               st.just(TOO_BIG_FOR_FLOAT), st.floats(1e-300, 9.9e-5)),
     ("resources", "max_concurrent"): st.one_of(st.integers(max_value=-1), not_int),
     ("resources", "max_failures"): st.one_of(st.integers(max_value=-1), not_int),
     ("resources", "address"): st.one_of(not_str, st.just("127.0.0.1:CLOSED"), st.just("ray://127.0.0.1:CLOSED"),
@@ -363,6 +365,20 @@ def test_garbage_storage_urls(world, data, command):
     check_refused(world, [command, "--storage", url], ["storage", "url"])
 
 
+@pytest.mark.parametrize("command", ["status", "dashboard"])
+@pytest.mark.parametrize("which", ["empty", "foreign", "missing"])
+def test_reading_commands_refuse_a_storage_without_studies(world, command, which):
+    url = f"sqlite:///{world['root'] / 'absent.db'}" if which == "missing" else f"sqlite:///{world[which]}"
+    check_refused(world, [command, "--storage", url], ["storage"])
+
+
+@settings(max_examples=10, **SETTINGS)
+@given(trials=st.integers(min_value=10**6, max_value=HUGE_INT), yes_flag=st.sampled_from([[], ["--quiet"]]))
+def test_a_run_over_the_estimate_threshold_is_refused_in_one_line(world, trials, yes_flag):
+    path = _write(world, "big.toml", to_toml(dict(VALID, sampler="tpe", trials=trials)).encode())
+    check_refused(world, ["run", str(path), "--storage", world["url"], *yes_flag], ["add --yes"])
+
+
 @settings(max_examples=20, **SETTINGS)
 @given(data=st.data())
 def test_garbage_storage_url_in_a_study_file(world, data):
@@ -391,8 +407,9 @@ def bad_run_arguments(draw, closed_port):
                               st.floats(max_value=0.0).map(repr)),
         "--trials": st.one_of(NUMBER_TEXT, st.integers(max_value=0).map(str), st.just("100000"),
                               st.just(str(HUGE_INT)), st.just("2.5")),
-        "--cpus-per-trial": st.one_of(NUMBER_TEXT, st.floats(max_value=0.0).map(repr)),
-        "--gpus-per-trial": st.one_of(NUMBER_TEXT, st.floats(max_value=-1e-9).map(repr)),
+        "--cpus-per-trial": st.one_of(NUMBER_TEXT, st.floats(max_value=9.9e-5).map(repr)),
+        "--gpus-per-trial": st.one_of(NUMBER_TEXT, st.floats(max_value=-1e-9).map(repr),
+                                      st.floats(1e-300, 9.9e-5).map(repr)),
         "--family": st.one_of(texts.filter(lambda s: s not in ("transformer", "transformer-aug", "gatr")),
                               st.sampled_from(["Transformer", "gatr ", "mlp"])),
         "--address": st.one_of(st.sampled_from([f"127.0.0.1:{closed_port}", f"ray://127.0.0.1:{closed_port}",
@@ -413,7 +430,8 @@ def bad_run_arguments(draw, closed_port):
                     continue
                 number = float(value)
                 if flag != "--trials" and math.isfinite(number) and (
-                        (flag == "--gpus-per-trial" and number >= 0) or (flag == "--cpus-per-trial" and number > 0)
+                        (flag == "--gpus-per-trial" and (number == 0 or number >= 1e-4))
+                        or (flag == "--cpus-per-trial" and number >= 1e-4)
                         or (flag == "--budget" and 1e8 < number < 1e20)):
                     continue
             except ValueError:
