@@ -165,7 +165,8 @@ def _parametric_chunk(seeds, logn, logd, logl, base_theta, screen_starts, n_star
     out = theta[np.arange(r), best]
     for i in np.flatnonzero(~ok.any(axis=1)):
         order = np.argsort(np.where(np.isfinite(value[i]), value[i], np.inf))
-        polished, _, _ = P.minimise_from(theta[i, order], logn, logd, logl, weights=weights[i], confirm=1)
+        polished, _, _ = P.minimise_from(theta[i, order[:1]], logn, logd, logl, weights=weights[i],
+                                         options=P.POLISH_OPTIONS)
         out[i] = np.nan if polished is None else polished
     return out
 

@@ -32,8 +32,10 @@ HOFFMANN_GRID = {
     "beta": np.arange(0.0, 2.01, 0.5),
 }
 DEFAULT_REFINE = 250  # at most this many L-BFGS runs from the best screened starts; None: every start
-CONFIRM = 3  # stop once this many starts have reached the best objective found (None: run them all)
+CONFIRM = 3  # stop once this many starts have reached the best objective found (None: run them all) …
+MIN_STARTS = 20  # … and at least this many have run (on flat, degenerate data the best start ranks ~10-40th)
 LBFGS_OPTIONS = {"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9}
+POLISH_OPTIONS = {"maxiter": 500, "ftol": 1e-10, "gtol": 1e-6}  # bootstrap refits the batched solver left unconverged
 
 
 def grid_starts(grid: dict[str, np.ndarray] | None = None) -> np.ndarray:
@@ -135,8 +137,8 @@ def minimise_from(starts: np.ndarray, logn, logd, logl, *, weights=None, delta: 
                   confirm: int | None = None, options: dict | None = None):
     """L-BFGS from each start in order; returns (best θ, best objective, L-BFGS runs).
 
-    confirm: stop once that many starts have reached the best objective so far (within 1e-9 relative);
-    None runs every start.
+    confirm: stop once that many starts have reached the best objective so far (within 1e-9 relative)
+    and at least MIN_STARTS have run; None runs every start.
 
     BLAS is held to one thread: scipy's L-BFGS-B calls BLAS on 5-vectors, and a multi-threaded BLAS
     spends ~10× the work synchronising threads (measured: 20 s -> 0.8 s for 40 starts on a busy machine).
@@ -160,7 +162,7 @@ def _minimise_from(starts, logn, logd, logl, weights, delta, confirm, options):
             agree += 1
             if res.fun < best_f:
                 best_x, best_f = res.x, float(res.fun)
-        if confirm is not None and agree >= confirm:
+        if confirm is not None and agree >= confirm and runs >= min(MIN_STARTS, len(starts)):
             break
     return best_x, best_f, runs
 
