@@ -9,6 +9,8 @@ role, kept per trial seed across retries:
 - "raise" raises on every attempt: after its retry it FAILs with the worker-error reason;
 - "diverge" trains on NaN targets: it FAILs with the divergence reason, at once (no retry);
 and the study goes on to its target of COMPLETE trials in a second round.
+Then the trainable's checkpoint helpers alone: a saved state loads back, its report is no learning-curve
+point for the searcher, and a checkpoint Tune cannot store turns checkpoints off rather than failing the trial.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from study.benchmark import load_dataset
 from study.config import study_name
 from study.pipeline import run_study
 from study.training import eval_steps, train
-from study.tune import trial_seed
+from study.tune import METRIC, CheckpointSaver, checkpoint_metrics, load_checkpoint, trial_seed
 from tests.test_tune import ray_tmpdir, tiny_config  # noqa: F401  (ray_tmpdir is a fixture)
+from tests.test_tune_search import searchers  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.slow
 ROLES = ("resume", "raise", "diverge")
@@ -141,3 +144,55 @@ def test_killed_worker_resumes_from_its_checkpoint_and_faulty_trials_fail_while_
     assert trial.value == pytest.approx(whole.val_loss, rel=1e-9)
     assert a["test_loss"] == pytest.approx(whole.test_loss, rel=1e-9)
     assert trial.intermediate_values == pytest.approx(dict(whole.curve), rel=1e-9)
+
+
+def _state(step=7, curve=((5, 0.25),)):
+    import torch
+
+    return {"step": step, "curve": [list(p) for p in curve], "model": {"w": torch.arange(6.0).reshape(2, 3)},
+            "generator": torch.Generator().manual_seed(3).get_state(), "draws": None}
+
+
+def test_a_saved_checkpoint_loads_back_and_its_report_is_no_curve_point(tmp_path, monkeypatch, searchers):  # noqa: F811
+    import torch
+    from ray import tune
+
+    reports = []
+
+    def report(metrics, *, checkpoint=None):        # Tune copies the directory during report: so does this
+        reports.append((metrics, checkpoint.to_directory(str(tmp_path / f"kept-{len(reports)}"))))
+
+    monkeypatch.setattr(tune, "report", report)
+    CheckpointSaver()(_state())
+    ((metrics, kept),) = reports
+    assert metrics == {METRIC: 0.25, "step": 7, "checkpoint_step": 7, "result": None}
+    loaded = load_checkpoint(tune.Checkpoint.from_directory(kept))
+    assert loaded["step"] == 7 and torch.equal(loaded["model"]["w"], torch.arange(6.0).reshape(2, 3))
+    assert torch.equal(loaded["generator"], _state()["generator"]) and loaded["curve"] == [[5, 0.25]]
+    assert load_checkpoint(None) is None
+    assert math.isnan(checkpoint_metrics(_state(curve=()))[METRIC])   # before the first validation
+
+    storage, made = searchers                      # the searcher records curve points, not checkpoint reports
+    search = made["transformer/1e+10"]
+    search.suggest("a")
+    search.on_trial_result("a", {METRIC: 0.5, "step": 5})
+    search.on_trial_result("a", checkpoint_metrics(_state()))
+    (trial,) = optuna.load_study(study_name="transformer/1e+10", storage=storage).trials
+    assert trial.intermediate_values == {5: 0.5}
+
+
+def test_a_checkpoint_that_cannot_be_stored_turns_checkpoints_off_not_the_trial(monkeypatch, capfd):
+    from ray import tune
+
+    calls = []
+
+    def unreachable(metrics, *, checkpoint=None):  # what Tune raises on a node that cannot reach its storage path
+        calls.append(metrics["step"])
+        raise RuntimeError("Unable to set up cluster storage with the following settings")
+
+    monkeypatch.setattr(tune, "report", unreachable)
+    saver = CheckpointSaver()
+    saver(_state(step=3))
+    saver(_state(step=4))
+    assert calls == [3] and not saver.enabled
+    assert "checkpoints disabled for this trial: Unable to set up cluster storage" in capfd.readouterr().err
