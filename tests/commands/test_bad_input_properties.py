@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from study.cli import main
 
-SETTINGS = dict(deadline=None, derandomize=False, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # --- the world every case runs in ------------------------------------------------------------------------
@@ -353,7 +353,7 @@ def garbage_urls(world_root: Path):
                          f"sqlite:///{root}/no/such/dir/x.db", f"sqlite:///{root}/a-directory",
                          f"sqlite:///{root}/not-a-db.db", f"sqlite:///{root}/a\x00b.db",
                          f"sqlite:///{root}/files\x00/x.db", "sqlite:///\x00", "sqlite:////proc/no/x.db",
-                         "sqlite:////dev/null/x.db", "postgresql://", "sqlite:///?mode=ro"]),
+                         "sqlite:////dev/null/x.db", "sqlite:///?mode=ro"]),
         st.text(min_size=1, max_size=10).map(lambda s: f"sqlite:///{root}/no/such/{s}"),
     ).map(lambda u: u.replace("CLOSED", str(_closed_port())))
 
