@@ -1,25 +1,29 @@
-"""Figures: loss vs compute with fitted laws and bands, IsoFLOP curves with minima, N_opt/D_opt vs C."""
+"""Figures: loss vs compute with fitted laws and bands, IsoFLOP curves with minima, N_opt/D_opt vs C.
+
+Figures are `matplotlib.figure.Figure` objects drawn without pyplot, so importing this module selects
+no backend and touches no global state; `fig.savefig` renders them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from analysis.allocation import optimal_allocation  # noqa: E402
-from analysis.laws import FamilyLaws  # noqa: E402
+from analysis.allocation import optimal_allocation
+from analysis.laws import FamilyLaws
 
 COMPUTE_LABEL = "training compute C [FLOP]"
 FORMATS = ("png", "svg")
 
 
 def _colors(families):
-    cmap = plt.get_cmap("tab10")
+    cmap = colormaps["tab10"]
     return {f: cmap(i % 10) for i, f in enumerate(families)}
 
 
@@ -56,7 +60,8 @@ def _c_grid(frame, extra=()):
 
 def loss_vs_compute(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_label: str):
     """All runs (faint), best per budget, power law with band and the irreducible-term law (dashed)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig = Figure(figsize=(6.4, 4.6))
+    ax = fig.subplots()
     colors = _colors(laws)
     grid = _c_grid(frame)
     for family, law in laws.items():
@@ -86,11 +91,11 @@ def loss_vs_compute(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_la
 def isoflop_curves(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_label: str):
     """One panel per family: loss vs N per budget (colour), fitted parabolas in ln N, minima (×)."""
     families = list(laws)
-    fig, axes = plt.subplots(1, len(families), figsize=(5.2 * len(families), 4.4), squeeze=False,
-                             layout="constrained")
+    fig = Figure(figsize=(5.2 * len(families), 4.4), layout="constrained")
+    axes = fig.subplots(1, len(families), squeeze=False)
     budgets = np.unique(frame["budget"])
-    norm = matplotlib.colors.LogNorm(budgets.min(), budgets.max() * (1.0001 if budgets.size == 1 else 1))
-    cmap = plt.get_cmap("viridis")
+    norm = LogNorm(budgets.min(), budgets.max() * (1.0001 if budgets.size == 1 else 1))
+    cmap = colormaps["viridis"]
     for ax, family in zip(axes[0], families):
         runs = frame[frame["family"] == family]
         ax.scatter(runs["params"], runs["loss"], c=cmap(norm(runs["budget"].to_numpy(float))), s=14)
@@ -111,14 +116,15 @@ def isoflop_curves(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_lab
                     transform=ax.transAxes, ha="center", va="top", fontsize=7)
         ax.set(xscale="log", xlabel="parameters N", ylabel=loss_label, title=f"IsoFLOP curves: {family}")
         ax.grid(True, which="both", alpha=0.3)
-    sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+    sm = ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=list(axes[0]), label=COMPUTE_LABEL)
     return fig
 
 
 def allocation(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, budgets=()):
     """N_opt and D_opt vs C per family: IsoFLOP minima and law, Approach 3 allocation with band."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig = Figure(figsize=(11, 4.4))
+    axes = fig.subplots(1, 2)
     colors = _colors(laws)
     grid = _c_grid(frame, budgets)
     extrapolated = False
@@ -182,5 +188,4 @@ def save_all(frame: pd.DataFrame, laws: dict[str, FamilyLaws], out: str | Path, 
             path = out / f"{name}.{fmt}"
             fig.savefig(path, dpi=150)
             written.append(path)
-        plt.close(fig)
     return written
