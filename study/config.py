@@ -116,8 +116,8 @@ def settings(config: StudyConfig) -> dict:
             "max_steps": t.max_steps, "lr_min": t.lr_min, "lr_max": t.lr_max,
             "warmup_fraction": t.warmup_fraction, "weight_decay": t.weight_decay, "grad_clip": t.grad_clip,
             "evals": t.evals, "val_samples": t.val_samples,
-            "lr_ranges": [list(r) for r in t.lr_ranges], "grid_depth": t.grid_depth, "sampler": config.sampler,
-            "checkpoint_seconds": t.checkpoint_seconds}
+            "lr_ranges": [list(r) for r in t.lr_ranges], "grid_depth": t.grid_depth, "sampler": config.sampler}
+    # checkpoint_seconds is left out: when a trial saves its state does not change what it computes
 
 
 def load_config(path: str | Path | None = None) -> StudyConfig:
@@ -259,6 +259,8 @@ def validate(config: StudyConfig) -> None:
         raise ConfigError(f"training.weight_decay must be a finite number >= 0, got {t.weight_decay}")
     if not 0 < t.grad_clip < math.inf:
         raise ConfigError(f"training.grad_clip must be a finite number > 0, got {t.grad_clip}")
+    if not t.checkpoint_seconds >= 0:
+        raise ConfigError(f"training.checkpoint_seconds must be >= 0 (inf: never), got {t.checkpoint_seconds}")
     if t.val_samples < 0:
         raise ConfigError(f"training.val_samples must be >= 0, got {t.val_samples}")
     if not RAY_GRANULARITY <= r.cpus_per_trial < math.inf:

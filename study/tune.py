@@ -295,7 +295,8 @@ def run_round(config: StudyConfig, storage, states: list[StudyState], dataset, p
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=total,
                                         max_concurrent_trials=concurrency(config), reuse_actors=True),
             run_config=tune.RunConfig(name="equiscale", storage_path=workdir, verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=r.max_failures)),
+                                      failure_config=tune.FailureConfig(max_failures=r.max_failures),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )
         results = tuner.fit()
     if results.num_terminated + results.num_errors < total:

@@ -70,6 +70,8 @@ def test_command_line_overrides_are_validated():
      "lr_min, lr_max"),
     ('families = ["gatr"]\nbudgets = [1e10]\nsampler = "grid"\ntrials = 500\n', "fewer than 500 trials"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[data]\nscenes = 100000000000\n', "memory"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[training]\ncheckpoint_seconds = nan\n', "checkpoint_seconds"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[training]\ncheckpoint_seconds = -1\n', "checkpoint_seconds"),
 ])
 def test_bad_config_is_one_config_error_naming_the_problem(tmp_path, text, match):
     path = tmp_path / "bad.toml"
@@ -97,7 +99,7 @@ def test_study_file_without_sections_trains_exactly_like_the_embedded_default(tm
 
 def test_settings_cover_every_training_knob_that_shapes_a_trial():
     config = load_config()
-    knobs = {f.name for f in dataclasses.fields(config.training)} - {"batch_size", "batch_sizes"}
+    knobs = {f.name for f in dataclasses.fields(config.training)} - {"batch_size", "batch_sizes", "checkpoint_seconds"}
     assert knobs <= set(settings(config)), "a training setting missing from the resume check"
     # the batch size is checked per study (each budget may have its own): the study attribute batch_size
     assert {"seed", "bodies"} <= set(settings(config))
