@@ -17,7 +17,7 @@ from analysis.allocation import FlopsModel
 from analysis.isoflop import DEFAULT_WINDOW
 from analysis.laws import APPROACHES, FamilyLaws, fit_family
 from analysis.trials import BUDGET_TOLERANCE, Runs, load_csv, load_storage
-from study.config import DEFAULT_STORAGE
+from study.storage import DEFAULT_STORAGE
 from study.errors import ConfigError, EquiscaleError
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from analysis.allocation import FlopsModel
 from study import schema
 from study.errors import ConfigError, EquiscaleError
-from study.resume import check_storage, open_storage
+from study.storage import check_storage, open_storage
 
 BUDGET_TOLERANCE = 0.01  # a run counts when |flops_used / C − 1| ≤ 1%
 COLUMNS = ["family", "budget", "params", "samples", "steps", "flops", "loss", "val_loss", "test_loss",

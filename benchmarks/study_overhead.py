@@ -63,7 +63,8 @@ def run_through_ray(config, plans, dataset) -> tuple[float, float, list[float]]:
 
     from study.adapter import start_ray
     from study.progress import Progress
-    from study.resume import open_storage, prepare_studies
+    from study.resume import prepare_studies
+    from study.storage import open_storage
     from study.tune import run_studies
 
     storage = open_storage(config.storage)

@@ -25,24 +25,10 @@ import tempfile
 import time
 
 import optuna
-import torch
 from optuna.trial import TrialState
 
 from study import schema
-
-
-def matmul_peak(*, threads: int, size: int = 2048, repeats: int = 10) -> float:
-    """Best float32 matmul FLOP/s with `threads` threads (median-free: best of a few, shared machines)."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = 0.0
-    for _ in range(3):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
-        best = max(best, 2 * size**3 * repeats / (time.perf_counter() - start))
-    return best
+from study.estimate import matmul_rate
 
 
 def trials_of(url: str) -> list[optuna.trial.FrozenTrial]:
@@ -110,7 +96,7 @@ def main() -> int:
             command_seconds = time.perf_counter() - start
         elif args.storage is None:
             parser.error("give --run or --storage")
-        peak = matmul_peak(threads=args.slots)
+        peak = matmul_rate(threads=args.slots, size=2048, repeats=10)
         report(url, peak=peak, slots=args.slots, command_seconds=command_seconds)
     return 0
 

@@ -13,8 +13,8 @@ from study.benchmark import BenchmarkConfig, check_fits_memory
 from study.errors import ConfigError
 from study.models import get_family
 from study.schema import study_name
+from study.storage import DEFAULT_STORAGE
 
-DEFAULT_STORAGE = "sqlite:///equiscale.db"
 SAMPLERS = ("tpe", "grid")
 RAY_GRANULARITY = 1e-4  # Ray rounds resource amounts to this unit (ray_constants.MIN_RESOURCE_GRANULARITY)
 

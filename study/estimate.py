@@ -17,7 +17,7 @@ import torch
 from optuna.trial import TrialState
 
 from study.config import StudyConfig
-from study.resume import holds_studies
+from study.storage import holds_studies
 from study.schema import study_name
 
 UTILISATION = 0.3
@@ -37,10 +37,10 @@ class Estimate:
                 f"({self.slots} slot(s) at {UTILISATION:.0%} of {self.peak_per_thread / 1e9:.0f} GFLOP/s per thread)")
 
 
-def matmul_rate(*, size: int = 1024, repeats: int = 8) -> float:
-    """Float32 matmul FLOP/s of one thread on this machine (best of three short timings)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def matmul_rate(*, threads: int = 1, size: int = 1024, repeats: int = 8) -> float:
+    """Float32 matmul FLOP/s with `threads` threads on this machine (best of three short timings)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         a, b = torch.randn(size, size), torch.randn(size, size)
         a @ b
@@ -52,7 +52,7 @@ def matmul_rate(*, size: int = 1024, repeats: int = 8) -> float:
             best = max(best, 2 * size**3 * repeats / (time.perf_counter() - start))
         return best
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
 
 
 def completed(storage_url: str, names: list[str]) -> dict[str, int]:

@@ -19,7 +19,8 @@ from study.config import StudyConfig, validate
 from study.errors import EquiscaleError
 from study.progress import Progress
 from study.lease import LeaseKeeper, check_free
-from study.resume import INTERRUPTED_REASON, check_storage, fail_stale_trials, open_storage, prepare_studies
+from study.resume import INTERRUPTED_REASON, fail_stale_trials, prepare_studies
+from study.storage import check_storage, open_storage
 from study.schema import study_name
 from study.summary import StudySummary, study_rows
 from study.tune import run_studies

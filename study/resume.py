@@ -6,113 +6,19 @@ trials are counted, and only the remainder is asked for. One driver per study at
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from study import schema
 from study.adapter import fail_trial
 from study.config import StudyConfig, settings
-from study.errors import ConfigError, EquiscaleError
+from study.errors import ConfigError
 from study.schema import StudyAttrs, study_name
 
 STALE_REASON = "driver stopped before the trial finished (stale RUNNING trial failed on resume)"
 INTERRUPTED_REASON = "driver interrupted (SIGINT/SIGTERM) before the trial finished"
-
-
-def check_storage(url: str, *, must_exist: bool = False) -> None:
-    """Fail with a one-line error when the storage URL is malformed or unreachable; never creates or writes.
-
-    `must_exist`: an SQLite file must already be there (commands that only read the storage).
-    """
-    if "\x00" in url:  # from a TOML escape or Python: no file name or host can hold it
-        raise ConfigError(f"malformed storage URL {url!r}: it contains a NUL character")
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError) as exc:
-        raise ConfigError(f"malformed storage URL {url!r}: {exc}") from None
-    try:
-        parsed.get_dialect()  # an unknown dialect or driver (sqlite+nodriver://) fails here, before any file is made
-    except Exception as exc:
-        raise ConfigError(f"storage {url!r} unusable: {_first_line(exc)}") from None
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database in ("", ":memory:") or database.startswith("file::memory:"):
-            raise ConfigError(f"storage {url!r} is in memory: give a file (sqlite:///path.db) to keep the trials")
-        path = Path(database)
-        if path.exists():
-            _check_sqlite_file(url, path)
-        elif must_exist:
-            raise ConfigError(f"storage {url!r} not found: no file {str(path)!r} (run `equiscale run` first)")
-        elif not path.parent.is_dir():
-            raise ConfigError(f"storage {url!r} unreachable: directory {str(path.parent)!r} does not exist")
-        elif not os.access(path.parent, os.W_OK):
-            raise ConfigError(f"storage {url!r} unreachable: directory {str(path.parent)!r} is not writable")
-        return
-    try:
-        engine = create_engine(url, connect_args=_timeout_args(parsed.get_backend_name()))
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:  # driver missing, host down, bad credentials: all "unreachable"
-        raise ConfigError(f"storage {url!r} unreachable: {_first_line(exc)}") from None
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def _timeout_args(backend: str) -> dict:
-    return {"connect_timeout": 5} if backend in ("postgresql", "mysql") else {}
-
-
-def _check_sqlite_file(url: str, path: Path) -> None:
-    """An existing file must be an SQLite database (opened read-only, so it is left untouched)."""
-    try:
-        connection = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
-        try:
-            connection.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
-        finally:
-            connection.close()
-    except sqlite3.Error as exc:
-        raise ConfigError(f"storage {url!r} unusable: {exc}") from None
-
-
-OPTUNA_TABLES = {"studies", "trials", "version_info"}
-
-
-def holds_studies(url: str) -> bool:
-    """Whether the database at `url` has Optuna's tables (read without writing; a missing SQLite file has none)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
-        return False
-    try:
-        engine = create_engine(url, connect_args=_timeout_args(parsed.get_backend_name()))
-        tables = set(inspect(engine).get_table_names())
-        engine.dispose()
-    except Exception as exc:  # driver missing, host down, not a database: all "cannot open"
-        raise EquiscaleError(f"cannot open storage {url!r}: {_first_line(exc)}") from None
-    return OPTUNA_TABLES <= tables
-
-
-def open_storage(url: str, *, read_only: bool = False):
-    """An `optuna.storages.RDBStorage` on the URL (creates the tables of a new database).
-
-    `read_only`: the database must already be an Optuna storage (commands that only read never create
-    tables in an empty or foreign database)."""
-    if read_only and not holds_studies(url):
-        raise ConfigError(f"storage {url!r} holds no Optuna studies (run `equiscale run` first)")
-    try:
-        return optuna.storages.RDBStorage(url)
-    except Exception as exc:
-        raise EquiscaleError(f"cannot open storage {url!r}: {exc}") from None
 
 
 @dataclass(frozen=True)

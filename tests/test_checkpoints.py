@@ -29,7 +29,7 @@ from study.config import study_name
 from study.pipeline import run_study
 from study.training import eval_steps, train
 from study.tune import METRIC, CheckpointSaver, checkpoint_metrics, load_checkpoint, trial_seed
-from tests.test_tune import ray_tmpdir, tiny_config  # noqa: F401  (ray_tmpdir is a fixture)
+from tests.tiny import tiny_config
 from tests.test_tune_search import searchers  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.slow

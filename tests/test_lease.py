@@ -16,7 +16,8 @@ from study.config import load_config
 from study.errors import ConfigError
 from study.lease import LeaseKeeper, check_free
 from study.pipeline import run_study
-from study.resume import open_storage, prepare_studies
+from study.resume import prepare_studies
+from study.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -9,7 +9,8 @@ import pytest
 
 from study.config import load_config, settings
 from study.errors import ConfigError
-from study.resume import STALE_REASON, open_storage, prepare_studies
+from study.resume import STALE_REASON, prepare_studies
+from study.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 KEY = "dataset-key"

@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 
 import optuna
 import pytest
 
 from study.benchmark import load_dataset
-from study.config import StudyConfig, TrainingConfig, DataConfig, ResourceConfig, settings, study_name, validate
+from study.config import settings, study_name
 from study.flops import forward_flops, param_count, step_flops
 from study.pipeline import run_study
+from tests.tiny import tiny_config
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def ray_tmpdir(monkeypatch):
-    """A private, short Ray temp dir (AF_UNIX socket paths must stay under 108 bytes)."""
-    path = tempfile.mkdtemp(prefix="eqr", dir="/tmp")
-    monkeypatch.setenv("RAY_TMPDIR", path)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def tiny_config(storage: str, *, families=("transformer", "gatr"), budgets=(1e9, 2e9), trials=3) -> StudyConfig:
-    """A study small enough for a test: batch 16, 100-300 steps, 200 scenes of 3 bodies."""
-    config = StudyConfig(
-        families=tuple(families), budgets=tuple(budgets), trials=trials, storage=storage, seed=0,
-        data=DataConfig(scenes=200, bodies=3, seed=0),
-        training=TrainingConfig(batch_size=16, min_steps=100, max_steps=300, evals=3, val_samples=64),
-        resources=ResourceConfig(cpus_per_trial=1, max_concurrent=2, max_failures=1),
-    )
-    validate(config)
-    return config
 
 
 def test_tiny_study_through_ray_stores_complete_trials_with_their_attributes(tmp_path, ray_tmpdir):

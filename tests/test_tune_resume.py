@@ -14,28 +14,12 @@ import optuna
 import pytest
 
 from study.resume import INTERRUPTED_REASON, STALE_REASON
+from tests.tiny import tiny_toml
 
 pytestmark = pytest.mark.slow
 TrialState = optuna.trial.TrialState
 
-CONFIG = """
-families = ["transformer"]
-budgets = [1e9, 2e9]
-trials = 4
-[data]
-scenes = 200
-bodies = 3
-[training]
-batch_size = 16
-min_steps = 100
-max_steps = 300
-evals = 3
-val_samples = 64
-[resources]
-cpus_per_trial = 1
-max_concurrent = 2
-max_failures = 1
-"""
+CONFIG = tiny_toml(budgets=(1e9, 2e9), trials=4)
 
 
 def _counts(url: str) -> dict[str, dict[TrialState, int]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import optuna_dashboard
 
-from study.config import DEFAULT_STORAGE
+from study.storage import DEFAULT_STORAGE
 from study.errors import ConfigError
-from study.resume import check_storage, open_storage
+from study.storage import check_storage, open_storage
 
 
 def add_arguments(parser) -> None:

@@ -16,7 +16,7 @@ from analysis.isoflop import DEFAULT_WINDOW
 from analysis.laws import APPROACHES, FamilyLaws
 from analysis.power import loss_ratios
 from analysis.trials import BUDGET_TOLERANCE
-from study.config import DEFAULT_STORAGE
+from study.storage import DEFAULT_STORAGE
 
 SUMMARY_KEYS = ("E", "A", "B", "alpha", "beta", "a", "b")
 TITLES = {

@@ -11,7 +11,7 @@ from study.errors import ConfigError
 from study.estimate import CONFIRM_HOURS, completed, estimate
 from study.pipeline import check_address, run_study
 from study.progress import Progress
-from study.resume import check_storage
+from study.storage import check_storage
 from study.schema import study_name
 
 

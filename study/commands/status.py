@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from study.config import DEFAULT_STORAGE
-from study.resume import check_storage, open_storage
+from study.storage import DEFAULT_STORAGE
+from study.storage import check_storage, open_storage
 from study.summary import format_table, study_rows
 
 

@@ -13,27 +13,12 @@ from pathlib import Path
 import optuna
 import pytest
 
+from tests.tiny import tiny_toml
+
 pytestmark = pytest.mark.slow
 TrialState = optuna.trial.TrialState
 
-CONFIG = """
-families = ["transformer"]
-budgets = [1e10, 2e10]
-trials = 3
-[data]
-scenes = 200
-bodies = 3
-[training]
-batch_size = 16
-min_steps = 100
-max_steps = 3000
-evals = 3
-val_samples = 64
-[resources]
-cpus_per_trial = 1
-max_concurrent = 2
-max_failures = 1
-"""
+CONFIG = tiny_toml(budgets=(1e10, 2e10), trials=3, max_steps=3000)
 
 
 def test_a_run_against_a_two_node_cluster_uses_both_nodes_and_ships_the_dataset(tmp_path, ray_cluster):

@@ -17,48 +17,17 @@ import pytest
 
 from study import schema
 from study.benchmark import load_dataset
-from study.config import DataConfig, ResourceConfig, StudyConfig, TrainingConfig, settings, study_name, validate
+from study.config import settings, study_name
 from study.flops import param_count, step_flops
 from study.pipeline import run_study
-from study.resume import STALE_REASON, open_storage
+from study.resume import STALE_REASON
+from study.storage import open_storage
+from tests.tiny import tiny_config, tiny_toml
 from tests.cluster.support import kill_marked, marked_env, private_dir
 
 pytestmark = pytest.mark.slow
 TrialState = optuna.trial.TrialState
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def tiny_config(storage: str, *, families=("transformer", "gatr"), budgets=(1e9, 2e9), trials=2) -> StudyConfig:
-    """As tests/test_tune.py's: batch 16, 100-300 steps, 200 scenes of 3 bodies, 1 CPU per trial."""
-    config = StudyConfig(
-        families=tuple(families), budgets=tuple(budgets), trials=trials, storage=storage, seed=0,
-        data=DataConfig(scenes=200, bodies=3, seed=0),
-        training=TrainingConfig(batch_size=16, min_steps=100, max_steps=300, evals=3, val_samples=64),
-        resources=ResourceConfig(cpus_per_trial=1, max_concurrent=2, max_failures=1),
-    )
-    validate(config)
-    return config
-
-
-def study_toml(family: str, budgets: list[float], trials: int, max_steps: int = 300) -> str:
-    return f"""
-families = ["{family}"]
-budgets = [{", ".join(repr(b) for b in budgets)}]
-trials = {trials}
-[data]
-scenes = 200
-bodies = 3
-[training]
-batch_size = 16
-min_steps = 100
-max_steps = {max_steps}
-evals = 3
-val_samples = 64
-[resources]
-cpus_per_trial = 1
-max_concurrent = 2
-max_failures = 1
-"""
 
 
 class Driver:
@@ -122,7 +91,7 @@ def equiscale_status(url: str) -> subprocess.CompletedProcess:
 
 
 def test_a_study_on_postgresql_stores_complete_trials_with_their_attributes(postgres_url, tmp_path, ray_tmpdir):
-    config = tiny_config(postgres_url)
+    config = tiny_config(postgres_url, trials=2)
     started = time.monotonic()
     summary = run_study(config, cache_dir=tmp_path / "cache")
     print(f"tiny study on PostgreSQL: {time.monotonic() - started:.0f} s")
@@ -158,7 +127,7 @@ def test_a_study_on_postgresql_stores_complete_trials_with_their_attributes(post
 def test_two_drivers_on_different_studies_of_one_database_at_once(postgres_url, tmp_path, drivers):
     for name, budgets in (("a", [1e9]), ("b", [2e9])):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "study.toml").write_text(study_toml("transformer", budgets, trials=3))
+        (tmp_path / name / "study.toml").write_text(tiny_toml(budgets=budgets, trials=3))
     cache = tmp_path / "cache"
     started = time.monotonic()
     first = drivers(tmp_path / "a" / "study.toml", postgres_url, cache).start()
@@ -193,7 +162,7 @@ def test_two_drivers_on_different_studies_of_one_database_at_once(postgres_url, 
 def test_a_second_driver_on_the_same_study_is_refused_while_the_first_lives_and_takes_over_once_it_died(
         postgres_url, tmp_path, drivers):
     # long enough (trials of a few seconds) that the first driver is still mid-study when it is killed
-    (tmp_path / "study.toml").write_text(study_toml("transformer", [1e10], trials=6, max_steps=3000))
+    (tmp_path / "study.toml").write_text(tiny_toml(budgets=[1e10], trials=6, max_steps=3000))
     cache = tmp_path / "cache"
     name = "transformer/1e+10"
     started = time.monotonic()
