@@ -36,11 +36,6 @@ class Proposal:
     forward_flops: float    # forward FLOPs of one sample (the nominal count's unit)
     params: int
 
-    @property
-    def flops(self) -> float:
-        """Training FLOPs of the whole run."""
-        return self.step_flops * self.steps
-
 
 @dataclass(frozen=True)
 class BudgetSpace:

@@ -90,7 +90,7 @@ def trial_attrs(plan: TrialPlan, result: TrainResult) -> dict[str, Any]:
         PARAMS: int(plan.params),
         SAMPLES: int(result.samples),
         STEPS: int(result.steps),
-        FLOPS_USED: float(plan.step_flops) * int(result.steps),
+        FLOPS_USED: float(plan.flops),
         FLOPS_PER_SAMPLE: float(plan.forward_flops),
         NOMINAL_FLOPS: 3.0 * float(plan.forward_flops) * int(result.samples),
         VAL_LOSS: float(result.val_loss),
