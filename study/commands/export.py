@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from analysis.export import FORMATS, allocation_table, parse_budgets, render
 from study.commands.fit import add_data_arguments, fit_from_args, report_exclusions
 from study.errors import EquiscaleError
+from study.output import check_output_file, write_text
 
 
 def add_arguments(parser) -> None:
@@ -21,14 +20,14 @@ def main(args) -> int:
     budgets = parse_budgets(args.budgets)
     if args.approach == "power":
         raise EquiscaleError("--approach power gives no allocation; use parametric, isoflop or all")
-    if args.out and not Path(args.out).parent.is_dir():
-        raise EquiscaleError(f"--out: directory {Path(args.out).parent} does not exist")
+    if args.out:
+        check_output_file(args.out)
     chosen = ("parametric", "isoflop") if args.approach == "all" else (args.approach,)
     result = fit_from_args(args, approaches=chosen)
     report_exclusions(result)
     text = render(allocation_table(result.laws, budgets, approaches=chosen), args.format)
     if args.out:
-        Path(args.out).write_text(text)
+        write_text(args.out, text)
     else:
         print(text, end="")
     return 0

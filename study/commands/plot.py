@@ -5,6 +5,7 @@ from __future__ import annotations
 from analysis.plots import save_all
 from study.commands.fit import add_data_arguments, fit_from_args, report_exclusions
 from study.errors import EquiscaleError
+from study.output import check_output_dir
 
 
 def add_arguments(parser) -> None:
@@ -15,6 +16,7 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
+    check_output_dir(args.out)
     result = fit_from_args(args)
     report_exclusions(result)
     if args.loss_label:
