@@ -124,6 +124,8 @@ def load_csv(path: str | Path, *, n_column: str, loss_column: str, d_column: str
         table = pd.read_csv(path)
     except Exception as exc:
         raise EquiscaleError(f"cannot read {path} as CSV: {exc}") from None
+    if table.empty:
+        raise EquiscaleError(f"{path.name} has no rows (only a header)" if len(table.columns) else f"{path.name} is empty")
     wanted = {"--n-column": n_column, "--loss-column": loss_column, "--d-column": d_column,
               "--c-column": c_column, "--family-column": family_column}
     for option, col in wanted.items():

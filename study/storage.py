@@ -41,6 +41,9 @@ def check_storage(url: str, *, must_exist: bool = False) -> None:
         path = Path(database)
         if path.exists():
             _check_sqlite_file(url, path)
+            if not must_exist and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+                raise ConfigError(f"storage {url!r} is read-only (SQLite needs to write the file and a journal "
+                                  f"beside it): copy it somewhere writable to add trials")
         elif must_exist:
             raise ConfigError(f"storage {url!r} not found: no file {str(path)!r} (run `equiscale run` first)")
         elif not path.parent.is_dir():

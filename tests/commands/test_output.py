@@ -62,3 +62,12 @@ def test_read_only_places_are_refused(tmp_path, monkeypatch):
         check_output_file(tmp_path / "t.csv")
     with pytest.raises(EquiscaleError, match="writable"):
         check_output_dir(tmp_path / "figures")
+
+
+def test_a_header_only_csv_is_one_line(tmp_path, capsys):
+    csv = tmp_path / "runs.csv"
+    csv.write_text("params,training_flops,loss\n")
+    code = main(["fit", "--from-csv", str(csv), "--n-column", "params", "--c-column", "training_flops",
+                 "--loss-column", "loss"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "no rows" in err

@@ -151,3 +151,11 @@ def test_the_estimate_counts_only_the_trials_still_to_run(tmp_path):
     part = estimate(config, done={study_name("transformer", budget): config.trials}, rate=1e10)
     assert full.flops - part.flops == config.trials * budget and full.trials - part.trials == config.trials
     assert part.seconds == part.flops / (1e10 * part.slots * 0.3)
+
+
+def test_a_read_only_sqlite_storage_is_refused_for_a_run_and_left_as_it_was(existing_db, capsys, monkeypatch):
+    path, snapshot = existing_db
+    monkeypatch.setattr(os, "access", lambda p, mode: not (str(p) == str(path) and mode == os.W_OK))
+    code, err = _run(["run", "--storage", f"sqlite:///{path}", "--family", "transformer"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and "read-only" in err
+    assert (path.read_bytes(), os.stat(path).st_mtime_ns) == snapshot
