@@ -64,6 +64,13 @@ def start_ray(address: str | None) -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
+def stop_ray() -> None:
+    """Disconnect from Ray (and stop a private local cluster)."""
+    import ray
+
+    ray.shutdown()
+
+
 def start_reaper() -> None:
     """Watch this driver from a separate process that kills its local Ray processes if it dies unannounced
     (Ray's own processes notice a dead driver only after 35-65 s)."""

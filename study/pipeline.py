@@ -13,10 +13,11 @@ from pathlib import Path
 
 import optuna
 
-from study.adapter import start_ray
+from study.adapter import start_ray, stop_ray
 from study.benchmark import load_dataset
 from study.config import StudyConfig, validate
 from study.errors import EquiscaleError
+from study.estimate import completed
 from study.progress import Progress
 from study.lease import LeaseKeeper, check_free
 from study.resume import INTERRUPTED_REASON, fail_stale_trials, prepare_studies
@@ -26,8 +27,15 @@ from study.summary import StudySummary, study_rows
 from study.tune import run_studies
 
 
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + empty SETTINGS
+
+
 def check_address(address: str | None, *, timeout: float = 3.0) -> None:
-    """One-line error when a Ray address (host:port, optionally ray://) does not accept connections."""
+    """One-line error when a Ray address (host:port, optionally ray://) does not answer like Ray.
+
+    Ray's GCS (and Ray Client) are gRPC servers: they answer an HTTP/2 preface with a SETTINGS frame.
+    Anything else listening there (or nothing) is refused in seconds, where `ray.init` would retry for
+    minutes."""
     if not address or address in ("auto", "local"):
         return
     hostport = address.split("://", 1)[-1]
@@ -35,9 +43,14 @@ def check_address(address: str | None, *, timeout: float = 3.0) -> None:
     if not host or not port.isdigit():
         raise EquiscaleError(f"malformed Ray address {address!r} (expected HOST:PORT)")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as connection:
+            connection.settimeout(timeout)
+            connection.sendall(HTTP2_PREFACE)
+            reply = connection.recv(9)
     except OSError as exc:
         raise EquiscaleError(f"Ray address {address!r} unreachable: {exc.strerror or exc}") from None
+    if len(reply) < 9 or reply[3] != 4:
+        raise EquiscaleError(f"Ray address {address!r} does not answer like a Ray cluster (no gRPC server there)")
 
 
 def run_study(config: StudyConfig, *, storage: str | None = None, progress: Progress | None = None,
@@ -66,28 +79,36 @@ def run_study(config: StudyConfig, *, storage: str | None = None, progress: Prog
     d = config.data
     progress.message(f"dataset: {d.scenes} scenes of {d.bodies} bodies (seed {d.seed})")
     dataset = load_dataset(d.benchmark(), cache_dir=cache_dir, progress=progress.enabled)
-    states = prepare_studies(rdb, config, dataset.key)
-    lease.acquire()
+    done = completed(config.storage, names)
+    todo = sum(max(0, config.trials - done.get(name, 0)) for name in names)
+    progress.message(f"{len(names)} studies, {todo} trial(s) to run -> {config.storage}")
+    if todo:
+        _start_ray(config)  # a cluster that cannot be reached is refused before any study is created or changed
     try:
-        todo = sum(s.remaining for s in states)
-        progress.message(f"{len(states)} studies, {todo} trial(s) to run -> {config.storage}")
-        if todo:
-            states = _run_on_ray(config, rdb, states, dataset, progress)
+        states = prepare_studies(rdb, config, dataset.key)
+        lease.acquire()
+        try:
+            if todo:
+                states = _run(config, rdb, states, dataset, progress)
+        finally:
+            lease.release()
     finally:
-        lease.release()
+        if todo:
+            stop_ray()
     return StudySummary(storage=config.storage, rows=tuple(study_rows(rdb)),
                         short=tuple(s.name for s in states if s.remaining))
 
 
-def _run_on_ray(config: StudyConfig, rdb, states, dataset, progress: Progress):
-    """Start (or join) Ray, run the studies, shut Ray down; an interrupted run fails its RUNNING trials."""
-    import ray
-
+def _start_ray(config: StudyConfig) -> None:
     try:
         start_ray(config.resources.address)
     except (OSError, TimeoutError, RuntimeError, ConnectionError) as exc:
         where = f" at {config.resources.address!r}" if config.resources.address else ""
-        raise EquiscaleError(f"cannot start/connect Ray{where}: {exc}") from None
+        raise EquiscaleError(f"cannot start/connect Ray{where}: {_first_line(exc)}") from None
+
+
+def _run(config: StudyConfig, rdb, states, dataset, progress: Progress):
+    """Run the studies on Ray; an interrupted run fails its RUNNING trials before the interrupt propagates."""
     try:
         return run_studies(config, storage=rdb, states=states, dataset=dataset, progress=progress)
     except KeyboardInterrupt:
@@ -95,5 +116,7 @@ def _run_on_ray(config: StudyConfig, rdb, states, dataset, progress: Progress):
                      for s in states)
         progress.message(f"interrupted: {failed} running trial(s) marked FAIL; run the same command to resume")
         raise
-    finally:
-        ray.shutdown()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
