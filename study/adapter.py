@@ -106,8 +106,26 @@ def optuna_search_base():
 
 
 class GridSampler(optuna.samplers.GridSampler):
-    """Optuna's GridSampler for ask-and-tell use: it calls `study.stop()` after the last grid point, which
-    raises outside `study.optimize`; the driver counts trials itself, so that stop is dropped."""
+    """Optuna's GridSampler for our resume model.
+
+    - It calls `study.stop()` after the last grid point, which raises outside `study.optimize`; the
+      driver counts trials itself, so that stop is dropped.
+    - It counts a FAIL trial's point as visited, so a point whose trial failed (a killed driver, a
+      diverged run) would never be trained; here only COMPLETE points are visited and a failed point
+      is handed out again.
+    """
 
     def after_trial(self, study, trial, state, values) -> None:
         return None
+
+    def _get_unvisited_grid_ids(self, study: optuna.Study) -> list[int]:
+        visited, running = set(), set()
+        for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
+            if "grid_id" not in t.system_attrs or not self._same_search_space(t.system_attrs["search_space"]):
+                continue
+            if t.state == TrialState.COMPLETE:
+                visited.add(t.system_attrs["grid_id"])
+            elif t.state == TrialState.RUNNING:
+                running.add(t.system_attrs["grid_id"])
+        unvisited = set(range(self._n_min_trials)) - visited - running
+        return sorted(unvisited or set(range(self._n_min_trials)) - visited)

@@ -76,3 +76,18 @@ def test_grid_sampler_visits_every_point_once_under_ask_and_tell():
         trial.suggest_int("y", 0, 1)
         study.tell(trial, 0.0)                                       # Optuna's own GridSampler raises here
     assert sorted(seen) == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("seed", range(10))   # Optuna's own sampler re-hands it for about 3 seeds in 10
+def test_grid_sampler_hands_a_failed_point_out_again(seed):
+    grid = {"x": [1.0, 2.0, 3.0]}
+    study = optuna.create_study(sampler=GridSampler(grid, seed=seed))
+    first = study.ask()
+    lost = first.suggest_float("x", 0.0, 5.0)
+    study.tell(first, state=TrialState.FAIL)                          # e.g. its driver was killed
+    for _ in range(2):
+        trial = study.ask()
+        trial.suggest_float("x", 0.0, 5.0)
+        study.tell(trial, 0.0)
+    retry = study.ask()                                               # Optuna's own would repeat a done point
+    assert retry.suggest_float("x", 0.0, 5.0) == lost
