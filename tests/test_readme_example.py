@@ -19,7 +19,7 @@ def test_the_notebook_example_runs_a_study_and_fits_it(tmp_path, monkeypatch, ca
     namespace: dict = {}
     exec(compile(block, "README.md", "exec"), namespace)
     summary, fit = namespace["summary"], namespace["fit"]
-    assert summary.short == () and len(summary.rows) == 6 and all(r.complete == 3 for r in summary.rows)
+    assert summary.short == () and len(summary.rows) == 6 and all(r.complete == 2 for r in summary.rows)
     assert (tmp_path / "notebook.db").is_file()
     assert set(fit.laws) == {"transformer", "gatr"}
     assert "gatr/4e+10" in capsys.readouterr().out                 # the printed status table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,41 +48,61 @@ def _processes_with_env(marker: str) -> list[int]:
     return pids
 
 
-def test_sigkilled_driver_resumes_to_exactly_the_target(tmp_path):
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+def _driver_command(tmp_path):
+    """The tiny study's `equiscale run` command, its environment (private RAY_TMPDIR and cache) and storage."""
     ray_tmp = tempfile.mkdtemp(prefix="eqr", dir="/tmp")
     env = dict(os.environ, RAY_TMPDIR=ray_tmp, EQUISCALE_CACHE_DIR=str(tmp_path / "cache"))
     (tmp_path / "study.toml").write_text(CONFIG)
     url = f"sqlite:///{tmp_path / 'study.db'}"
     command = [sys.executable, "-m", "study.cli", "run", str(tmp_path / "study.toml"), "--storage", url, "--quiet"]
+    return command, env, url, ray_tmp
 
-    driver = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True,
+
+def _start_until(command, env, cwd, url, *, complete: int):
+    """Start the driver and return it once `complete` trials are COMPLETE and one is RUNNING."""
+    driver = subprocess.Popen(command, env=env, cwd=cwd, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and driver.poll() is None:
+        counts = _counts(url)
+        if (sum(c[TrialState.COMPLETE] for c in counts.values()) >= complete
+                and sum(c[TrialState.RUNNING] for c in counts.values()) >= 1):
+            break
+        time.sleep(0.2)
+    assert driver.poll() is None, driver.stderr.read().decode()
+    return driver
+
+
+def _ray_left(ray_tmp: str, *, within: float = 10.0) -> list[int]:
+    """The driver's Ray processes still alive `within` seconds from now (returns as soon as none are)."""
+    since = time.monotonic()
+    while _processes_with_env(f"RAY_TMPDIR={ray_tmp}") and time.monotonic() - since < within:
+        time.sleep(0.2)
+    return _processes_with_env(f"RAY_TMPDIR={ray_tmp}")
+
+
+def _clean_up(driver, ray_tmp: str) -> None:
+    if driver is not None and driver.poll() is None:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    for pid in _processes_with_env(f"RAY_TMPDIR={ray_tmp}"):  # Ray processes of that driver only
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_sigkilled_driver_resumes_to_exactly_the_target(tmp_path):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    command, env, url, ray_tmp = _driver_command(tmp_path)
+    driver = None
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and driver.poll() is None:
-            counts = _counts(url)
-            complete = sum(c[TrialState.COMPLETE] for c in counts.values())
-            running = sum(c[TrialState.RUNNING] for c in counts.values())
-            if complete >= 1 and running >= 1:
-                break
-            time.sleep(0.2)
-        assert driver.poll() is None, driver.stderr.read().decode()
+        driver = _start_until(command, env, tmp_path, url, complete=1)
         os.kill(driver.pid, signal.SIGKILL)                         # the driver alone: Ray is left behind
         driver.wait()
-        killed = time.monotonic()
-        while _processes_with_env(f"RAY_TMPDIR={ray_tmp}") and time.monotonic() - killed < 10:
-            time.sleep(0.2)
-        left = _processes_with_env(f"RAY_TMPDIR={ray_tmp}")
+        left = _ray_left(ray_tmp)
     finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
-        for pid in _processes_with_env(f"RAY_TMPDIR={ray_tmp}"):  # Ray processes of that driver only
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _clean_up(driver, ray_tmp)
     assert left == [], "the SIGKILLed driver's Ray processes are still alive 10 s later"
 
     before = _counts(url)
@@ -104,43 +125,22 @@ def test_sigkilled_driver_resumes_to_exactly_the_target(tmp_path):
         assert all(t.user_attrs["flops_used"] > 0 for t in complete)
         values = {t.number: t.value for t in complete}
         assert all(values[n] == v for n, v in kept.get(name, {}).items())  # earlier results kept as they were
-    import shutil
-
     shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_or_sigint_stops_cleanly_fails_running_trials_and_leaves_no_ray_processes(tmp_path, signum):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    ray_tmp = tempfile.mkdtemp(prefix="eqr", dir="/tmp")
-    env = dict(os.environ, RAY_TMPDIR=ray_tmp, EQUISCALE_CACHE_DIR=str(tmp_path / "cache"))
-    (tmp_path / "study.toml").write_text(CONFIG)
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    command = [sys.executable, "-m", "study.cli", "run", str(tmp_path / "study.toml"), "--storage", url, "--quiet"]
-    driver = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command, env, url, ray_tmp = _driver_command(tmp_path)
+    driver = None
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and driver.poll() is None:
-            if sum(c[TrialState.RUNNING] for c in _counts(url).values()) >= 1:
-                break
-            time.sleep(0.2)
-        assert driver.poll() is None, driver.stderr.read().decode()
+        driver = _start_until(command, env, tmp_path, url, complete=0)
         driver.send_signal(signum)                                  # the driver only, as a scheduler would
         code = driver.wait(timeout=60)
-        stopped = time.monotonic()
         err = driver.stderr.read().decode()
-        while _processes_with_env(f"RAY_TMPDIR={ray_tmp}") and time.monotonic() - stopped < 10:
-            time.sleep(0.2)
-        left = _processes_with_env(f"RAY_TMPDIR={ray_tmp}")
+        left = _ray_left(ray_tmp)
     finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-        for pid in _processes_with_env(f"RAY_TMPDIR={ray_tmp}"):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _clean_up(driver, ray_tmp)
     assert code == 130 and "interrupted" in err
     assert "Traceback" not in err and "Stack trace" not in err and "*** SIG" not in err
     assert left == [], "Ray processes of the stopped driver are still alive 10 s later"
@@ -151,6 +151,4 @@ def test_sigterm_or_sigint_stops_cleanly_fails_running_trials_and_leaves_no_ray_
     assert failed and all(t.user_attrs["fail_reason"] == INTERRUPTED_REASON for t in failed)
     again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=300)
     assert again.returncode == 0, again.stderr.decode()
-    import shutil
-
     shutil.rmtree(ray_tmp, ignore_errors=True)
