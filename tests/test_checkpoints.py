@@ -28,7 +28,8 @@ from study.benchmark import load_dataset
 from study.config import study_name
 from study.pipeline import run_study
 from study.training import eval_steps, train
-from study.tune import METRIC, CheckpointSaver, checkpoint_metrics, load_checkpoint, trial_seed
+from study.checkpoint import CheckpointSaver, checkpoint_metrics, load_checkpoint
+from study.tune import METRIC, trial_seed
 from tests.tiny import tiny_config
 from tests.test_tune_search import searchers  # noqa: F401  (a fixture)
 
