@@ -25,15 +25,15 @@ def _stat(pid: int) -> tuple[int, int] | None:
     return int(fields[1]), int(fields[19])
 
 
-def descendants(root: int) -> dict[int, int]:
-    """pid -> start time of every live descendant of `root`."""
+def descendants(*roots: int) -> dict[int, int]:
+    """pid -> start time of every live descendant of `roots`."""
     table = {}
     for entry in PROC.iterdir():
         if entry.name.isdigit():
             stat = _stat(int(entry.name))
             if stat is not None:
                 table[int(entry.name)] = stat
-    found, frontier = {}, [root]
+    found, frontier = {}, list(roots)
     while frontier:
         parent = frontier.pop()
         for pid, (ppid, start) in table.items():
@@ -43,16 +43,27 @@ def descendants(root: int) -> dict[int, int]:
     return found
 
 
-def watch(driver: int, *, interval: float = 0.5) -> None:
+def _signal(processes: dict[int, int], signum: int) -> None:
+    for pid, start in processes.items():
+        stat = _stat(pid)
+        if stat is not None and stat[1] == start:  # the same process, not a reused pid
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:  # it ended between the look and the signal
+                continue
+
+
+def watch(driver: int, *, interval: float = 0.2) -> None:
     seen: dict[int, int] = {}
     me = os.getpid()
     while _stat(driver) is not None:
         seen.update({pid: start for pid, start in descendants(driver).items() if pid != me})
         time.sleep(interval)
-    for pid, start in seen.items():
-        stat = _stat(pid)
-        if stat is not None and stat[1] == start:  # the same process, not a reused pid
-            os.kill(pid, signal.SIGKILL)
+    # Freeze first, so that nothing spawns while we look again: children started since the last look are
+    # still children of a frozen process, and are killed with it.
+    _signal(seen, signal.SIGSTOP)
+    seen.update({pid: start for pid, start in descendants(*seen).items() if pid != me})
+    _signal(seen, signal.SIGKILL)
 
 
 def main() -> int:

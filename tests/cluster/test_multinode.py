@@ -18,7 +18,10 @@ from tests.tiny import tiny_toml
 pytestmark = pytest.mark.slow
 TrialState = optuna.trial.TrialState
 
-CONFIG = tiny_toml(budgets=(1e10, 2e10), trials=3, max_steps=3000)
+TRIALS = 2
+# Trials of tens of seconds: long enough that the second node's worker is up before the first node's
+# worker is free again (with actor reuse, quick trials could all run on the node that started first).
+CONFIG = tiny_toml(budgets=(4e10, 8e10), trials=TRIALS, max_steps=12000)
 
 
 def test_a_run_against_a_two_node_cluster_uses_both_nodes_and_ships_the_dataset(tmp_path, ray_cluster):
@@ -36,9 +39,9 @@ def test_a_run_against_a_two_node_cluster_uses_both_nodes_and_ships_the_dataset(
     print(f"run on the cluster: {time.monotonic() - started:.0f} s")
 
     nodes = {}
-    for name in ("transformer/1e+10", "transformer/2e+10"):
+    for name in ("transformer/4e+10", "transformer/8e+10"):
         trials = optuna.load_study(study_name=name, storage=url).trials
-        assert [t.state for t in trials] == [TrialState.COMPLETE] * 3, name
+        assert [t.state for t in trials] == [TrialState.COMPLETE] * TRIALS, name
         for t in trials:
             print(name, t.number, t.user_attrs["node"], t.user_attrs["steps"], f'{t.user_attrs["wall_seconds"]:.1f} s')
             host, _, node = t.user_attrs["node"].partition("/")

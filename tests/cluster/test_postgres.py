@@ -180,7 +180,9 @@ def test_a_second_driver_on_the_same_study_is_refused_while_the_first_lives_and_
         except Exception:  # not created yet
             pass
         time.sleep(0.2)
-    assert holding, f"the first driver never held the lease while running a trial: {first.process.poll()}"
+    ended = first.process.poll() is not None
+    assert holding, (f"the first driver never held the lease while running a trial: exit {first.process.poll()}"
+                     f"{': ' + first.process.stderr.read() if ended else ''}")
 
     before = [(t.number, t.state) for t in optuna.load_study(study_name=name, storage=postgres_url).trials]
     second = drivers(tmp_path / "study.toml", postgres_url, cache)
