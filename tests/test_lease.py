@@ -72,3 +72,16 @@ def test_an_expired_lease_or_a_dead_local_driver_is_taken_over(stored):
                           text=True, check=True).stdout.strip()
     schema.write_lease(study, schema.Lease("other:2:def", socket.gethostname(), int(dead), time.time() + 60))
     check_free(storage, ["transformer/1e+10"], "me")                # same machine, process gone
+
+
+def test_the_cli_refuses_a_second_driver_in_one_line_before_printing_anything(stored, capsys):
+    from study.cli import main
+
+    url, storage, config = stored
+    study = optuna.load_study(study_name="transformer/1e+10", storage=url)
+    schema.write_lease(study, schema.Lease("other:1:abc", "elsewhere", 1, time.time() + 60))
+    before = _snapshot(url)
+    code = main(["run", "--storage", url, "--family", "transformer", "--budget", "1e10"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "another driver" in err
+    assert _snapshot(url) == before

@@ -11,7 +11,8 @@ from study.errors import ConfigError
 from study.estimate import CONFIRM_HOURS, completed, estimate
 from study.pipeline import check_address, run_study
 from study.progress import Progress
-from study.storage import check_storage
+from study.lease import check_free
+from study.storage import check_storage, holds_studies, open_storage
 from study.schema import study_name
 
 
@@ -51,7 +52,10 @@ def main(args) -> int:
     )
     check_storage(config.storage)
     check_address(config.resources.address)
-    cost = estimate(config, done=completed(config.storage, [study_name(f, b) for f, b in config.studies()]))
+    names = [study_name(f, b) for f, b in config.studies()]
+    if holds_studies(config.storage):  # another live driver: refused before the estimate is measured or printed
+        check_free(open_storage(config.storage, read_only=True), names, owner="")
+    cost = estimate(config, done=completed(config.storage, names))
     if cost.seconds > CONFIRM_HOURS * 3600 and not args.yes:  # refused: the one error line carries the estimate
         raise ConfigError(f"this run is estimated at {cost.line()}; add --yes to start it")
     progress = Progress(enabled=not args.quiet)

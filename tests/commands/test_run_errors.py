@@ -111,7 +111,7 @@ def test_a_study_file_that_is_not_utf8_exits_2_naming_it(existing_db, tmp_path, 
     assert (path.read_bytes(), os.stat(path).st_mtime_ns) == snapshot
 
 
-@pytest.mark.parametrize("command", ["status", "dashboard"])
+@pytest.mark.parametrize("command", [["status"], ["dashboard"], ["fit"], ["plot"], ["export", "--budgets", "1e12"]])
 @pytest.mark.parametrize("content", ["empty", "foreign"])
 def test_reading_commands_never_create_tables_in_an_empty_or_foreign_database(tmp_path, capsys, command, content):
     import sqlite3
@@ -124,7 +124,7 @@ def test_reading_commands_never_create_tables_in_an_empty_or_foreign_database(tm
     connection.commit()
     connection.close()
     before = path.read_bytes()
-    code, err = _run([command, "--storage", f"sqlite:///{path}"], capsys)
+    code, err = _run([*command, "--storage", f"sqlite:///{path}"], capsys)
     assert code == 2 and len(err.splitlines()) == 1 and "no Optuna studies" in err
     assert path.read_bytes() == before
 
