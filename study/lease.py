@@ -19,8 +19,8 @@ from pathlib import Path
 import optuna
 
 from study import schema
-from study.schema import Lease
 from study.errors import ConfigError
+from study.schema import Lease
 
 TTL_SECONDS = 60.0
 RENEW_SECONDS = 10.0

@@ -18,14 +18,13 @@ from study.benchmark import load_dataset
 from study.config import StudyConfig, validate
 from study.errors import EquiscaleError
 from study.estimate import completed
-from study.progress import Progress
 from study.lease import LeaseKeeper, check_free
+from study.progress import Progress
 from study.resume import INTERRUPTED_REASON, fail_stale_trials, prepare_studies
-from study.storage import check_storage, open_storage
 from study.schema import study_name
+from study.storage import check_storage, open_storage
 from study.summary import StudySummary, study_rows
 from study.tune import run_studies
-
 
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + empty SETTINGS
 
