@@ -76,7 +76,10 @@ class LeaseKeeper:
 
     def _keep(self) -> None:
         while not self._stop.wait(self.renew):
-            self._write(time.time() + self.ttl)
+            try:
+                self._write(time.time() + self.ttl)
+            except Exception:  # a busy or briefly unreachable storage: the lease lasts 6 renewals, try again
+                continue
 
     def release(self) -> None:
         """Stop renewing and let the lease expire now."""
