@@ -22,7 +22,7 @@ from study.lease import LeaseKeeper, check_free
 from study.progress import Progress
 from study.resume import INTERRUPTED_REASON, fail_stale_trials, prepare_studies
 from study.schema import study_name
-from study.storage import check_storage, open_storage
+from study.storage import check_storage, first_line, open_storage
 from study.summary import StudySummary, study_rows
 from study.tune import run_studies
 
@@ -103,7 +103,7 @@ def _start_ray(config: StudyConfig) -> None:
         start_ray(config.resources.address)
     except (OSError, TimeoutError, RuntimeError, ConnectionError) as exc:
         where = f" at {config.resources.address!r}" if config.resources.address else ""
-        raise EquiscaleError(f"cannot start/connect Ray{where}: {_first_line(exc)}") from None
+        raise EquiscaleError(f"cannot start/connect Ray{where}: {first_line(exc)}") from None
 
 
 def _run(config: StudyConfig, rdb, states, dataset, progress: Progress):
@@ -116,6 +116,3 @@ def _run(config: StudyConfig, rdb, states, dataset, progress: Progress):
         progress.message(f"interrupted: {failed} running trial(s) marked FAIL; run the same command to resume")
         raise
 
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

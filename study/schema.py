@@ -7,7 +7,6 @@ the attributes of `TrialRecord`; a FAIL trial carries `fail_reason`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
@@ -155,12 +154,3 @@ def read_trial(trial) -> TrialRecord:
 def write_fail_reason(trial, reason: str) -> None:
     """Store why a trial failed on an `optuna.Trial`."""
     trial.set_user_attr(FAIL_REASON, reason)
-
-
-def fail_reason(trial) -> str | None:
-    """Why a FAIL trial failed (None when it does not say)."""
-    return trial.user_attrs.get(FAIL_REASON)
-
-
-def is_finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)

@@ -33,7 +33,7 @@ def check_storage(url: str, *, must_exist: bool = False) -> None:
     try:
         parsed.get_dialect()  # an unknown dialect or driver (sqlite+nodriver://) fails here, before any file is made
     except Exception as exc:
-        raise ConfigError(f"storage {url!r} unusable: {_first_line(exc)}") from None
+        raise ConfigError(f"storage {url!r} unusable: {first_line(exc)}") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:") or database.startswith("file::memory:"):
@@ -57,10 +57,10 @@ def check_storage(url: str, *, must_exist: bool = False) -> None:
             connection.execute(text("SELECT 1"))
         engine.dispose()
     except Exception as exc:  # driver missing, host down, bad credentials: all "unreachable"
-        raise ConfigError(f"storage {url!r} unreachable: {_first_line(exc)}") from None
+        raise ConfigError(f"storage {url!r} unreachable: {first_line(exc)}") from None
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
@@ -93,7 +93,7 @@ def holds_studies(url: str) -> bool:
         tables = set(inspect(engine).get_table_names())
         engine.dispose()
     except Exception as exc:  # driver missing, host down, not a database: all "cannot open"
-        raise EquiscaleError(f"cannot open storage {url!r}: {_first_line(exc)}") from None
+        raise EquiscaleError(f"cannot open storage {url!r}: {first_line(exc)}") from None
     return OPTUNA_TABLES <= tables
 
 
