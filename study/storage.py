@@ -6,13 +6,15 @@ Kept free of torch and the study configuration, so that the analysis commands st
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
+import time
 from pathlib import Path
 
 import optuna
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError, ProgrammingError
 
 from study.errors import ConfigError, EquiscaleError
 
@@ -104,7 +106,22 @@ def open_storage(url: str, *, read_only: bool = False):
     tables in an empty or foreign database)."""
     if read_only and not holds_studies(url):
         raise ConfigError(f"storage {url!r} holds no Optuna studies (run `equiscale run` first)")
-    try:
-        return optuna.storages.RDBStorage(url)
-    except Exception as exc:
-        raise EquiscaleError(f"cannot open storage {url!r}: {exc}") from None
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except Exception as exc:
+            if attempt + 1 < _CREATE_ATTEMPTS and _lost_creation_race(exc):
+                time.sleep(0.2 * 2**attempt * (1 + random.random()))
+                continue
+            raise EquiscaleError(f"cannot open storage {url!r}: {first_line(exc)}") from None
+
+
+_CREATE_ATTEMPTS = 6
+
+
+def _lost_creation_race(exc: Exception) -> bool:
+    """Whether opening failed because another process was creating Optuna's tables in the same new database
+    at that moment (drivers started together on a fresh PostgreSQL): then opening again finds them made."""
+    message = str(exc).lower()
+    return isinstance(exc, (IntegrityError, ProgrammingError)) and ("already exists" in message
+                                                                     or "duplicate" in message)

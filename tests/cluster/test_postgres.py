@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 
 from study import schema
 from study.benchmark import load_dataset
@@ -122,6 +123,31 @@ def test_a_study_on_postgresql_stores_complete_trials_with_their_attributes(post
     assert status.returncode == 0, status.stderr
     for family, budget in config.studies():
         assert study_name(family, budget) in status.stdout
+
+
+OPEN_AT = """
+import sys, time
+from study.storage import open_storage
+url, at = sys.argv[1], float(sys.argv[2])
+time.sleep(max(0.0, at - time.time()))
+open_storage(url)
+"""
+
+
+def test_processes_opening_a_fresh_database_at_the_same_moment_all_get_the_storage(postgres_server):
+    """Optuna creates its tables on first open; processes racing to do so on one new database (drivers started
+    together on a fresh PostgreSQL) must all succeed, not fail on each other's CREATE TYPE/TABLE. Three fresh
+    databases, six processes each: without a guard the race is lost in most rounds."""
+    for _ in range(3):
+        url = postgres_server.create_database()
+        at = time.time() + 5.0  # after every process has imported optuna: they open at one moment
+        processes = [subprocess.Popen([sys.executable, "-c", OPEN_AT, url, repr(at)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        results = [(p.wait(timeout=120), p.stderr.read()) for p in processes]
+        assert [code for code, _ in results] == [0] * 6, "\n".join(err[-2000:] for _, err in results)
+        engine = sqlalchemy.create_engine(url)
+        assert {"studies", "trials", "version_info"} <= set(sqlalchemy.inspect(engine).get_table_names())
+        engine.dispose()
 
 
 def test_two_drivers_on_different_studies_of_one_database_at_once(postgres_url, tmp_path, drivers):
