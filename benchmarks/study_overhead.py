@@ -45,9 +45,9 @@ def run_sequential(config, plans, dataset) -> list[float]:
     from study.tune import plan_defaults, trial_seed
 
     seconds = []
-    for family, budget in config.studies():
-        name = study_name(family, budget)
-        defaults = plan_defaults(family, budget, config)
+    for spec in config.specs():
+        family, budget, name = spec.family, spec.budget, spec.name
+        defaults = plan_defaults(spec, config)
         for number, params in enumerate(plans[name]):
             proposal = space_for(family)(optuna.trial.FixedTrial(params), budget=budget, config=config)
             start = time.perf_counter()

@@ -11,11 +11,13 @@ from typing import Any
 from search_spaces import space_for
 from study.benchmark import BenchmarkConfig, check_fits_memory
 from study.errors import ConfigError
-from study.models import get_family
-from study.schema import study_name
+from study.flops import step_flops
+from study.models import get_family, validate_shape
+from study.schema import COMPUTE, DATA, data_study_name, study_name
 from study.storage import DEFAULT_STORAGE
 
 SAMPLERS = ("tpe", "grid")
+KINDS = (COMPUTE, DATA)
 RAY_GRANULARITY = 1e-4  # Ray rounds resource amounts to this unit (ray_constants.MIN_RESOURCE_GRANULARITY)
 
 # The embedded default study: 3 families x 4 budgets x 4 IsoFLOP grid points, sized for a few minutes on a
@@ -73,6 +75,42 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class DataStudyConfig:
+    """Study kind "data": one fixed shape per family trained on nested training sets of growing size.
+
+    Every run takes `steps` steps of `training.batch_size` (small sets are seen for many epochs); the
+    learning rate is the searched parameter (`trials` per size, in the family's `lr_range`).
+    """
+
+    train_sizes: tuple[int, ...] = ()       # training scenes: the first n of the training split
+    steps: int = 0
+    shapes: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()   # (family, sorted shape items)
+
+    def shape(self, family: str) -> dict:
+        """The shape kwargs of `family` (ConfigError when the study file gives none)."""
+        for name, items in self.shapes:
+            if name == family:
+                return dict(items)
+        raise ConfigError(f"data_study.shapes has no shape for family {family!r}")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """One Optuna study of a run: its name and family, the FLOPs each trial uses, the batch size, and for a
+    data study the training-set size (0: a compute study on the whole training split)."""
+
+    name: str
+    family: str
+    budget: float
+    batch_size: int
+    train_size: int = 0
+
+    @property
+    def kind(self) -> str:
+        return DATA if self.train_size else COMPUTE
+
+
+@dataclass(frozen=True)
 class ResourceConfig:
     """Where and how trials run: per-trial allotment, concurrency, retries, Ray address."""
 
@@ -85,10 +123,11 @@ class ResourceConfig:
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """One `equiscale run`: a study per (family, budget), each with `trials` COMPLETE trials."""
+    """One `equiscale run`: a study per (family, budget) (kind "data": per (family, training-set size)),
+    each with `trials` COMPLETE trials."""
 
     families: tuple[str, ...]
-    budgets: tuple[float, ...]
+    budgets: tuple[float, ...] = ()
     trials: int = 6
     storage: str = DEFAULT_STORAGE
     seed: int = 0
@@ -96,6 +135,8 @@ class StudyConfig:
     data: DataConfig = DataConfig()
     training: TrainingConfig = TrainingConfig()
     resources: ResourceConfig = ResourceConfig()
+    kind: str = COMPUTE
+    data_study: DataStudyConfig = DataStudyConfig()
 
     def batch_size_for(self, budget: float) -> int:
         """The batch size of the study at `budget`: `training.batch_sizes` aligned with `budgets`, else batch_size."""
@@ -105,8 +146,22 @@ class StudyConfig:
         return t.batch_size
 
     def studies(self) -> list[tuple[str, float]]:
-        """(family, budget) pairs in run order."""
+        """(family, budget) pairs of a compute study in run order."""
         return [(family, budget) for family in self.families for budget in self.budgets]
+
+    def specs(self) -> list[StudySpec]:
+        """Every study of this run, in run order (either kind)."""
+        if self.kind == COMPUTE:
+            return [StudySpec(study_name(f, b), f, float(b), self.batch_size_for(b)) for f, b in self.studies()]
+        ds, batch = self.data_study, self.training.batch_size
+        return [StudySpec(data_study_name(f, n), f, float(ds.steps * _data_step_flops(self, f)), batch, n)
+                for f in self.families for n in ds.train_sizes]
+
+
+def _data_step_flops(config: StudyConfig, family: str) -> int:
+    """Training FLOPs of one step of a data study's fixed shape for `family`."""
+    return step_flops(family, batch_size=config.training.batch_size, bodies=config.data.bodies,
+                      **config.data_study.shape(family))
 
 
 def settings(config: StudyConfig) -> dict:
@@ -116,7 +171,9 @@ def settings(config: StudyConfig) -> dict:
             "max_steps": t.max_steps, "lr_min": t.lr_min, "lr_max": t.lr_max,
             "warmup_fraction": t.warmup_fraction, "weight_decay": t.weight_decay, "grad_clip": t.grad_clip,
             "evals": t.evals, "val_samples": t.val_samples,
-            "lr_ranges": [list(r) for r in t.lr_ranges], "grid_depth": t.grid_depth, "sampler": config.sampler}
+            "lr_ranges": [list(r) for r in t.lr_ranges], "grid_depth": t.grid_depth, "sampler": config.sampler,
+            **({"kind": DATA, "steps": config.data_study.steps,
+                "shapes": {f: dict(items) for f, items in config.data_study.shapes}} if config.kind == DATA else {})}
     # checkpoint_seconds is left out: when a trial saves its state does not change what it computes
 
 
@@ -164,7 +221,8 @@ def with_overrides(config: StudyConfig, **overrides: Any) -> StudyConfig:
 
 def _from_dict(raw: dict, where: str) -> StudyConfig:
     """Build the dataclasses from parsed TOML, rejecting unknown keys and wrong types by name."""
-    sections = {"data": DataConfig, "training": TrainingConfig, "resources": ResourceConfig}
+    sections = {"data": DataConfig, "training": TrainingConfig, "resources": ResourceConfig,
+                "data_study": DataStudyConfig}
     top_fields = {f.name: f for f in fields(StudyConfig)}
     unknown = set(raw) - set(top_fields)
     if unknown:
@@ -181,10 +239,15 @@ def _from_dict(raw: dict, where: str) -> StudyConfig:
             kwargs[name] = tuple(_typed(f"{where}: {name}", v, str if name == "families" else float) for v in value)
         else:
             kwargs[name] = _typed(f"{where}: {name}", value,
-                                  {"trials": int, "storage": str, "seed": int, "sampler": str}[name])
-    for required in ("families", "budgets"):
+                                  {"trials": int, "storage": str, "seed": int, "sampler": str, "kind": str}[name])
+    kind = kwargs.get("kind", COMPUTE)
+    for required in ("families", "budgets") if kind == COMPUTE else ("families",):
         if required not in kwargs:
             raise ConfigError(f"{where}: missing key {required!r}")
+    if kind == DATA and "budgets" in kwargs:
+        raise ConfigError(f"{where}: a data study (kind = \"data\") has no budgets: give [data_study] train_sizes")
+    if kind == COMPUTE and "data_study" in kwargs:
+        raise ConfigError(f"{where}: [data_study] needs kind = \"data\"")
     return StudyConfig(**kwargs)
 
 
@@ -194,7 +257,7 @@ def _section(cls, raw: dict, where: str):
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     types = {"int": int, "float": float, "str | None": str}
-    parsers = {"lr_ranges": _lr_ranges, "batch_sizes": _int_list}
+    parsers = {"lr_ranges": _lr_ranges, "batch_sizes": _int_list, "train_sizes": _int_list, "shapes": _shapes}
     return cls(**{k: parsers[k](f"{where} {k}", v) if k in parsers else _typed(f"{where} {k}", v, types[known[k].type])
                   for k, v in raw.items()})
 
@@ -203,6 +266,18 @@ def _int_list(where: str, value: Any) -> tuple[int, ...]:
     if not isinstance(value, list):
         raise ConfigError(f"{where} must be a list of integers, got {value!r}")
     return tuple(_typed(where, v, int) for v in value)
+
+
+def _shapes(where: str, value: Any) -> tuple[tuple[str, tuple[tuple[str, int], ...]], ...]:
+    """`shapes = { gatr = { mv_channels = 4, s_channels = 8, depth = 2 }, ... }` as ((family, items), ...)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table of family = {{ shape }}, got {value!r}")
+    out = []
+    for family, shape in value.items():
+        if not isinstance(shape, dict) or not shape:
+            raise ConfigError(f"{where}.{family} must be a table of shape settings, got {shape!r}")
+        out.append((family, tuple(sorted((k, _typed(f"{where}.{family}.{k}", v, int)) for k, v in shape.items()))))
+    return tuple(out)
 
 
 def _lr_ranges(where: str, value: Any) -> tuple[tuple[str, float, float], ...]:
@@ -277,6 +352,13 @@ def validate(config: StudyConfig) -> None:
     for budget in config.budgets:
         if not math.isfinite(budget) or budget <= 0:
             raise ConfigError(f"budget must be a positive number of FLOPs, got {budget:g}")
+    if config.kind not in KINDS:
+        raise ConfigError(f"unknown study kind {config.kind!r} (known: {', '.join(KINDS)})")
+    if config.kind == DATA:
+        _validate_data_study(config)
+        return
+    if not config.budgets:
+        raise ConfigError("budgets must be a non-empty list")
     names = [study_name(f, b) for f, b in config.studies()]
     if len(set(names)) != len(names):
         raise ConfigError(f"budgets {list(config.budgets)} collide at one significant digit (study names {names})")
@@ -286,6 +368,37 @@ def validate(config: StudyConfig) -> None:
             space.check_budget(budget, config)
             if config.sampler == "grid":
                 space.isoflop_grid(budget, config, config.trials)  # ConfigError when the grid cannot meet the budget
+
+
+def _validate_data_study(config: StudyConfig) -> None:
+    """A data study: sizes that fit the training split, a fixed valid shape per family, runs of >= 1 epoch."""
+    ds, t = config.data_study, config.training
+    if config.budgets:
+        raise ConfigError("a data study (kind \"data\") has no budgets: its studies are data_study.train_sizes")
+    if not ds.train_sizes:
+        raise ConfigError("a data study needs [data_study] train_sizes (training scenes per study)")
+    if len(set(ds.train_sizes)) != len(ds.train_sizes):
+        raise ConfigError(f"duplicate size in data_study.train_sizes {list(ds.train_sizes)}")
+    available = config.data.benchmark().split_sizes()[0]
+    for n in ds.train_sizes:
+        if not 0 < n <= available:
+            raise ConfigError(f"data_study.train_sizes entry {n} must be in 1..{available} (the training split "
+                              f"of {config.data.scenes} scenes): raise data.scenes")
+    _positive("data_study.steps", ds.steps)
+    if ds.steps * t.batch_size < max(ds.train_sizes):
+        raise ConfigError(f"data_study.steps x training.batch_size = {ds.steps * t.batch_size} samples is less than "
+                          f"one epoch of the largest training set ({max(ds.train_sizes)} scenes)")
+    if t.batch_sizes:
+        raise ConfigError("training.batch_sizes is per budget: a data study uses training.batch_size")
+    if config.sampler == "grid" and config.trials > 1 and any(lo == hi for lo, hi in map(t.lr_range, config.families)):
+        raise ConfigError(f"sampler 'grid': a family's learning-rate range is one value, too few for {config.trials} "
+                          f"trials per size")
+    unknown = sorted({f for f, _ in ds.shapes} - set(config.families))
+    if unknown:
+        raise ConfigError(f"data_study.shapes names families not in the study: {', '.join(unknown)}")
+    for family in config.families:
+        get_family(family)  # ConfigError naming an unknown family
+        validate_shape(family, **ds.shape(family))  # ConfigError: no shape, or one the family rejects
 
 
 def _check_address(address: str | None) -> None:

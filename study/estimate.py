@@ -18,7 +18,6 @@ from optuna.trial import TrialState
 
 from study.config import StudyConfig
 from study.storage import holds_studies
-from study.schema import study_name
 
 UTILISATION = 0.3
 CONFIRM_HOURS = 12.0   # `equiscale run` asks for --yes above this estimate
@@ -68,8 +67,8 @@ def completed(storage_url: str, names: list[str]) -> dict[str, int]:
 def estimate(config: StudyConfig, *, done: dict[str, int] | None = None, rate: float | None = None) -> Estimate:
     """The cost of the trials `config` still needs (`done`: COMPLETE trials per study already stored)."""
     done = done or {}
-    remaining = {(f, b): max(0, config.trials - done.get(study_name(f, b), 0)) for f, b in config.studies()}
-    flops = sum(n * b for (_, b), n in remaining.items())
+    remaining = {spec: max(0, config.trials - done.get(spec.name, 0)) for spec in config.specs()}
+    flops = sum(n * spec.budget for spec, n in remaining.items())
     r = config.resources
     threads = max(1, int(r.cpus_per_trial))
     slots = r.max_concurrent or max(1, int((os.cpu_count() or 1) // r.cpus_per_trial))

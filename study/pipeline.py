@@ -21,7 +21,6 @@ from study.estimate import completed
 from study.lease import LeaseKeeper, check_free
 from study.progress import Progress
 from study.resume import INTERRUPTED_REASON, fail_stale_trials, prepare_studies
-from study.schema import study_name
 from study.storage import check_storage, first_line, open_storage
 from study.summary import StudySummary, study_rows
 from study.tune import run_studies
@@ -54,7 +53,7 @@ def check_address(address: str | None, *, timeout: float = 3.0) -> None:
 
 def run_study(config: StudyConfig, *, storage: str | None = None, progress: Progress | None = None,
               cache_dir: str | Path | None = None) -> StudySummary:
-    """Run (or resume) every (family, budget) study of `config` until each has its target COMPLETE trials.
+    """Run (or resume) every (family, budget) study (data studies: (family, training-set size)) of `config` until each has its target COMPLETE trials.
 
     The driver holds a lease on its studies in the storage (`study.lease`): a second driver on one of
     them is refused while this one lives. Ctrl-C (KeyboardInterrupt) marks the running trials FAIL and
@@ -72,7 +71,7 @@ def run_study(config: StudyConfig, *, storage: str | None = None, progress: Prog
     progress = progress or Progress(enabled=False)
 
     rdb = open_storage(config.storage)
-    names = [study_name(family, budget) for family, budget in config.studies()]
+    names = [spec.name for spec in config.specs()]
     lease = LeaseKeeper(rdb, names)
     check_free(rdb, names, lease.owner)  # another live driver on one of these studies: refused, nothing written
     d = config.data

@@ -32,6 +32,13 @@ class TrialPlan:
     threads: int = 1
     device: str = "cpu"
     checkpoint_seconds: float = math.inf    # wall time between checkpoints (inf: none); a run shorter saves none
+    train_size: int = 0             # train on the first `train_size` scenes of the training split (0: all)
+    eval_at: tuple[int, ...] = ()   # steps after which to validate (empty: `evals` evenly spaced)
+
+    def curve_step(self, step: int) -> int:
+        """Where a validation after `step` goes on the learning curve: the step, or with `train_size` the
+        whole epochs done (data studies record their curves per epoch)."""
+        return step * self.batch_size // self.train_size if self.train_size else step
 
     @property
     def samples(self) -> int:

@@ -13,9 +13,9 @@ from optuna.trial import TrialState
 
 from study import schema
 from study.adapter import fail_trial
-from study.config import StudyConfig, settings
+from study.config import StudyConfig, StudySpec, settings
 from study.errors import ConfigError
-from study.schema import StudyAttrs, study_name
+from study.schema import StudyAttrs
 
 STALE_REASON = "driver stopped before the trial finished (stale RUNNING trial failed on resume)"
 INTERRUPTED_REASON = "driver interrupted (SIGINT/SIGTERM) before the trial finished"
@@ -25,12 +25,22 @@ INTERRUPTED_REASON = "driver interrupted (SIGINT/SIGTERM) before the trial finis
 class StudyState:
     """One study at the start of a run: how many COMPLETE trials exist and how many are still wanted."""
 
-    name: str
-    family: str
-    budget: float
+    spec: StudySpec
     complete: int
     target: int
     stale_failed: int
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def family(self) -> str:
+        return self.spec.family
+
+    @property
+    def budget(self) -> float:
+        return self.spec.budget
 
     @property
     def remaining(self) -> int:
@@ -44,29 +54,26 @@ def prepare_studies(storage, config: StudyConfig, dataset_key: str) -> list[Stud
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    wanted = {name: study_attrs(config, family, budget, dataset_key)
-              for name, (family, budget) in zip(_names(config), config.studies())}
+    specs = config.specs()
+    wanted = {spec.name: study_attrs(config, spec, dataset_key) for spec in specs}
     for name, attrs in wanted.items():
         if name in existing:
             check_compatible(name, existing[name].user_attrs, attrs)
     states = []
-    for name, attrs in wanted.items():
-        study = optuna.create_study(storage=storage, study_name=name, direction="minimize", load_if_exists=True)
-        schema.write_study_attrs(study, attrs)
+    for spec in specs:
+        study = optuna.create_study(storage=storage, study_name=spec.name, direction="minimize", load_if_exists=True)
+        schema.write_study_attrs(study, wanted[spec.name])
         stale = fail_stale_trials(study)
         complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        states.append(StudyState(name, attrs.family, attrs.budget, complete, config.trials, stale))
+        states.append(StudyState(spec, complete, config.trials, stale))
     return states
 
 
-def _names(config: StudyConfig) -> list[str]:
-    return [study_name(family, budget) for family, budget in config.studies()]
-
-
-def study_attrs(config: StudyConfig, family: str, budget: float, dataset_key: str) -> StudyAttrs:
+def study_attrs(config: StudyConfig, spec: StudySpec, dataset_key: str) -> StudyAttrs:
     """The attributes a study of this run carries."""
-    return StudyAttrs(family=family, budget=float(budget), batch_size=int(config.batch_size_for(budget)),
-                      dataset_key=dataset_key, target_trials=int(config.trials), settings=settings(config))
+    return StudyAttrs(family=spec.family, budget=float(spec.budget), batch_size=int(spec.batch_size),
+                      dataset_key=dataset_key, target_trials=int(config.trials), settings=settings(config),
+                      kind=spec.kind, train_size=int(spec.train_size))
 
 
 def fail_stale_trials(study, reason: str = STALE_REASON) -> int:
@@ -86,7 +93,8 @@ def check_compatible(name: str, stored: dict, attrs: StudyAttrs) -> None:
     if old is None:
         raise ConfigError(f"study {name!r} in the storage was not made by equiscale (no family/budget attributes): "
                           f"use another --storage")
-    pairs = [("family", old.family, attrs.family), ("budget", old.budget, attrs.budget),
+    pairs = [("kind", old.kind, attrs.kind), ("train_size", old.train_size, attrs.train_size),
+             ("family", old.family, attrs.family), ("budget", old.budget, attrs.budget),
              ("batch_size", old.batch_size, attrs.batch_size), ("dataset_key", old.dataset_key, attrs.dataset_key)]
     pairs += [(key, value, attrs.settings.get(key)) for key, value in sorted((old.settings or {}).items())]
     for key, was, now in pairs:

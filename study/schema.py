@@ -1,8 +1,9 @@
 """The names equiscale stores in Optuna, and the only functions that write and read them.
 
 These names are a public format (README "Storage"): users read them in notebooks, the analysis and
-`status` read them here. Study `<family>/<budget>` carries `StudyAttrs`; every COMPLETE trial carries
-the attributes of `TrialRecord`; a FAIL trial carries `fail_reason`.
+`status` read them here. Compute study `<family>/<budget>` and data study `data/<family>/<train_size>`
+carry `StudyAttrs`; every COMPLETE trial carries the attributes of `TrialRecord`; a FAIL trial carries
+`fail_reason`. A data study's intermediate values are per epoch (step = epoch number).
 """
 
 from __future__ import annotations
@@ -22,11 +23,19 @@ VAL_LOSS, TEST_LOSS, TRAIN_LOSS = "val_loss", "test_loss", "train_loss"
 WALL_SECONDS, EQUIVARIANCE_ERROR, NODE, SHAPE, LR, MEASURED_PARAMS, EPOCHS = (
     "wall_seconds", "equivariance_error", "node", "shape", "lr", "measured_params", "epochs")
 FAIL_REASON = "fail_reason"
+# Data studies only (a compute study has neither: absent `kind` means compute).
+KIND, TRAIN_SIZE = "kind", "train_size"
+COMPUTE, DATA = "compute", "data"   # the study kinds
 
 
 def study_name(family: str, budget: float) -> str:
     """The Optuna study name of one (family, budget): `gatr/1e+12`."""
     return f"{family}/{budget:.0e}"
+
+
+def data_study_name(family: str, train_size: int) -> str:
+    """The Optuna study name of one (family, training-set size) of a data study: `data/gatr/4096`."""
+    return f"data/{family}/{int(train_size)}"
 
 
 @dataclass(frozen=True)
@@ -39,12 +48,15 @@ class StudyAttrs:
     dataset_key: str
     target_trials: int
     settings: Mapping[str, Any] | None = None   # training settings that must match on resume (None: unknown)
+    kind: str = COMPUTE         # COMPUTE: the budget is searched; DATA: a fixed shape on `train_size` scenes
+    train_size: int = 0         # DATA: training scenes (the first of the training split); 0 for COMPUTE
 
 
 def write_study_attrs(study, attrs: StudyAttrs) -> None:
-    """Store `attrs` on an `optuna.Study` (a study created before `settings` existed keeps none)."""
+    """Store `attrs` on an `optuna.Study` (a study created before `settings` existed keeps none; a compute
+    study stores no `kind`/`train_size`, so its attributes are those of equiscale 0.1)."""
     for key, value in asdict(attrs).items():
-        if value is not None:
+        if value is not None and not (attrs.kind == COMPUTE and key in (KIND, TRAIN_SIZE)):
             study.set_user_attr(key, value)
 
 
@@ -56,6 +68,7 @@ def read_study_attrs(attrs: Mapping[str, Any]) -> StudyAttrs | None:
         family=str(attrs[FAMILY]), budget=float(attrs[BUDGET]),
         batch_size=int(attrs.get(BATCH_SIZE, 0)), dataset_key=str(attrs.get(DATASET_KEY, "")),
         target_trials=int(attrs.get(TARGET_TRIALS, 0)), settings=attrs.get(SETTINGS),
+        kind=str(attrs.get(KIND, COMPUTE)), train_size=int(attrs.get(TRAIN_SIZE, 0)),
     )
 
 
@@ -102,6 +115,7 @@ def trial_attrs(plan: TrialPlan, result: TrainResult) -> dict[str, Any]:
         LR: float(plan.lr),
         MEASURED_PARAMS: int(result.params),
         EPOCHS: float(result.epochs),
+        **({TRAIN_SIZE: int(plan.train_size)} if plan.train_size else {}),
     }
 
 
@@ -127,6 +141,7 @@ class TrialRecord:
     lr: float | None
     epochs: float | None
     equivariance_error: float | None
+    train_size: int | None = None   # data studies only
 
     def loss(self, which: str) -> float | None:
         """`val_loss` or `test_loss` (val falls back to the trial's objective value)."""
@@ -147,7 +162,7 @@ def read_trial(trial) -> TrialRecord:
         number=trial.number, value=trial.value, params=number(PARAMS), samples=number(SAMPLES),
         steps=number(STEPS, int), flops_used=number(FLOPS_USED), val_loss=number(VAL_LOSS),
         test_loss=number(TEST_LOSS), shape=ua.get(SHAPE), lr=number(LR), epochs=number(EPOCHS),
-        equivariance_error=number(EQUIVARIANCE_ERROR),
+        equivariance_error=number(EQUIVARIANCE_ERROR), train_size=number(TRAIN_SIZE, int),
     )
 
 

@@ -24,6 +24,7 @@ class StudyRow:
     running: int
     best: float                        # nan when no trial is COMPLETE
     best_trial: schema.TrialRecord | None
+    train_size: int = 0                # data studies: training scenes (0: a compute study)
 
     @property
     def remaining(self) -> int:
@@ -43,7 +44,8 @@ class StudySummary:
 
 
 def study_rows(storage) -> list[StudyRow]:
-    """Per study of `storage` (an Optuna storage object), sorted by family then budget."""
+    """Per study of `storage` (an Optuna storage object): compute studies by family then budget, then data studies
+    by family then training-set size."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
@@ -61,8 +63,10 @@ def study_rows(storage) -> list[StudyRow]:
             running=sum(t.state == TrialState.RUNNING for t in trials),
             best=best.value if best else math.nan,
             best_trial=schema.read_trial(best) if best else None,
+            train_size=attrs.train_size if attrs else 0,
         ))
-    return sorted(rows, key=lambda r: (r.family or r.study, r.budget or 0.0))
+    # compute studies first, then data studies; each by family, then budget or training-set size
+    return sorted(rows, key=lambda r: (r.train_size > 0, r.family or r.study, r.budget or 0.0, r.train_size))
 
 
 def format_table(rows) -> str:

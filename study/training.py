@@ -66,6 +66,16 @@ def eval_steps(steps: int, evals: int) -> list[int]:
     return sorted({round(steps * (i + 1) / evals) for i in range(evals)})
 
 
+def epoch_eval_steps(steps: int, *, batch_size: int, train_size: int, evals: int) -> tuple[int, ...]:
+    """Steps that end whole epochs of `train_size` scenes, at up to `evals` log-spaced epochs (1, 2, … up to
+    the last whole epoch of the run): where a data study validates and records its per-epoch curve."""
+    epochs = steps * batch_size // train_size
+    if epochs < 1:
+        return ()
+    picks = sorted({round(epochs ** (i / max(1, evals - 1))) for i in range(evals)} if evals > 1 else {epochs})
+    return tuple(sorted({math.ceil(e * train_size / batch_size) for e in picks}))
+
+
 def mse(model: torch.nn.Module, split: Split, *, batch_size: int = EVAL_BATCH, autocast: bool = False) -> float:
     """Mean squared error of the predicted marker positions over a split (no gradients)."""
     was_training = model.training
@@ -101,14 +111,14 @@ def train(plan: TrialPlan, dataset: Dataset, *, report: Callable[[int, float], N
     augment = bool(get_family(plan.family).augment)
     model = build_model(plan.family, **plan.shape).to(device)
     parameters = [p for p in model.parameters() if p.requires_grad]
-    train_split = dataset.train.to(device)
+    train_split = _subset(dataset.train, plan.train_size).to(device)   # a data study's first train_size scenes
     probe = _subset(dataset.val, plan.val_samples).to(device)   # periodic validation (learning curve)
     n_train, steps, batch = len(train_split), plan.steps, plan.batch_size
 
     optimizer = torch.optim.AdamW(parameters, lr=plan.lr, weight_decay=plan.weight_decay,
                                   **_fast_optimizer(device))
     warmup = warmup_steps(steps, plan.warmup_fraction)
-    checkpoints = set(eval_steps(steps, plan.evals))
+    checkpoints = set(plan.eval_at or eval_steps(steps, plan.evals))
     losses = torch.empty(steps, device=device)       # training loss per step, checked without per-step syncs
     checked = 0                                      # steps 1..checked are known finite
     curve: list[tuple[int, float]] = []
@@ -179,7 +189,7 @@ def _plan_key(plan: TrialPlan) -> dict[str, Any]:
     return {"family": plan.family, "shape": dict(plan.shape), "lr": plan.lr, "steps": plan.steps,
             "batch_size": plan.batch_size, "seed": plan.seed, "weight_decay": plan.weight_decay,
             "warmup_fraction": plan.warmup_fraction, "grad_clip": plan.grad_clip, "evals": plan.evals,
-            "val_samples": plan.val_samples}
+            "val_samples": plan.val_samples, "train_size": plan.train_size, "eval_at": list(plan.eval_at)}
 
 
 def _state(plan: TrialPlan, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

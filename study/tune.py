@@ -21,15 +21,16 @@ import optuna
 from optuna.trial import TrialState
 
 from search_spaces import Proposal, space_for
+from search_spaces.fixed import FixedShapeSpace
 from study import schema
 from study.adapter import GridSampler, optuna_search_base
 from study.checkpoint import CheckpointSaver, load_checkpoint
-from study.config import StudyConfig
+from study.config import StudyConfig, StudySpec
 from study.errors import EquiscaleError
 from study.progress import Progress
 from study.records import TrainResult, TrialPlan
 from study.resume import StudyState, prepare_studies
-from study.training import DivergenceError, train
+from study.training import DivergenceError, epoch_eval_steps, train
 
 METRIC = schema.VAL_LOSS  # the metric Tune reports: the trial's objective
 MAX_ROUNDS = 3  # Tune runs per invocation: later rounds replace trials that failed in earlier ones
@@ -51,6 +52,8 @@ class PlanDefaults:
     threads: int
     device: str
     checkpoint_seconds: float
+    train_size: int = 0                 # data study: training scenes (0: the whole split)
+    eval_at: tuple[int, ...] = ()       # data study: validation after these steps (ends of epochs)
 
     def plan(self, proposal: Proposal, *, seed: int) -> TrialPlan:
         """The worker's plan for one proposal."""
@@ -60,20 +63,22 @@ class PlanDefaults:
             forward_flops=proposal.forward_flops, params=proposal.params, seed=seed,
             weight_decay=self.weight_decay, warmup_fraction=self.warmup_fraction, grad_clip=self.grad_clip,
             evals=self.evals, val_samples=self.val_samples, threads=self.threads, device=self.device,
-            checkpoint_seconds=self.checkpoint_seconds,
+            checkpoint_seconds=self.checkpoint_seconds, train_size=self.train_size, eval_at=self.eval_at,
         )
 
 
-def plan_defaults(family: str, budget: float, config: StudyConfig) -> PlanDefaults:
+def plan_defaults(spec: StudySpec, config: StudyConfig) -> PlanDefaults:
+    """What every trial of the study `spec` shares (a data study: its training-set size and per-epoch validations)."""
     t, r = config.training, config.resources
+    eval_at = (epoch_eval_steps(config.data_study.steps, batch_size=spec.batch_size, train_size=spec.train_size,
+                                evals=t.evals) if spec.train_size else ())
     return PlanDefaults(
-        family=family, budget=float(budget), study=schema.study_name(family, budget), base_seed=config.seed,
+        family=spec.family, budget=float(spec.budget), study=spec.name, base_seed=config.seed,
         weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction, grad_clip=t.grad_clip, evals=t.evals,
         val_samples=t.val_samples, threads=max(1, int(r.cpus_per_trial)),
         device="cuda" if r.gpus_per_trial > 0 else "cpu", checkpoint_seconds=t.checkpoint_seconds,
+        train_size=spec.train_size, eval_at=eval_at,
     )
-
-
 
 
 def trainable(config: dict, dataset=None) -> None:
@@ -132,7 +137,10 @@ def _study_search_class():
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             if "result" in result or "failed" in result or self.ended(trial_id):
                 return
-            self.study_trial(trial_id).report(float(result[METRIC]), int(result["step"]))
+            # the learning curve in the storage: at training steps, or per epoch in a data study
+            point = self.plans[trial_id].curve_step(int(result["step"])) if trial_id in self.plans else 0
+            if point > 0:
+                self.study_trial(trial_id).report(float(result[METRIC]), point)
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             if self.ended(trial_id) or self.study_trial(trial_id) is None:
@@ -187,9 +195,10 @@ def _multi_searcher_class():
     return MultiStudySearcher
 
 
-def _space(family: str, budget: float, config: StudyConfig):
-    """The define-by-run function OptunaSearch calls with a trial: the family's proposal at this budget."""
-    return partial(_propose, space_for(family), budget, config)
+def _space(spec: StudySpec, config: StudyConfig):
+    """The define-by-run function OptunaSearch calls with a trial: the family's proposal for this study."""
+    space = FixedShapeSpace(spec.family) if spec.train_size else space_for(spec.family)
+    return partial(_propose, space, spec.budget, config)
 
 
 def _propose(space, budget, config, trial) -> dict:
@@ -200,11 +209,15 @@ def sampler_for(state: StudyState, n_trials: int, config: StudyConfig) -> optuna
     """The study's sampler, seeded by the study, how many trials it already has and the config seed.
 
     "tpe": Optuna's TPE (constant liar: parallel trials spread out). "grid": the space's IsoFLOP grid
-    of `trials` sizes; a grid point whose trial failed is not retried (GridSampler counts it visited).
+    of `trials` sizes (a data study: `trials` learning rates); a grid point whose trial failed is handed
+    out again (`study.adapter.GridSampler`).
     """
     seed = zlib.crc32(f"{state.name}/{n_trials}/{config.seed}".encode())
     if config.sampler == "grid":
-        grid = space_for(state.family).isoflop_grid(state.budget, config, config.trials)
+        if state.spec.train_size:
+            grid = FixedShapeSpace(state.family).lr_grid(config, config.trials)
+        else:
+            grid = space_for(state.family).isoflop_grid(state.budget, config, config.trials)
         return GridSampler(grid, seed=seed)
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
@@ -237,9 +250,9 @@ def run_round(config: StudyConfig, storage, states: list[StudyState], dataset, p
     searchers = {}
     for s in todo:
         n_trials = len(optuna.load_study(study_name=s.name, storage=storage).get_trials(deepcopy=False))
-        searchers[s.name] = StudySearch(name=s.name, space=_space(s.family, s.budget, config), storage=storage,
+        searchers[s.name] = StudySearch(name=s.name, space=_space(s.spec, config), storage=storage,
                                         sampler=sampler_for(s, n_trials, config),
-                                        defaults=plan_defaults(s.family, s.budget, config), progress=progress)
+                                        defaults=plan_defaults(s.spec, config), progress=progress)
     searcher = MultiStudySearcher(searchers, {s.name: s.remaining for s in todo})
     total = sum(s.remaining for s in todo)
     r = config.resources

@@ -26,7 +26,7 @@ def test_study_file_loads_and_every_grid_meets_every_budget(name):
 def test_gpu_study_trains_on_cuda_with_fractional_gpus_from_1e15():
     config = load_config(STUDIES / "gpu.toml")
     assert min(config.budgets) >= 1e15 and 0 < config.resources.gpus_per_trial < 1
-    assert plan_defaults("gatr", config.budgets[0], config).device == "cuda"   # bf16 autocast follows on CUDA
+    assert plan_defaults(config.specs()[0], config).device == "cuda"   # bf16 autocast follows on CUDA
 
 
 def test_cpu_study_data_regime_does_not_repeat_at_the_largest_budget():

@@ -13,7 +13,6 @@ from study.pipeline import check_address, run_study
 from study.progress import Progress
 from study.lease import check_free
 from study.storage import check_storage, holds_studies, open_storage
-from study.schema import study_name
 
 
 def add_arguments(parser) -> None:
@@ -52,7 +51,7 @@ def main(args) -> int:
     )
     check_storage(config.storage)
     check_address(config.resources.address)
-    names = [study_name(f, b) for f, b in config.studies()]
+    names = [spec.name for spec in config.specs()]
     if holds_studies(config.storage):  # another live driver: refused before the estimate is measured or printed
         check_free(open_storage(config.storage, read_only=True), names, owner="")
     cost = estimate(config, done=completed(config.storage, names))
