@@ -9,7 +9,7 @@ import pandas as pd
 
 from analysis.allocation import optimal_allocation
 from analysis.bootstrap import Estimate, estimate
-from analysis.laws import NO_ALLOCATION, FamilyLaws
+from analysis.laws import FamilyLaws, allocation_problem
 from study.errors import ConfigError, EquiscaleError
 
 FORMATS = ("csv", "md", "tex", "json")
@@ -34,8 +34,9 @@ def parse_budgets(text: str) -> list[float]:
 
 def _parametric_draws(laws: FamilyLaws, c: float) -> tuple[dict, dict, str]:
     f, s = laws.parametric, laws.samples.get("parametric", {})
-    if not (f.alpha > 0 and f.beta > 0):
-        return {}, {}, NO_ALLOCATION
+    problem = allocation_problem(laws)
+    if problem:
+        return {}, {}, problem
     n, d = optimal_allocation(c, A=f.A, B=f.B, alpha=f.alpha, beta=f.beta, model=laws.flops_model)
     point = {"N_opt": float(n), "D_opt": float(d), "loss": float(f.predict(n, d))}
     draws = {}

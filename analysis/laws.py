@@ -18,6 +18,7 @@ from study.errors import EquiscaleError
 APPROACHES = ("power", "isoflop", "parametric")
 SCALES = ("A", "B", "coef", "n_coef", "d_coef", "l_coef")  # positive scale factors (see `estimate(positive=)`)
 NO_ALLOCATION = "α ≤ 0 or β ≤ 0: L(N, D) has no compute-optimal allocation"
+NEGLIGIBLE = 1e-3  # a term of L(N, D) that changes the loss by less than this fraction over the trained runs is absent
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,42 @@ def fit_family(frame: pd.DataFrame, *, family: str, approaches=APPROACHES, n_boo
     return laws
 
 
+def absent_term(laws: FamilyLaws) -> str:
+    """Why Approach 3's N or D term is absent ('' when both matter): a term A/N^α (B/D^β) that changes by
+    less than NEGLIGIBLE of the lowest predicted loss across the trained N (D) leaves α (β) undetermined,
+    and with it the allocation."""
+    f, t = laws.parametric, laws.trained
+    if f is None or t is None or not (f.alpha > 0 and f.beta > 0):
+        return ""
+    with np.errstate(all="ignore"):
+        floor = float(f.predict(t.n[1], t.d[1]))
+        for name, coef, exp, (lo, hi), term in (("N", f.A, f.alpha, t.n, "A/N^α"), ("D", f.B, f.beta, t.d, "B/D^β")):
+            change = coef * (lo ** -exp - hi ** -exp)
+            if np.isfinite(change) and np.isfinite(floor) and change < NEGLIGIBLE * floor:
+                return (f"the fitted {term} changes the loss by less than {NEGLIGIBLE:.1%} over the trained "
+                        f"{name} (α = {f.alpha:.3g}, β = {f.beta:.3g}): the loss does not depend on {name} there, "
+                        f"so its exponent and the allocation are not determined")
+    return ""
+
+
+def allocation_problem(laws: FamilyLaws) -> str:
+    """Why Approach 3 gives no compute-optimal allocation ('' when it does)."""
+    f = laws.parametric
+    if f is None:
+        return laws.skipped.get("parametric", "no Approach-3 fit")
+    if not (f.alpha > 0 and f.beta > 0):
+        return NO_ALLOCATION
+    return absent_term(laws)
+
+
 def _point_problem(laws: FamilyLaws, approach: str, key: str) -> str:
     """Why an all-runs value is not identified before looking at its interval ('' when it is)."""
     if approach == "parametric" and key in ("a", "b"):
-        f = laws.parametric
-        if not (f.alpha > 0 and f.beta > 0):
-            return NO_ALLOCATION
+        return allocation_problem(laws)
+    if approach == "parametric" and key in ("A", "alpha", "B", "beta"):
+        absent = absent_term(laws)
+        if absent and (f"over the trained {'N' if key in ('A', 'alpha') else 'D'} " in absent):
+            return absent
     return ""
 
 

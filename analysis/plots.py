@@ -1,4 +1,5 @@
-"""Figures: loss vs compute with fitted laws and bands, IsoFLOP curves with minima, N_opt/D_opt vs C.
+"""Figures: loss vs compute with fitted laws and bands, IsoFLOP curves with minima, N_opt/D_opt vs C,
+and data efficiency (loss vs training-set size, the gap between two families vs epochs).
 
 Figures are `matplotlib.figure.Figure` objects drawn without pyplot, so importing this module selects
 no backend and touches no global state; `fig.savefig` renders them.
@@ -168,6 +169,54 @@ def allocation(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, budgets=()):
         ax.set(xscale="log", yscale="log", xlabel=COMPUTE_LABEL, ylabel=what, title=what + " vs C")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def data_efficiency(frame: pd.DataFrame, laws: dict, gaps: list, *, loss_label: str):
+    """Left: loss vs training-set size per family (all trials faint, best per size, L ∝ n^−α with band).
+    Right: each gap curve (numerator ÷ denominator loss vs epoch, one line per training-set size).
+
+    laws: family -> `analysis.data_efficiency.DataLaw`; gaps: `GapCurve`s (empty: the panel says so)."""
+    fig = Figure(figsize=(11, 4.4))
+    axes = fig.subplots(1, 2)
+    ax = axes[0]
+    colors = _colors(sorted(frame["family"].unique()))
+    sizes = frame["train_size"].to_numpy(float)
+    grid = np.geomspace(sizes.min() / 1.3, sizes.max() * 1.3, 100)
+    for family, col in colors.items():
+        runs = frame[frame["family"] == family]
+        ax.scatter(runs["train_size"], runs["loss"], s=8, color=col, alpha=0.25, linewidths=0)
+        best = runs.groupby("train_size")["loss"].min()
+        ax.scatter(best.index, best.values, s=28, color=col, edgecolors="black", linewidths=0.5, zorder=3,
+                   label=f"{family}: best trial per size")
+        law = laws.get(family)
+        alpha = law.estimates.get("alpha") if law is not None and law.law is not None else None
+        if alpha is not None and not alpha.problem:
+            ax.plot(grid, law.predict(grid), color=col, label=f"{family}: L ∝ n^{-alpha.value:.3f}")
+            if law.samples:
+                s = law.samples
+                _band(ax, grid, s["coef"][:, None] * grid[None] ** (-s["alpha"][:, None]), col, law.level)
+    ax.set(xscale="log", yscale="log", xlabel="training-set size n [scenes]", ylabel=loss_label,
+           title="Loss vs training-set size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    if gaps:
+        cmap = colormaps["viridis"]
+        norm = LogNorm(min(g.train_size for g in gaps), max(g.train_size for g in gaps) * 1.0001)
+        for g in gaps:
+            ax.plot(g.epochs, g.ratio, marker="o", markersize=3, color=cmap(norm(g.train_size)),
+                    label=f"n = {g.train_size}" + (" (interpolated)" if g.interpolated else ""))
+        ax.axhline(1.0, color="grey", linewidth=0.8)
+        ax.set(xscale="log", xlabel="epochs", ylabel=f"{gaps[0].numerator} ÷ {gaps[0].denominator} loss (probe)",
+               title=f"Gap vs epochs: {gaps[0].numerator} ÷ {gaps[0].denominator}")
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no learning curves shared by the two families", transform=ax.transAxes,
+                ha="center", va="center", fontsize=8)
+        ax.set_axis_off()
+    ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return fig
 

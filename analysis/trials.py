@@ -20,7 +20,11 @@ from study.storage import check_storage, open_storage
 
 BUDGET_TOLERANCE = 0.01  # a run counts when |flops_used / C − 1| ≤ 1%
 COLUMNS = ["family", "budget", "params", "samples", "steps", "flops", "loss", "val_loss", "test_loss",
-           "shape", "lr", "trial"]
+           "shape", "lr", "trial", "equivariance_error", "epochs"]
+
+
+class OnlyDataStudies(EquiscaleError):
+    """The storage holds data studies (`data/<family>/<size>`) and no compute study to fit."""
 
 
 @dataclass
@@ -41,17 +45,33 @@ def _count(excluded: dict, reason: str) -> None:
     excluded[reason] = excluded.get(reason, 0) + 1
 
 
-def load_storage(url: str, *, loss: str = "val_loss", tolerance: float = BUDGET_TOLERANCE) -> Runs:
-    """Every COMPLETE trial that used its full budget, from every `<family>/<budget>` study in `url`."""
+def open_studies(url: str) -> tuple[object, list]:
+    """(read-only storage, its study summaries): an error when the URL is bad or names no Optuna storage."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check_storage(url, must_exist=True)
     storage = open_storage(url, read_only=True)
-    rows, excluded, batch = [], {}, {}
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+    return storage, optuna.get_all_study_summaries(storage, include_best_trial=False)
+
+
+def load_storage(url: str, *, loss: str = "val_loss", tolerance: float = BUDGET_TOLERANCE, opened=None) -> Runs:
+    """Every COMPLETE trial that used its full budget, from every `<family>/<budget>` study in `url`.
+
+    Data studies (`data/<family>/<size>`, see `analysis.data_efficiency`) are not budget runs and are
+    skipped; a storage holding only those raises `OnlyDataStudies`. opened: `open_studies(url)` already done.
+    """
+    storage, summaries = opened or open_studies(url)
+    if not summaries:
+        raise EquiscaleError(f"storage {url!r} holds no studies (run `equiscale run` first)")
+    rows, excluded, batch, data_studies, compute_studies = [], {}, {}, 0, 0
+    for summary in summaries:
         attrs = schema.read_study_attrs(summary.user_attrs)
         if attrs is None:
             _count(excluded, f"study {summary.study_name!r} lacks family/budget attributes")
             continue
+        if attrs.kind == schema.DATA:
+            data_studies += 1
+            continue
+        compute_studies += 1
         if attrs.batch_size:
             batch[attrs.family] = attrs.batch_size
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
@@ -62,6 +82,11 @@ def load_storage(url: str, *, loss: str = "val_loss", tolerance: float = BUDGET_
             row = _trial_row(schema.read_trial(trial), attrs.family, attrs.budget, loss, tolerance, excluded)
             if row is not None:
                 rows.append(row)
+    if data_studies and not compute_studies:
+        raise OnlyDataStudies(
+            f"storage {url!r} holds only data studies ({data_studies} `data/<family>/<size>` studies) and no "
+            f"compute study: `equiscale fit`, `export` and `plot` fit compute studies; for data studies use "
+            f"`equiscale report --storage {url}`")
     frame = pd.DataFrame(rows, columns=COLUMNS)
     if frame.empty:
         raise EquiscaleError(f"no COMPLETE full-budget trials in {url}" + _why(excluded))
@@ -85,7 +110,12 @@ def _trial_row(record: schema.TrialRecord, family, budget, loss, tolerance, excl
         _count(excluded, "non-positive params or samples")
         return None
     return [family, budget, n, d, record.steps, flops, float(value), record.loss("val_loss"),
-            record.test_loss, record.shape, record.lr, record.number]
+            record.test_loss, record.shape, record.lr, record.number, _or_nan(record.equivariance_error),
+            _or_nan(record.epochs)]
+
+
+def _or_nan(value) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def _why(excluded: dict) -> str:
@@ -151,7 +181,7 @@ def load_csv(path: str | Path, *, n_column: str, loss_column: str, d_column: str
         "family": family.to_numpy(), "budget": group_budgets(flops, tolerance=tolerance), "params": n,
         "samples": d, "steps": np.nan, "flops": flops, "loss": table[loss_column].to_numpy(float),
         "val_loss": table[loss_column].to_numpy(float), "test_loss": np.nan, "shape": None, "lr": np.nan,
-        "trial": np.arange(len(table)),
+        "trial": np.arange(len(table)), "equivariance_error": np.nan, "epochs": np.nan,
     }, columns=COLUMNS)
     if frame.empty:
         raise EquiscaleError(f"{path.name} has no rows")

@@ -1,0 +1,214 @@
+"""Data studies: loss vs training-set size per family, and the gap between two families vs epochs.
+
+A data study (`data/<family>/<train_size>`, study kind DATA) trains one fixed shape per family on the
+first n training scenes for a fixed number of steps, several trials differing only in learning rate.
+Everything here uses the best trial (lowest loss) of each (family, n):
+
+- `fit_data_law`: L(n) = coef · n^(−alpha) by least squares in log-log through the best loss per size,
+  with a percentile bootstrap that resamples the sizes (cases) and, within each drawn size, its trials
+  (so which learning rate is best varies too). A resample needs 2 distinct sizes; the fit on all runs 3.
+- `epoch_gap`: the ratio of two learning curves (intermediate values: epoch -> validation loss on a
+  fixed probe subset) at the epochs both recorded; at none in common, one curve is interpolated
+  (linearly in log epoch and log loss) onto the other's epochs inside their overlap, and flagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from analysis.bootstrap import LEVEL, Estimate, estimate
+from analysis.power import PowerLaw, fit_power_law
+from analysis.trials import open_studies
+from study import schema
+from study.errors import EquiscaleError
+
+MIN_SIZES = 3  # the fit on all runs needs this many training-set sizes
+COLUMNS = ["family", "train_size", "loss", "val_loss", "test_loss", "epochs", "lr", "params",
+           "equivariance_error", "trial", "study", "curve"]
+
+
+class NoDataStudies(EquiscaleError):
+    """The storage holds no data study."""
+
+
+@dataclass
+class DataRuns:
+    """COMPLETE trials of data studies (one row each; `curve`: epoch -> probe validation loss) and the
+    reasons trials were left out (reason -> count)."""
+
+    frame: pd.DataFrame
+    excluded: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+
+    def families(self) -> list[str]:
+        return sorted(self.frame["family"].unique())
+
+    def best(self) -> pd.DataFrame:
+        """The best trial (lowest loss) of each (family, train_size), sorted by family and size."""
+        order = self.frame.sort_values(["family", "train_size", "loss", "trial"], kind="stable")
+        return order.groupby(["family", "train_size"], sort=True).head(1).reset_index(drop=True)
+
+
+def _count(excluded: dict, reason: str) -> None:
+    excluded[reason] = excluded.get(reason, 0) + 1
+
+
+def load_data_storage(url: str, *, loss: str = "val_loss", opened=None) -> DataRuns:
+    """Every COMPLETE trial of every data study in `url` (NoDataStudies when there is none).
+
+    opened: `analysis.trials.open_studies(url)` already done (the storage is then read once).
+    """
+    storage, summaries = opened or open_studies(url)
+    rows, excluded, studies = [], {}, 0
+    for summary in summaries:
+        attrs = schema.read_study_attrs(summary.user_attrs)
+        if attrs is None or attrs.kind != schema.DATA:
+            continue
+        studies += 1
+        if not attrs.train_size > 0:
+            _count(excluded, f"study {summary.study_name!r} lacks a positive {schema.TRAIN_SIZE}")
+            continue
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        for trial in study.get_trials(deepcopy=False):
+            if trial.state != optuna.trial.TrialState.COMPLETE:
+                _count(excluded, f"trial state {trial.state.name}")
+                continue
+            record = schema.read_trial(trial)
+            value = record.loss(loss)
+            if value is None or not np.isfinite(value) or value <= 0:
+                _count(excluded, f"non-finite or non-positive {loss}")
+                continue
+            curve = {int(k): float(v) for k, v in trial.intermediate_values.items()
+                     if int(k) >= 1 and np.isfinite(v) and v > 0}
+            rows.append([attrs.family, attrs.train_size, float(value), record.loss(schema.VAL_LOSS),
+                         _or_nan(record.test_loss), _or_nan(record.epochs), _or_nan(record.lr),
+                         _or_nan(record.params), _or_nan(record.equivariance_error), record.number,
+                         summary.study_name, curve])
+    if not studies:
+        raise NoDataStudies(f"storage {url!r} holds no data study (`data/<family>/<size>`)")
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    if frame.empty:
+        raise EquiscaleError(f"no COMPLETE trials in the data studies of {url}"
+                             + "".join(f"; left out {v}: {k}" for k, v in excluded.items()))
+    return DataRuns(frame, excluded, source=url)
+
+
+def _or_nan(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def combine(parts: list[DataRuns]) -> DataRuns:
+    """Data runs from several storages as one (exclusion counts added)."""
+    excluded: dict[str, int] = {}
+    for part in parts:
+        for reason, count in part.excluded.items():
+            excluded[reason] = excluded.get(reason, 0) + count
+    frame = pd.concat([p.frame for p in parts], ignore_index=True)
+    return DataRuns(frame, excluded, source=", ".join(p.source for p in parts))
+
+
+@dataclass
+class DataLaw:
+    """L(n) = coef · n^(−alpha) of one family through the best loss per training-set size."""
+
+    family: str
+    sizes: tuple[int, ...]
+    best_loss: tuple[float, ...]
+    law: PowerLaw | None = None
+    estimates: dict[str, Estimate] = field(default_factory=dict)  # "alpha", "coef"
+    samples: dict[str, np.ndarray] = field(default_factory=dict)
+    problem: str = ""  # non-empty: no law (why)
+    level: float = LEVEL
+
+    def predict(self, n) -> np.ndarray:
+        return self.law.coef * np.asarray(n, float) ** (-self.law.exponent)
+
+
+def fit_data_law(frame: pd.DataFrame, *, family: str, n_boot: int = 200, seed: int = 0,
+                 level: float = LEVEL) -> DataLaw:
+    """The data law of one family's trials (columns train_size, loss); not identified below MIN_SIZES sizes."""
+    sizes = np.sort(frame["train_size"].unique())
+    best = frame.groupby("train_size")["loss"].min().reindex(sizes).to_numpy(float)
+    out = DataLaw(family=family, sizes=tuple(int(n) for n in sizes), best_loss=tuple(float(v) for v in best),
+                  level=level)
+    if sizes.size < MIN_SIZES:
+        out.problem = f"the data law needs at least {MIN_SIZES} training-set sizes, got {sizes.size}"
+        return out
+    out.law = fit_power_law(sizes, best)
+    out.samples = _bootstrap(frame, n_boot, seed)
+    point = {"alpha": out.law.exponent, "coef": out.law.coef}
+    out.estimates = {k: estimate(v, out.samples.get(k, []), level=level, positive=k == "coef") for k, v in point.items()}
+    return out
+
+
+def _bootstrap(frame: pd.DataFrame, n_boot: int, seed: int) -> dict[str, np.ndarray]:
+    """alpha and coef on resamples of the sizes, each drawn size with its trials resampled (best kept)."""
+    if not n_boot:
+        return {}
+    groups = [g["loss"].to_numpy(float) for _, g in frame.groupby("train_size", sort=True)]
+    sizes = np.sort(frame["train_size"].unique()).astype(float)
+    rng = np.random.default_rng(seed)
+    alpha, coef = np.full(n_boot, np.nan), np.full(n_boot, np.nan)
+    for i in range(n_boot):
+        picks = rng.integers(0, len(sizes), len(sizes))
+        if np.unique(picks).size < 2:
+            continue
+        best = np.array([rng.choice(groups[j], size=len(groups[j])).min() for j in picks])
+        slope, intercept = np.polyfit(np.log(sizes[picks]), np.log(best), 1)
+        alpha[i], coef[i] = -slope, np.exp(intercept)
+    return {"alpha": alpha, "coef": coef}
+
+
+@dataclass(frozen=True)
+class GapCurve:
+    """numerator's ÷ denominator's learning-curve loss at each epoch, at one training-set size."""
+
+    train_size: int
+    numerator: str
+    denominator: str
+    epochs: np.ndarray
+    ratio: np.ndarray
+    interpolated: bool = False  # the denominator's curve was interpolated onto the numerator's epochs
+
+
+def epoch_gap(numerator: dict[int, float], denominator: dict[int, float]) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(epochs, numerator ÷ denominator, interpolated) over the epochs both curves recorded; with fewer
+    than 2 in common, the denominator interpolated in (log epoch, log loss) at the numerator's epochs
+    inside both curves' range. Empty arrays when the curves do not overlap."""
+    common = sorted(set(numerator) & set(denominator))
+    if len(common) >= 2:
+        epochs = np.array(common, float)
+        return epochs, np.array([numerator[e] / denominator[e] for e in common]), False
+    if not numerator or not denominator:
+        return np.empty(0), np.empty(0), False
+    ex, ey = (np.array(sorted(c), float) for c in (numerator, denominator))
+    lo, hi = max(ex[0], ey[0]), min(ex[-1], ey[-1])
+    epochs = ex[(ex >= lo) & (ex <= hi)]
+    if epochs.size == 0:
+        return np.empty(0), np.empty(0), False
+    log_den = np.interp(np.log(epochs), np.log(ey), np.log([denominator[int(e)] for e in ey]))
+    ratio = np.array([numerator[int(e)] for e in epochs]) / np.exp(log_den)
+    return epochs, ratio, True
+
+
+def gap_curves(best: pd.DataFrame, numerator: str, denominator: str) -> list[GapCurve]:
+    """One GapCurve per training-set size where both families have a best trial with a learning curve."""
+    out = []
+    num = best[best["family"] == numerator].set_index("train_size")
+    den = best[best["family"] == denominator].set_index("train_size")
+    for n in sorted(set(num.index) & set(den.index)):
+        epochs, ratio, interpolated = epoch_gap(num.at[n, "curve"], den.at[n, "curve"])
+        if epochs.size:
+            out.append(GapCurve(int(n), numerator, denominator, epochs, ratio, interpolated))
+    return out
+
+
+def small_sizes(sizes) -> list[int]:
+    """The smaller half of the training-set sizes (at least the smallest; the median of an odd count is
+    not small): where the report judges claim 1."""
+    sizes = sorted({int(n) for n in sizes})
+    return sizes[: max(1, len(sizes) // 2)]
