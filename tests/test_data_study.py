@@ -1,0 +1,176 @@
+"""Study kind "data": its study file, its checks, the per-epoch validation schedule, training on a subset,
+and (slow) a tiny data study end to end beside a compute study in one storage."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import replace
+
+import optuna
+import pytest
+import torch
+
+from search_spaces.fixed import FixedShapeSpace
+from study.benchmark import load_dataset
+from study.cli import main
+from study.config import DataConfig, DataStudyConfig, ResourceConfig, StudyConfig, TrainingConfig, load_config, validate
+from study.errors import ConfigError
+from study.flops import step_flops
+from study.records import TrialPlan
+from study.training import epoch_eval_steps, train
+from tests.tiny import tiny_config
+
+DATA_HEAD = 'kind = "data"\nfamilies = ["transformer"]\n'
+SHAPES = '[data_study]\ntrain_sizes = [64, 128]\nsteps = 50\nshapes = { transformer = { width = 16, depth = 1 } }\n'
+SMALL_DATA = '[data]\nscenes = 300\nbodies = 3\n'
+
+
+def tiny_data_config(storage: str, *, families=("transformer", "gatr"), sizes=(32, 128), steps=40,
+                     trials=2) -> StudyConfig:
+    shapes = {"transformer": {"width": 16, "depth": 1}, "gatr": {"mv_channels": 2, "s_channels": 4, "depth": 1}}
+    config = StudyConfig(
+        families=tuple(families), kind="data", trials=trials, storage=storage, seed=0, sampler="grid",
+        data=DataConfig(scenes=300, bodies=3, seed=0),
+        data_study=DataStudyConfig(train_sizes=tuple(sizes), steps=steps,
+                                   shapes=tuple((f, tuple(sorted(shapes[f].items()))) for f in families)),
+        training=TrainingConfig(batch_size=16, evals=6, val_samples=64),
+        resources=ResourceConfig(cpus_per_trial=1, max_concurrent=2, max_failures=1),
+    )
+    validate(config)
+    return config
+
+
+def test_the_committed_data_study_file_spans_2_to_the_8_to_2_to_the_16_scenes_on_one_dataset():
+    config = load_config("studies/data.toml")
+    sizes = config.data_study.train_sizes
+    assert config.kind == "data" and min(sizes) == 2**8 and max(sizes) == 2**16
+    assert max(sizes) <= config.data.benchmark().split_sizes()[0]
+    assert {f for f, _ in config.data_study.shapes} == set(config.families) == {"gatr", "transformer", "transformer-aug"}
+    # every study of the file trains the same steps of the same batch: the FLOPs per trial are fixed per family
+    for spec in config.specs():
+        shape = config.data_study.shape(spec.family)
+        assert spec.budget == config.data_study.steps * step_flops(spec.family, batch_size=64, bodies=4, **shape)
+        assert spec.name == f"data/{spec.family}/{spec.train_size}"
+
+
+@pytest.mark.parametrize("text, match", [
+    (DATA_HEAD + SMALL_DATA, "train_sizes"),
+    (DATA_HEAD + "budgets = [1e10]\n" + SMALL_DATA + SHAPES, "has no budgets"),
+    ('kind = "big"\nfamilies = ["transformer"]\nbudgets = [1e10]\n', "unknown study kind 'big'"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n' + SHAPES, 'needs kind = "data"'),
+    (DATA_HEAD + SMALL_DATA + SHAPES.replace("128]", "100000]"), "1..270"),
+    (DATA_HEAD + SMALL_DATA + SHAPES.replace("steps = 50", "steps = 2"), "less than one epoch"),
+    (DATA_HEAD + SMALL_DATA + SHAPES.replace("transformer = ", "gatr = "), "families not in the study: gatr"),
+    (DATA_HEAD.replace('["transformer"]', '["transformer", "gatr"]') + SMALL_DATA + SHAPES, "no shape for family 'gatr'"),
+    (DATA_HEAD + SMALL_DATA + SHAPES.replace("width = 16", "width = 0"), "width"),
+    (DATA_HEAD + SMALL_DATA + SHAPES.replace("[64, 128]", "[64, 64]"), "duplicate size"),
+    (DATA_HEAD + SMALL_DATA + SHAPES.replace("width = 16", "width = 1.5"), "width"),
+])
+def test_bad_data_study_settings_are_one_config_error(tmp_path, text, match):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(path)
+
+
+def test_a_bad_data_study_file_exits_2_and_leaves_the_storage_untouched(tmp_path, capsys):
+    path = tmp_path / "kept.db"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.create_study(storage=f"sqlite:///{path}", study_name="transformer/1e+10")
+    snapshot = (path.read_bytes(), os.stat(path).st_mtime_ns)
+    study_file = tmp_path / "bad.toml"
+    study_file.write_text(DATA_HEAD + SMALL_DATA + SHAPES.replace("128]", "100000]"))
+    assert main(["run", str(study_file), "--storage", f"sqlite:///{path}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "train_sizes" in err
+    assert (path.read_bytes(), os.stat(path).st_mtime_ns) == snapshot
+
+
+@pytest.mark.parametrize("steps, batch, n, evals", [(6000, 64, 256, 16), (6000, 64, 65536, 16), (40, 16, 32, 6),
+                                                     (100, 10, 30, 4), (7, 16, 8, 5), (10, 8, 100, 3)])
+def test_validations_fall_at_the_ends_of_log_spaced_whole_epochs(steps, batch, n, evals):
+    at = epoch_eval_steps(steps, batch_size=batch, train_size=n, evals=evals)
+    total = steps * batch // n                       # whole epochs the run completes
+    if total == 0:
+        assert at == ()
+        return
+    # an independent count: the step in which sample number e*n is drawn ends epoch e
+    ends = {e: -(-(e * n) // batch) for e in range(1, total + 1)}
+    assert set(at) <= set(ends.values()) and len(at) <= evals
+    assert at[-1] == ends[total] and at[0] == ends[1]      # the first and the last whole epoch are both recorded
+    epochs = sorted(e for e, s in ends.items() if s in at)
+    ratios = [b / a for a, b in zip(epochs, epochs[1:])]
+    assert all(r <= max(2.0, total ** (1 / max(1, evals - 1)) * 1.5 + 1) for r in ratios)   # no big gaps
+    plan = TrialPlan(family="transformer", budget=1.0, shape={}, lr=1e-3, steps=steps, batch_size=batch,
+                     step_flops=1.0, forward_flops=1.0, params=1, seed=0, train_size=n)
+    assert [plan.curve_step(s) for s in at] == [s * batch // n for s in at]
+    if batch <= n:
+        assert [plan.curve_step(s) for s in at] == epochs     # the curve is per epoch
+
+
+def test_a_data_study_run_trains_only_on_its_first_train_size_scenes(tmp_path):
+    """Scenes past `train_size` are poisoned with NaN: a run that touched one would diverge."""
+    config = tiny_data_config(f"sqlite:///{tmp_path / 'x.db'}", families=("transformer",), sizes=(48,), steps=30)
+    dataset = load_dataset(config.data.benchmark(), cache_dir=tmp_path / "cache")
+    poisoned = dataset.train.pos0.clone()
+    poisoned[48:] = float("nan")
+    dataset = replace(dataset, train=replace(dataset.train, pos0=poisoned))
+    spec = config.specs()[0]
+    from study.tune import plan_defaults
+
+    proposal = FixedShapeSpace("transformer")(optuna.trial.FixedTrial({"lr": 2e-3}), budget=spec.budget, config=config)
+    plan = plan_defaults(spec, config).plan(proposal, seed=1)
+    seen = []
+    result = train(plan, dataset, report=lambda step, val: seen.append(step))
+    assert math.isfinite(result.val_loss) and math.isfinite(result.train_loss)
+    assert result.epochs == pytest.approx(30 * 16 / 48) and result.steps * 16 == result.samples
+    assert seen == list(plan.eval_at) and plan.train_size == 48
+    assert plan.flops == pytest.approx(spec.budget)
+
+
+def test_the_lr_grid_is_log_spaced_over_the_family_range():
+    config = load_config("studies/data.toml")
+    grid = FixedShapeSpace("gatr").lr_grid(config, 3)["lr"]
+    assert grid == pytest.approx([2e-3, 4e-3, 8e-3])
+    assert FixedShapeSpace("transformer").lr_grid(config, 1)["lr"] == pytest.approx([2e-3])
+
+
+@pytest.mark.slow
+def test_a_tiny_data_study_beside_a_compute_study_in_one_storage(tmp_path, ray_tmpdir):
+    """Per-epoch curves, lr tuned per size, its own studies; the compute study in the storage is left alone,
+    and running the data study again adds nothing."""
+    from study.pipeline import run_study
+
+    url = f"sqlite:///{tmp_path / 'both.db'}"
+    compute = tiny_config(url, families=("transformer",), budgets=(1e9,), trials=2)
+    run_study(compute, cache_dir=tmp_path / "cache")
+    before = {(t.number, t.value, t.datetime_complete) for t in
+              optuna.load_study(study_name="transformer/1e+09", storage=url).trials}
+
+    config = tiny_data_config(url)
+    summary = run_study(config, cache_dir=tmp_path / "cache")
+    assert summary.short == ()
+    names = {r.study for r in summary.rows}
+    assert names == {"transformer/1e+09", "data/transformer/32", "data/transformer/128", "data/gatr/32",
+                     "data/gatr/128"}
+    for spec in config.specs():
+        study = optuna.load_study(study_name=spec.name, storage=url)
+        assert study.user_attrs["kind"] == "data" and study.user_attrs["train_size"] == spec.train_size
+        trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        lo, hi = config.training.lr_range(spec.family)
+        assert sorted(t.params["lr"] for t in trials) == pytest.approx([lo, hi])   # the 2-point lr grid
+        for trial in trials:
+            a = trial.user_attrs
+            assert a["train_size"] == spec.train_size and a["steps"] == 40
+            assert a["epochs"] == pytest.approx(40 * 16 / spec.train_size)
+            total = 40 * 16 // spec.train_size
+            assert max(trial.intermediate_values) == total and min(trial.intermediate_values) == 1
+            assert all(math.isfinite(v) for v in trial.intermediate_values.values())
+    after = {(t.number, t.value, t.datetime_complete) for t in
+             optuna.load_study(study_name="transformer/1e+09", storage=url).trials}
+    assert after == before
+    assert "kind" not in optuna.load_study(study_name="transformer/1e+09", storage=url).user_attrs
+
+    again = run_study(config, cache_dir=tmp_path / "cache")     # resume: every study has its trials
+    assert sum(r.complete for r in again.rows) == sum(r.complete for r in summary.rows)
