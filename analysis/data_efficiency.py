@@ -7,7 +7,7 @@ Everything here uses the best trial (lowest loss) of each (family, n):
 - `fit_data_law`: L(n) = coef · n^(−alpha) by least squares in log-log through the best loss per size,
   with a percentile bootstrap that resamples the sizes (cases) and, within each drawn size, its trials
   (so which learning rate is best varies too). A resample needs 2 distinct sizes; the fit on all runs 3.
-- `epoch_gap`: the ratio of two learning curves (intermediate values: epoch -> validation loss on a
+- `epoch_gap`, `gap_curves`: the ratio of two learning curves (intermediate values: epoch -> validation loss on a
   fixed probe subset) at the epochs both recorded; at none in common, one curve is interpolated
   (linearly in log epoch and log loss) onto the other's epochs inside their overlap, and flagged.
 """
@@ -22,6 +22,7 @@ import pandas as pd
 
 from analysis.bootstrap import LEVEL, Estimate, estimate
 from analysis.power import PowerLaw, fit_power_law
+from analysis.ratios import Ratio, best_ratios
 from analysis.trials import open_studies
 from study import schema
 from study.errors import EquiscaleError
@@ -212,3 +213,33 @@ def small_sizes(sizes) -> list[int]:
     not small): where the report judges claim 1."""
     sizes = sorted({int(n) for n in sizes})
     return sizes[: max(1, len(sizes) // 2)]
+
+
+@dataclass
+class DataAnalysis:
+    """Everything the report shows about data studies: the best trial per (family, size), each family's
+    data law, and for each (numerator, denominator) pair of families the final best-loss ratio per size
+    and the gap vs epochs per size."""
+
+    runs: DataRuns
+    best: pd.DataFrame
+    laws: dict[str, DataLaw]
+    ratios: dict[tuple[str, str], list[Ratio]]
+    gaps: dict[tuple[str, str], list[GapCurve]]
+    small: list[int]  # `small_sizes` of the sizes every family was trained on
+
+
+def analyse(runs: DataRuns, *, ratio_pairs=(), gap_pairs=(), n_boot: int = 200, seed: int = 0,
+            level: float = LEVEL) -> DataAnalysis:
+    """Fit every family's data law; final best-loss ratios per size for each (numerator, denominator) in
+    `ratio_pairs`, gap curves for each in `gap_pairs` (pairs with a family not present are left out)."""
+    families = runs.families()
+    best = runs.best()
+    laws = {f: fit_data_law(runs.frame[runs.frame["family"] == f], family=f, n_boot=n_boot, seed=seed, level=level)
+            for f in families}
+    present = lambda pairs: [(a, b) for a, b in pairs if a in families and b in families]  # noqa: E731
+    ratios = {(a, b): best_ratios(runs.frame, by="train_size", numerator=a, denominator=b, n_boot=n_boot,
+                                  seed=seed, level=level) for a, b in present(ratio_pairs)}
+    gaps = {(a, b): gap_curves(best, a, b) for a, b in present(gap_pairs)}
+    shared = set.intersection(*(set(runs.frame.loc[runs.frame["family"] == f, "train_size"]) for f in families))
+    return DataAnalysis(runs, best, laws, ratios, gaps, small_sizes(shared) if shared else [])

@@ -129,6 +129,15 @@ def _note(row) -> str:
     return "; ".join(parts)
 
 
+def table_cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """(column heads, rows of cell text) of the Markdown/LaTeX table: value [low, high], '*' and a note
+    where a size is an extrapolation, 'n/a' and the reason where a quantity is not identified."""
+    heads = ["family", "budget C [FLOP]", "approach", "N_opt [params]", "D_opt [samples]", "steps_opt", "loss", "note"]
+    cells = [[str(r["family"]), f"{r['budget']:.3g}", str(r["approach"])] + [_cell(r, q) for q in QUANTITIES]
+             + [_note(r)] for _, r in table.iterrows()]
+    return heads, cells
+
+
 def render(table: pd.DataFrame, fmt: str) -> str:
     """The table as CSV (value, low, high columns), Markdown or LaTeX (value [low, high]), or JSON.
 
@@ -142,9 +151,7 @@ def render(table: pd.DataFrame, fmt: str) -> str:
     if fmt == "json":
         records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
         return json.dumps(records, indent=2) + "\n"
-    heads = ["family", "budget C [FLOP]", "approach", "N_opt [params]", "D_opt [samples]", "steps_opt", "loss", "note"]
-    cells = [[str(r["family"]), f"{r['budget']:.3g}", str(r["approach"])] + [_cell(r, q) for q in QUANTITIES]
-             + [_note(r)] for _, r in table.iterrows()]
+    heads, cells = table_cells(table)
     if fmt == "md":
         lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
         return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells]) + "\n"

@@ -175,7 +175,7 @@ def allocation(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, budgets=()):
 
 def data_efficiency(frame: pd.DataFrame, laws: dict, gaps: list, *, loss_label: str):
     """Left: loss vs training-set size per family (all trials faint, best per size, L ∝ n^−α with band).
-    Right: each gap curve (numerator ÷ denominator loss vs epoch, one line per training-set size).
+    Right: each gap curve (numerator ÷ denominator loss vs epoch; colour: training-set size, line style: pair).
 
     laws: family -> `analysis.data_efficiency.DataLaw`; gaps: `GapCurve`s (empty: the panel says so)."""
     fig = Figure(figsize=(11, 4.4))
@@ -205,12 +205,16 @@ def data_efficiency(frame: pd.DataFrame, laws: dict, gaps: list, *, loss_label: 
     if gaps:
         cmap = colormaps["viridis"]
         norm = LogNorm(min(g.train_size for g in gaps), max(g.train_size for g in gaps) * 1.0001)
+        pairs = list(dict.fromkeys((g.numerator, g.denominator) for g in gaps))
+        styles = ("-", "--", ":", "-.")
         for g in gaps:
+            k = pairs.index((g.numerator, g.denominator))
             ax.plot(g.epochs, g.ratio, marker="o", markersize=3, color=cmap(norm(g.train_size)),
-                    label=f"n = {g.train_size}" + (" (interpolated)" if g.interpolated else ""))
+                    linestyle=styles[k % len(styles)],
+                    label=f"{g.numerator} ÷ {g.denominator}, n = {g.train_size}" + (" (interpolated)" if g.interpolated else ""))
         ax.axhline(1.0, color="grey", linewidth=0.8)
-        ax.set(xscale="log", xlabel="epochs", ylabel=f"{gaps[0].numerator} ÷ {gaps[0].denominator} loss (probe)",
-               title=f"Gap vs epochs: {gaps[0].numerator} ÷ {gaps[0].denominator}")
+        ax.set(xscale="log", xlabel="epochs", ylabel="loss ratio on the probe subset",
+               title="Gap vs epochs")
         ax.legend(fontsize=7)
     else:
         ax.text(0.5, 0.5, "no learning curves shared by the two families", transform=ax.transAxes,

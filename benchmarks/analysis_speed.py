@@ -1,11 +1,14 @@
-"""Wall time of `equiscale fit` and `equiscale plot` (each a fresh process, imports included).
+"""Wall time of `equiscale fit`, `equiscale plot` and `equiscale report` (each a fresh process, imports included).
 
 Times the commands on `--storage URL` (copied first when it is a SQLite file, so a study still being
 written is not disturbed), or on a synthetic storage it builds: 3 families × `--budgets` budgets ×
 `--per-budget` trials (default 3 × 6 × 16 = 288 trials) drawn from a known L(N, D) with 1% noise.
-Prints wall and CPU seconds per command (CPU as well: on a shared machine wall time includes waiting).
+`--storage` may be given several times (a compute and a data study): fit and plot get the first storage
+that holds compute studies, report gets them all. Prints wall and CPU seconds per command (CPU as well:
+on a shared machine wall time includes waiting) and the load average before each.
 
-    .venv/bin/python benchmarks/analysis_speed.py [--storage sqlite:///path.db] [--repeat 1] [-- extra fit args]
+    .venv/bin/python benchmarks/analysis_speed.py [--storage sqlite:///compute.db [--storage sqlite:///data.db]]
+        [--repeat 1] [-- extra fit args]
 """
 
 from __future__ import annotations
@@ -70,31 +73,50 @@ def _run(argv: list[str]) -> tuple[float, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--storage", help="time on this storage (default: a synthetic one)")
+    parser.add_argument("--storage", action="append", help="time on this storage, repeatable (default: a synthetic one)")
     parser.add_argument("--budgets", type=int, default=6)
     parser.add_argument("--per-budget", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("extra", nargs="*", help="extra arguments for fit and plot (after --)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        if args.storage and args.storage.startswith("sqlite:///"):
-            copy = Path(tmp) / "copy.db"
-            shutil.copy(args.storage[len("sqlite:///"):], copy)
-            url, what = f"sqlite:///{copy}", f"{args.storage} (copied)"
-        elif args.storage:
-            url, what = args.storage, args.storage
-        else:
-            url = f"sqlite:///{Path(tmp) / 'synthetic.db'}"
-            count = build_storage(url, budgets=args.budgets, per_budget=args.per_budget)
-            what = f"synthetic storage: {count} trials, {len(LAWS)} families × {args.budgets} budgets"
-        print(f"{what}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
-        commands = {"fit": ["fit", "--storage", url, *args.extra],
-                    "plot": ["plot", "--storage", url, "--out", str(Path(tmp) / "figures"), *args.extra]}
+        urls, what = [], []
+        for i, storage in enumerate(args.storage or []):
+            if storage.startswith("sqlite:///"):
+                copy = Path(tmp) / f"copy{i}.db"
+                shutil.copy(storage[len("sqlite:///"):], copy)
+                urls.append(f"sqlite:///{copy}")
+                what.append(f"{storage} (copied)")
+            else:
+                urls.append(storage)
+                what.append(storage)
+        if not urls:
+            urls = [f"sqlite:///{Path(tmp) / 'synthetic.db'}"]
+            count = build_storage(urls[0], budgets=args.budgets, per_budget=args.per_budget)
+            what = [f"synthetic storage: {count} trials, {len(LAWS)} families × {args.budgets} budgets"]
+        print(f"{'; '.join(what)}; {os.cpu_count()} CPUs")
+        compute = next((u for u in urls if _has_compute(u)), None)
+        commands = {}
+        if compute:
+            commands["fit"] = ["fit", "--storage", compute, *args.extra]
+            commands["plot"] = ["plot", "--storage", compute, "--out", str(Path(tmp) / "figures"), *args.extra]
+        commands["report"] = ["report", *[a for u in urls for a in ("--storage", u)], "--out", str(Path(tmp) / "report")]
         for name, argv in commands.items():
             for _ in range(args.repeat):
+                load = os.getloadavg()[0]
                 wall, cpu, rc = _run(argv)
-                print(f"equiscale {name}: {wall:.2f} s wall, {cpu:.2f} s CPU" + (f" (exit {rc})" if rc else ""))
+                print(f"equiscale {name}: {wall:.2f} s wall, {cpu:.2f} s CPU (load average {load:.1f} before)"
+                      + (f" (exit {rc})" if rc else ""))
 
+
+def _has_compute(url: str) -> bool:
+    """Whether the storage holds a compute study (a study with family and budget and no data `kind`)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for summary in optuna.get_all_study_summaries(url, include_best_trial=False):
+        attrs = schema.read_study_attrs(summary.user_attrs)
+        if attrs is not None and attrs.kind == schema.COMPUTE:
+            return True
+    return False
 
 if __name__ == "__main__":
     main()

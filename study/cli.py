@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("study.commands.fit", "fit scaling/allocation laws to the runs"),
     "export": ("study.commands.export", "write the compute-optimal allocation table"),
     "plot": ("study.commands.plot", "draw loss-vs-compute, IsoFLOP and allocation figures"),
+    "report": ("study.commands.report", "Markdown + HTML report of compute and data studies, with claim verdicts"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -53,3 +54,34 @@ def write_text(path: str | Path, text: str, *, option: str = "--out") -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise EquiscaleError(f"{option}: cannot write {path}: {exc.strerror or exc}") from None
+
+
+def write_files(folder: str | Path, files: dict[str, bytes], *, option: str = "--out") -> list[Path]:
+    """Write `files` (path relative to `folder` -> content) all or nothing: staged in a temporary folder
+    beside their destination, then moved into place. A `folder` that did not exist appears whole (one
+    rename of its topmost new ancestor); in an existing one each file replaces its predecessor (files not
+    named are left alone). An OSError is one error line and leaves no temporary behind."""
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    new_top = None if existing == folder else folder.relative_to(existing).parts[0]
+    stage = existing / f".{new_top or folder.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        os.mkdir(stage)
+        root = stage / folder.relative_to(existing / new_top) if new_top else stage
+        written = []
+        for rel, content in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+            written.append(folder / rel)
+        if new_top:
+            os.rename(stage, existing / new_top)
+        else:
+            for rel in files:
+                (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(stage / rel, folder / rel)
+            shutil.rmtree(stage)
+    except OSError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise EquiscaleError(f"{option}: cannot write in {folder}: {exc.strerror or exc}") from None
+    return written
