@@ -14,7 +14,8 @@ import torch
 from search_spaces.fixed import FixedShapeSpace
 from study.benchmark import load_dataset
 from study.cli import main
-from study.config import DataConfig, DataStudyConfig, ResourceConfig, StudyConfig, TrainingConfig, load_config, validate
+from study.config import (DataConfig, DataStudyConfig, ResourceConfig, StudyConfig, TrainingConfig, load_config, validate,
+                          with_overrides)
 from study.errors import ConfigError
 from study.flops import step_flops
 from study.records import TrialPlan
@@ -61,7 +62,8 @@ def test_the_committed_data_study_file_spans_2_to_the_8_to_2_to_the_16_scenes_on
     ('families = ["transformer"]\nbudgets = [1e10]\n' + SHAPES, 'needs kind = "data"'),
     (DATA_HEAD + SMALL_DATA + SHAPES.replace("128]", "100000]"), "1..270"),
     (DATA_HEAD + SMALL_DATA + SHAPES.replace("steps = 50", "steps = 2"), "less than one epoch"),
-    (DATA_HEAD + SMALL_DATA + SHAPES.replace("transformer = ", "gatr = "), "families not in the study: gatr"),
+    (DATA_HEAD + SMALL_DATA + SHAPES.replace("transformer = ", "gatr = "), "no shape for family 'transformer'"),
+    (DATA_HEAD + SMALL_DATA + SHAPES.replace("}", "}, mlp = { width = 8 }", 1), "mlp"),
     (DATA_HEAD.replace('["transformer"]', '["transformer", "gatr"]') + SMALL_DATA + SHAPES, "no shape for family 'gatr'"),
     (DATA_HEAD + SMALL_DATA + SHAPES.replace("width = 16", "width = 0"), "width"),
     (DATA_HEAD + SMALL_DATA + SHAPES.replace("[64, 128]", "[64, 64]"), "duplicate size"),
@@ -72,6 +74,11 @@ def test_bad_data_study_settings_are_one_config_error(tmp_path, text, match):
     path.write_text(text)
     with pytest.raises(ConfigError, match=match):
         load_config(path)
+
+
+def test_a_run_of_some_families_of_a_data_study_file_keeps_their_shapes():
+    config = with_overrides(load_config("studies/data.toml"), families=["gatr"])
+    assert [spec.name for spec in config.specs()] == [f"data/gatr/{n}" for n in config.data_study.train_sizes]
 
 
 def test_a_bad_data_study_file_exits_2_and_leaves_the_storage_untouched(tmp_path, capsys):
