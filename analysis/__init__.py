@@ -11,8 +11,12 @@ Modules (one concept each):
   laws        all of the above for one family (`fit_family` -> `FamilyLaws`)
   export      allocation tables (csv, md, tex, json);  plots: figures (PNG + SVG)
   api         the library entry point: `load_runs(...)`, `fit_study(runs, ...) -> StudyFit`
+  data_efficiency  data studies (`data/<family>/<size>`): L(n) = coef·n^(−α) with intervals, gap vs epochs
+  ratios      best-loss ratio of two families per budget or size, with bootstrap intervals
+  heldout     L(C) fitted without the largest budget, checked against that budget's best loss
+  report      the report's content and claim verdicts (`build_report`); document: Markdown/HTML blocks
 
-CLI: `equiscale fit|export|plot` (study/commands, thin wrappers around analysis.api). CSV input:
+CLI: `equiscale fit|export|plot|report` (study/commands, thin wrappers around analysis.api and analysis.report). CSV input:
 `--from-csv FILE --n-column N --loss-column L` plus `--d-column D` or `--c-column C` (then D = C / (k·N), k =
 `--flops-per-param-sample`, default 6). `fit --json` prints {"families": {name: {...}}} and, for a
 single family, its `E, A, B, alpha, beta, a, b` at the top level, each {"value", "ci": [low, high]}, or value and ci

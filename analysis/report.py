@@ -23,6 +23,7 @@ from analysis.document import Bullets, Document, Figure, Heading, Paragraph, Tab
 from analysis.export import allocation_table, render, table_cells
 from analysis.heldout import HeldOut, held_out
 from analysis.ratios import Ratio, best_ratios
+from study.errors import EquiscaleError
 
 EQUIVARIANT, PLAIN, AUGMENTED = "gatr", "transformer", "transformer-aug"
 SUPPORTED, NOT_SUPPORTED, NOT_SHOWN, CANNOT = "supported", "not supported", "not shown", "cannot be judged"
@@ -126,7 +127,7 @@ def analyse_compute(fit: StudyFit, *, budgets=None, n_boot: int, seed: int, leve
     table, problem = None, ""
     try:
         table = allocation_table(fit.laws, budgets)
-    except Exception as exc:  # no family has an allocation law: the section says why
+    except EquiscaleError as exc:  # no family has an allocation law: the section says why
         problem = str(exc)
     return ComputeAnalysis(fit, ratios, held, table, problem)
 
