@@ -3,7 +3,8 @@
 The ratio at a group (a budget, a training-set size) is the numerator family's lowest loss there divided
 by the denominator's. A resample draws each family's runs of that group with replacement (as many as it
 has) and takes the ratio of the two lowest, as the L(C) fit resamples its best run per budget; the
-interval reflects which run happens to be best, not seed-to-seed noise of one run.
+interval reflects which run happens to be best, not seed-to-seed noise of one run. With a single run of
+either family at a group there is nothing to resample: the ratio has no interval.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ class Ratio:
     estimate: Estimate
     best_numerator: float
     best_denominator: float
+    runs: tuple[int, int] = (0, 0)  # runs of the numerator and the denominator family at this group
+
+    def why_no_interval(self) -> str:
+        """'' when the ratio has an interval (or is not identified), else why it has none."""
+        if self.estimate.problem or self.estimate.has_interval:
+            return ""
+        return "a single run of one family: no interval" if min(self.runs) < 2 else "no bootstrap: no interval"
 
     def verdict(self) -> str:
         """'lower' (interval below 1), 'higher' (above 1), 'undecided' (contains 1 or no interval)."""
@@ -45,8 +53,9 @@ def best_ratios(frame: pd.DataFrame, *, by: str, numerator: str, denominator: st
         a = num.loc[num[by] == at, loss].to_numpy(float)
         b = den.loc[den[by] == at, loss].to_numpy(float)
         rng = np.random.default_rng([seed, i])
-        draws = [rng.choice(a, a.size).min() / rng.choice(b, b.size).min() for _ in range(n_boot)]
+        draws = [rng.choice(a, a.size).min() / rng.choice(b, b.size).min()
+                 for _ in range(n_boot if min(a.size, b.size) > 1 else 0)]
         point = a.min() / b.min()
         out.append(Ratio(float(at), numerator, denominator, estimate(point, draws, level=level, positive=True),
-                         float(a.min()), float(b.min())))
+                         float(a.min()), float(b.min()), (int(a.size), int(b.size))))
     return out

@@ -99,7 +99,13 @@ def _combine(statuses: list[str]) -> str:
 
 
 def _ratio_phrase(r: Ratio, where: str) -> str:
-    return f"{est(r.estimate, 3)} at {where}"
+    why = r.why_no_interval()
+    return f"{est(r.estimate, 3)} at {where}" + (f" ({why})" if why else "")
+
+
+def _ratio_cell(r: Ratio) -> str:
+    why = r.why_no_interval()
+    return est(r.estimate) + (f" ({why})" if why else "")
 
 
 # --- compute studies -------------------------------------------------------------------------------------
@@ -170,7 +176,7 @@ def _compute_sections(doc: Document, c: ComputeAnalysis, *, loss_label: str, lev
     else:
         bases = list(c.ratios)
         by_budget = {b: {base: r for base in bases for r in c.ratios[base] if r.at == b} for b in budgets}
-        rows = [(num(b, 3), *[est(by_budget[b][base].estimate) if base in by_budget[b] else "—" for base in bases])
+        rows = [(num(b, 3), *[_ratio_cell(by_budget[b][base]) if base in by_budget[b] else "—" for base in bases])
                 for b in budgets]
         doc.add(Paragraph(f"Best loss of {EQUIVARIANT} ÷ best loss of each other family at every budget, with {pct} "
                           f"bootstrap intervals (runs resampled within each budget and family: the interval "
@@ -366,7 +372,7 @@ def _data_sections(doc: Document, d: DataAnalysis, *, loss_label: str, level: fl
         pairs = list(d.ratios)
         per = {p: {r.at: r for r in d.ratios[p]} for p in pairs}
         rows = [(str(int(n)) + (" (small)" if n in d.small else ""),
-                 *[est(per[p][n].estimate) if n in per[p] else "—" for p in pairs]) for n in sizes]
+                 *[_ratio_cell(per[p][n]) if n in per[p] else "—" for p in pairs]) for n in sizes]
         doc.add(Paragraph(f"Final best-loss ratios per size with {pct} intervals (trials resampled within each "
                           f"size); 'small': the smaller half of the sizes, where claim 1 is judged."),
                 Table(("n [scenes]", *[f"{a} ÷ {b}" for a, b in pairs]), tuple(rows)))
@@ -391,7 +397,7 @@ def _claim1(d: DataAnalysis | None) -> Verdict:
     if not d.small:
         return Verdict(1, CANNOT, "no training-set size shared by every family of the data studies.")
     parts, statuses = [], []
-    small_text = ", ".join(map(str, d.small))
+    small_text = ", ".join(map(str, d.small))  # statuses[0]: data efficiency, statuses[1]: closing the gap
     efficiency = d.ratios.get((EQUIVARIANT, PLAIN))
     if efficiency is None:
         statuses.append(CANNOT)
@@ -400,7 +406,7 @@ def _claim1(d: DataAnalysis | None) -> Verdict:
         rs = [r for r in efficiency if r.at in d.small]
         v = [r.verdict() for r in rs]
         statuses.append(NOT_SUPPORTED if "higher" in v else SUPPORTED if v and all(x == "lower" for x in v)
-                        else NOT_SHOWN)
+                        else NOT_SHOWN if v else CANNOT)
         parts.append(f"{EQUIVARIANT} ÷ {PLAIN} final best loss at the small sizes: "
                      + "; ".join(_ratio_phrase(r, f"n = {int(r.at)}") for r in rs))
     closing = d.ratios.get((AUGMENTED, EQUIVARIANT))
@@ -411,18 +417,25 @@ def _claim1(d: DataAnalysis | None) -> Verdict:
         gaps = {g.train_size: g for g in d.gaps.get((AUGMENTED, EQUIVARIANT), [])}
         per = []
         for r in (r for r in closing if r.at in d.small):
-            e = r.estimate
-            low = e.low if e.has_interval else e.value
-            closed = bool(np.isfinite(low) and low <= 1 + CLOSED) if not e.problem else None
-            per.append(CANNOT if closed is None else SUPPORTED if closed else NOT_SUPPORTED)
-            g = gaps.get(int(r.at))
+            e, g = r.estimate, gaps.get(int(r.at))
+            if e.problem:
+                per.append(CANNOT)
+                verdict = ""
+            elif not e.has_interval:
+                per.append(NOT_SHOWN)
+                verdict = f" ({r.why_no_interval()})"
+            else:
+                closed = e.low <= 1 + CLOSED
+                per.append(SUPPORTED if closed else NOT_SUPPORTED)
+                verdict = (f" (closed: not shown to exceed {1 + CLOSED:g})" if closed else
+                           f" (not closed: the interval lies above {1 + CLOSED:g})")
             curve = (f", on the probe {num(g.ratio[0], 3)} at epoch {num(g.epochs[0], 4)} → "
                      f"{num(g.ratio[-1], 3)} at epoch {num(g.epochs[-1], 4)}" if g is not None and g.epochs.size else "")
-            parts.append(f"{AUGMENTED} ÷ {EQUIVARIANT} at n = {int(r.at)}: final {est(e, 3)}{curve}"
-                         + ("" if closed is None else f" ({'closed' if closed else 'not closed'}: "
-                            f"{'not shown' if closed else 'shown'} to exceed 1 + {CLOSED:g})"))
+            parts.append(f"{AUGMENTED} ÷ {EQUIVARIANT} at n = {int(r.at)}: final {est(e, 3)}{curve}{verdict}")
         statuses.append(_combine(per))
-    return Verdict(1, _combine(statuses), f"small sizes n = {small_text}. " + ". ".join(parts) + ".")
+    summary = (f"{EQUIVARIANT} more data-efficient than {PLAIN}: {statuses[0]}; {AUGMENTED} closes the gap: "
+               f"{statuses[1]}; judged at the small sizes n = {small_text}")
+    return Verdict(1, _combine(statuses), summary + ". " + ". ".join(parts) + ".")
 
 
 # --- equivariance and the whole report -------------------------------------------------------------------
@@ -474,7 +487,8 @@ def build_report(*, compute: StudyFit | None, data: DataAnalysis | None, sources
             Bullets(tuple(f"**Claim {v.claim}** ({CLAIMS[v.claim]}): **{v.status}**. {v.text}"
                           for v in verdicts.values()), ordered=False),
             Paragraph(f"Verdicts: '{SUPPORTED}' where every interval is on the claimed side, '{NOT_SUPPORTED}' where "
-                      f"an interval is on the other side, '{NOT_SHOWN}' where intervals overlap or contain 1, "
+                      f"an interval is on the other side, '{NOT_SHOWN}' where intervals overlap or contain 1 (or a ratio has no "
+                      f"interval: a single run), "
                       f"'{CANNOT}' where a study or fit is missing or not identified. Claim 1's gap counts as "
                       f"closed where {AUGMENTED}'s final loss is not shown to exceed {EQUIVARIANT}'s by more than "
                       f"{CLOSED:.0%} (the interval's lower end ≤ {1 + CLOSED:g})."))

@@ -168,3 +168,10 @@ def test_compute_only_storage_has_no_data_studies(tmp_path):
     make_storage(url, {"gatr": Truth()}, [1e12, 1e13, 1e14], per_budget=3)
     with pytest.raises(NoDataStudies):
         load_data_storage(url)
+
+
+def test_a_single_run_gives_no_interval():
+    frame = pd.DataFrame({"family": ["a", "b", "b"], "at": [1, 1, 1], "loss": [0.5, 1.0, 2.0]})
+    (r,) = best_ratios(frame, by="at", numerator="a", denominator="b", n_boot=100)
+    assert r.estimate.value == 0.5 and not r.estimate.has_interval and not r.estimate.problem
+    assert r.runs == (1, 2) and "single run" in r.why_no_interval() and r.verdict() == "undecided"
