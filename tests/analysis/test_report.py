@@ -321,3 +321,19 @@ def test_png_figures_open(full):
 
     for name in FIGURES:
         assert image.imread(io.BytesIO((out / "figures" / f"{name}.png").read_bytes())).ndim == 3
+
+
+@pytest.mark.parametrize("content", ["empty", "foreign"])
+def test_an_empty_or_foreign_database_is_left_untouched(tmp_path, capsys, content):
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    connection = sqlite3.connect(path)
+    if content == "foreign":
+        connection.execute("CREATE TABLE notes (text TEXT)")
+    connection.commit()
+    connection.close()
+    before = path.read_bytes()
+    _refused(capsys, ["report", "--storage", f"sqlite:///{path}", "--out", str(tmp_path / "r")], "no Optuna studies",
+             out=tmp_path / "r")
+    assert path.read_bytes() == before
