@@ -49,7 +49,7 @@ def held_out(family: str, budget, loss, *, n_boot: int = 200, seed: int = 0, lev
     top = float(budgets[-1]) if budgets.size else float("nan")
     measured = float(best[-1]) if budgets.size else float("nan")
     if budgets.size < MIN_BUDGETS:
-        return HeldOut(family, top, tuple(budgets[:-1]), measured, Estimate(float("nan")),
+        return HeldOut(family, top, (), measured, Estimate(float("nan")),
                        problem=f"needs at least {MIN_BUDGETS} budgets (3 to fit without the largest), "
                                f"got {budgets.size}")
     keep = budget < top

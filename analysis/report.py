@@ -155,7 +155,8 @@ def _compute_sections(doc: Document, c: ComputeAnalysis, *, loss_label: str, lev
         rows.append((f, str(law.n_budgets), est(power["exponent"]) if "exponent" in power else
                      "not identified: " + law.skipped.get("power", "not fitted"),
                      est(power["coef"]) if "coef" in power else "—",
-                     est(irr["E"]) if "E" in irr else "not identified: " + law.skipped.get("power_irreducible", "not fitted")))
+                     est(irr["E"]) if "E" in irr else "not identified: "
+                     + law.skipped.get("power_irreducible", law.skipped.get("power", "not fitted"))))
     doc.add(Table(("family", "budgets", "exponent of L ∝ C^−exponent", "coef", "irreducible E of L = E + coef·C^−exponent"),
                   tuple(rows)))
     budgets = sorted(frame["budget"].unique())
@@ -172,7 +173,7 @@ def _compute_sections(doc: Document, c: ComputeAnalysis, *, loss_label: str, lev
 
     doc.add(Heading("Loss ratio per budget"))
     if not c.ratios:
-        doc.add(Paragraph(f"No `{EQUIVARIANT}` runs: no ratio to show."))
+        doc.add(Paragraph(f"No ratio: it needs compute studies of `{EQUIVARIANT}` and of at least one other family."))
     else:
         bases = list(c.ratios)
         by_budget = {b: {base: r for base in bases for r in c.ratios[base] if r.at == b} for b in budgets}
@@ -282,7 +283,7 @@ def _claim2(c: ComputeAnalysis | None) -> Verdict:
         parts.append(f"{f}: L ∝ C^−{est(e, 3)}, {held}")
     power = _combine(statuses)
     if not c.ratios:
-        better, better_text = CANNOT, f"no {EQUIVARIANT} runs to compare"
+        better, better_text = CANNOT, f"needs compute studies of {EQUIVARIANT} and another family"
     else:
         per = []
         for base, rs in c.ratios.items():

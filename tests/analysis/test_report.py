@@ -337,3 +337,21 @@ def test_an_empty_or_foreign_database_is_left_untouched(tmp_path, capsys, conten
     _refused(capsys, ["report", "--storage", f"sqlite:///{path}", "--out", str(tmp_path / "r")], "no Optuna studies",
              out=tmp_path / "r")
     assert path.read_bytes() == before
+
+
+def test_too_little_data_says_why_instead_of_numbers(tmp_path, capsys):
+    compute, data = f"sqlite:///{tmp_path / 'c.db'}", f"sqlite:///{tmp_path / 'd.db'}"
+    make_storage(compute, {"gatr": Truth()}, [1e12, 1e13], per_budget=3)
+    make_data_storage(data, {"gatr": DataTruth(1.0, 0.3), "transformer": DataTruth(2.0, 0.3)}, [100, 200],
+                      lrs=(1e-3,), penalties=(1.0,))
+    out = tmp_path / "r"
+    md = _report(capsys, out, compute, data)
+    assert "nan" not in md.lower() and "nan" not in (out / "allocation.csv").read_text().lower()
+    for why in ("the L(C) fit needs at least 3 budgets, got 2", "needs at least 4 budgets (3 to fit without the largest)",
+                "Approach 2 (IsoFLOP) needs at least 3 budgets, got 2",
+                "the data law needs at least 3 training-set sizes, got 2", "a single run of one family: no interval",
+                "No ratio: it needs compute studies of `gatr` and of at least one other family"):
+        assert why in md, why
+    for claim in (2, 3):
+        assert re.search(rf"\*\*Claim {claim}\*\* .*: \*\*cannot be judged\*\*", md)
+    assert re.search(r"\*\*Claim 1\*\* .*: \*\*not shown\*\*", md)  # one lr per size: ratios without intervals
