@@ -139,9 +139,18 @@ def analyse_compute(fit: StudyFit, *, budgets=None, n_boot: int, seed: int, leve
 
 
 def _compute_sections(doc: Document, c: ComputeAnalysis, *, loss_label: str, level: float) -> None:
-    fit, frame = c.fit, c.fit.runs.frame
-    laws, families = fit.laws, fit.runs.families()
-    pct = f"{level:.0%}"
+    """Loss vs compute, ratios, held-out check, IsoFLOP curves, allocation exponents and table."""
+    for section in (_loss_section, _ratio_section, _heldout_section, _isoflop_section, _allocation_section):
+        section(doc, c, loss_label=loss_label, pct=f"{level:.0%}")
+
+
+def _context(c: ComputeAnalysis):
+    return c.fit.runs.frame, c.fit.laws, c.fit.runs.families()
+
+
+def _loss_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:
+    """Loss vs compute: figure, L(C) per family, best loss per budget."""
+    frame, laws, families = _context(c)
     doc.add(Heading("Loss vs compute"),
             Figure("loss_vs_compute", _png(plots.loss_vs_compute(frame, laws, loss_label=loss_label)),
                    f"Loss vs training compute: every run (faint), the best run per budget, L(C) = coef·C^(−exponent) "
@@ -171,6 +180,11 @@ def _compute_sections(doc: Document, c: ComputeAnalysis, *, loss_label: str, lev
     doc.add(Paragraph(f"Best {loss_label} per budget (the run with the lowest loss; N its parameters):"),
             Table(("budget C [FLOP]", *families), tuple(rows)))
 
+
+def _ratio_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:
+    """GATr ÷ every other family per budget, with intervals."""
+    frame, laws, families = _context(c)
+    budgets = sorted(frame["budget"].unique())
     doc.add(Heading("Loss ratio per budget"))
     if not c.ratios:
         doc.add(Paragraph(f"No ratio: it needs compute studies of `{EQUIVARIANT}` and of at least one other family."))
@@ -185,6 +199,10 @@ def _compute_sections(doc: Document, c: ComputeAnalysis, *, loss_label: str, lev
                           f"{EQUIVARIANT} is better."),
                 Table(("budget C [FLOP]", *[f"{EQUIVARIANT} ÷ {base}" for base in bases]), tuple(rows)))
 
+
+def _heldout_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:
+    """L(C) without the largest budget against that budget's best loss."""
+    frame, laws, families = _context(c)
     doc.add(Heading("Held-out check"),
             Paragraph(f"L(C) = coef·C^(−exponent) fitted to every budget but the largest predicts the largest "
                       f"budget's best loss ({pct} interval from the bootstrap of that fit); error = predicted ÷ "
@@ -202,6 +220,10 @@ def _compute_sections(doc: Document, c: ComputeAnalysis, *, loss_label: str, lev
     doc.add(Table(("family", "held-out budget C [FLOP]", "fitted on budgets", "measured best loss", "predicted",
                    "error"), tuple(rows)))
 
+
+def _isoflop_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:
+    """IsoFLOP figure and which budgets bracket a minimum."""
+    frame, laws, families = _context(c)
     doc.add(Heading("IsoFLOP curves"),
             Figure("isoflop", _png(plots.isoflop_curves(frame, laws, loss_label=loss_label)),
                    "Loss vs parameters at each budget (colour), with the parabola in ln N fitted near each "
@@ -217,6 +239,10 @@ def _compute_sections(doc: Document, c: ComputeAnalysis, *, loss_label: str, lev
         items.append(f"{f}: minimum bracketed at budgets {kept}" + (f"; left out: {left}" if left else ""))
     doc.add(Bullets(tuple(items)))
 
+
+def _allocation_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:
+    """Allocation figure, exponents a and b, IsoFLOP minima and the allocation table."""
+    frame, laws, families = _context(c)
     doc.add(Heading("Compute-optimal parameters and samples"),
             Figure("allocation", _png(plots.allocation(frame, laws)),
                    f"N_opt and D_opt vs compute: IsoFLOP minima and their power laws (Approach 2, dashed) and "
