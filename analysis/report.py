@@ -39,8 +39,8 @@ CLAIMS = {
 }
 HOW_COMPUTE = ("run a compute study (`equiscale run studies/cpu.toml --storage URL`, or any study file without "
                "`kind = \"data\"`) and give its storage with another `--storage`")
-HOW_DATA = ("run a data study (a study file with `kind = \"data\"` and a `[data_study]` section: `train_sizes`, "
-            "`steps`, `shapes`) and give its storage with another `--storage`")
+HOW_DATA = ("run a data study (`equiscale run studies/data.toml --storage URL`, or any study file with "
+            "`kind = \"data\"` and a `[data_study]` section) and give its storage with another `--storage`")
 
 
 @dataclass(frozen=True)
