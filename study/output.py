@@ -77,8 +77,11 @@ def write_files(folder: str | Path, files: dict[str, bytes], *, option: str = "-
         if new_top:
             os.rename(stage, existing / new_top)
         else:
-            for rel in files:
+            for rel in files:  # every folder first, so that the renames (which do not fail alone) come last
                 (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+                if (folder / rel).is_dir():
+                    raise IsADirectoryError(21, "Is a directory", str(folder / rel))
+            for rel in files:
                 os.replace(stage / rel, folder / rel)
             shutil.rmtree(stage)
     except OSError as exc:
