@@ -1,0 +1,61 @@
+"""The committed CPU results (docs/results/cpu/): complete storages, and a report that regenerates from them.
+
+The report's numbers read straight from the storages (best losses per budget and per size) must come
+back identical, every section and every claim's verdict the same; bootstrap intervals may move with
+numerical libraries, so they are not compared digit by digit.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import optuna
+import pytest
+
+from study.cli import main
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "cpu"
+STORAGES = [f"sqlite:///{RESULTS / 'compute.db'}", f"sqlite:///{RESULTS / 'data.db'}"]
+
+
+def _complete(url: str) -> dict[str, int]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return {s.study_name: len(optuna.load_study(study_name=s.study_name, storage=url).get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) for s in optuna.get_all_study_summaries(url)}
+
+
+def test_the_committed_studies_are_complete():
+    compute, data = (_complete(url) for url in STORAGES)
+    assert len(compute) == 15 and set(compute.values()) == {6}
+    assert len(data) == 15 and set(data.values()) == {3}
+    assert all(name.startswith("data/") for name in data) and not any(name.startswith("data/") for name in compute)
+
+
+def _sections_verdicts_and_stored_tables(text: str) -> tuple[list[str], list[str], list[str]]:
+    headings = re.findall(r"^#+ .*$", text, flags=re.M)
+    verdicts = re.findall(r"^- \*\*Claim \d\*\* \(.*?\): \*\*(.*?)\*\*", text, flags=re.M)
+    tables = []
+    for caption in ("Best validation loss [MSE, m²] per budget", "Best validation loss [MSE, m²] per training-set size"):
+        start = text.index(caption)
+        block = text[start:].split("\n\n")[1]          # the table after the caption line
+        tables.append(block)
+    return headings, verdicts, tables
+
+
+@pytest.mark.slow
+def test_the_committed_report_regenerates_from_the_committed_storages(tmp_path, capsys):
+    out = tmp_path / "report"
+    argv = ["report", "--out", str(out)]
+    for url in STORAGES:
+        argv += ["--storage", url]
+    assert main(argv) == 0, capsys.readouterr().err
+    committed = (RESULTS / "report" / "report.md").read_text(encoding="utf-8")
+    fresh = (out / "report.md").read_text(encoding="utf-8")
+    fresh = fresh.replace(str(RESULTS), "docs/results/cpu")       # the storages' paths as the README gives them
+    assert _sections_verdicts_and_stored_tables(fresh) == _sections_verdicts_and_stored_tables(committed)
+    assert len(_sections_verdicts_and_stored_tables(committed)[1]) == 3
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(
+        p.name for p in (RESULTS / "report" / "figures").iterdir())
+    assert (out / "allocation.csv").read_text().splitlines()[0] == \
+        (RESULTS / "report" / "allocation.csv").read_text().splitlines()[0]
