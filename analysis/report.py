@@ -522,16 +522,18 @@ def build_report(*, compute: StudyFit | None, data: DataAnalysis | None, sources
     if c is not None:
         _compute_sections(doc, c, loss_label=loss_label, level=level)
     else:
-        doc.add(Heading("Compute studies"),
-                Paragraph(f"Missing: no compute study in the given storage(s), so there is no loss-vs-compute law, "
-                          f"IsoFLOP curve, allocation or held-out check, and claims 2 and 3 cannot be judged. "
-                          f"To add them, {HOW_COMPUTE}."))
+        _missing(doc, "Compute studies", "compute study", "loss-vs-compute law, IsoFLOP curve, allocation or held-out "
+                 "check, and claims 2 and 3 cannot be judged. To add them", HOW_COMPUTE)
     if data is not None:
         _data_sections(doc, data, loss_label=loss_label, level=level)
     else:
-        doc.add(Heading("Data efficiency"),
-                Paragraph(f"Missing: no data study in the given storage(s), so there is no loss-vs-training-set-size "
-                          f"law or gap vs epochs, and claim 1 cannot be judged. To add it, {HOW_DATA}."))
+        _missing(doc, "Data efficiency", "data study", "loss-vs-training-set-size law or gap vs epochs, and claim 1 "
+                 "cannot be judged. To add it", HOW_DATA)
     _equivariance(doc, c, data)
     csv = render(c.allocation, "csv") if c is not None and c.allocation is not None else None
     return Report(doc, csv, verdicts, heldout=c.heldout if c else {})
+
+
+def _missing(doc: Document, heading: str, kind: str, what: str, how: str) -> None:
+    """The section of a study kind the storages lack: what is missing and how to add it."""
+    doc.add(Heading(heading), Paragraph(f"Missing: no {kind} in the given storage(s), so there is no {what}, {how}."))

@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from search_spaces.budget import Proposal
-from study.flops import forward_flops, param_count, step_flops
+from search_spaces.budget import Proposal, _forward_flops, _param_count, _step_flops
 
 
 @dataclass(frozen=True)
@@ -22,11 +21,10 @@ class FixedShapeSpace:
     def __call__(self, trial, *, budget: float, config) -> Proposal:
         shape = config.data_study.shape(self.family)
         lr = trial.suggest_float("lr", *config.training.lr_range(self.family), log=True)
-        batch, bodies = config.training.batch_size, config.data.bodies
+        batch, bodies, key = config.training.batch_size, config.data.bodies, tuple(sorted(shape.items()))
         return Proposal(shape=shape, lr=lr, steps=config.data_study.steps, batch_size=batch,
-                        step_flops=float(step_flops(self.family, batch_size=batch, bodies=bodies, **shape)),
-                        forward_flops=float(forward_flops(self.family, bodies=bodies, **shape)),
-                        params=param_count(self.family, **shape))
+                        step_flops=_step_flops(self.family, batch, bodies, key),
+                        forward_flops=_forward_flops(self.family, bodies, key), params=_param_count(self.family, key))
 
     def lr_grid(self, config, points: int) -> dict[str, list[float]]:
         """A grid for `optuna.samplers.GridSampler`: `points` learning rates log-spaced over the family's range."""
