@@ -138,7 +138,7 @@ def _study_search_class():
             if "result" in result or "failed" in result or self.ended(trial_id):
                 return
             # the learning curve in the storage: at training steps, or per epoch in a data study
-            point = self.plans[trial_id].curve_step(int(result["step"])) if trial_id in self.plans else 0
+            point = self.plans[trial_id].curve_step(int(result["step"]))
             if point > 0:
                 self.study_trial(trial_id).report(float(result[METRIC]), point)
 
