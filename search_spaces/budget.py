@@ -1,7 +1,8 @@
 """Budget maths shared by the families' spaces: FLOP bounds from step limits, steps from a shape, size solving.
 
 A training budget C buys steps = floor(C / S) steps of a shape whose training step costs S FLOPs
-(`study.flops.step_flops`). The step limits [min_steps, max_steps] therefore bound S to
+(`study.flops.step_flops`). The step limits [min_steps, max_steps] (the family's own `step_ranges` entry
+where the config has one) therefore bound S to
 [C / max_steps, C / min_steps]; a space suggests (depth, S), picks the size on the family's grid whose S
 is nearest (in log) inside those bounds, and recomputes the steps. Flooring loses less than 1/min_steps
 of the budget, so with min_steps >= 100 every trial uses 99-100% of C.
@@ -57,9 +58,9 @@ class BudgetSpace:
                            tuple(sorted(self.shape(size, depth).items())))
 
     def _bounds(self, budget: float, config) -> tuple[float, float]:
-        """The step FLOPs that keep the step count within [min_steps, max_steps]."""
-        t = config.training
-        return budget / t.max_steps, budget / t.min_steps
+        """The step FLOPs that keep the step count within the family's [min_steps, max_steps]."""
+        lo, hi = config.training.step_range(self.family)
+        return budget / hi, budget / lo
 
     def grid(self) -> tuple[int, ...]:
         """The sizes whose shapes the family accepts (e.g. divisible by their number of heads)."""
@@ -90,17 +91,17 @@ class BudgetSpace:
             raise ConfigError(f"budget must be a positive number of FLOPs, got {budget:g}")
         if self.feasible(budget, config):
             return
-        t = config.training
+        lo, hi = config.training.step_range(self.family)
         batch = config.batch_size_for(budget)
-        need = self.flops(self.grid()[0], self.depths[0], budget, config) * t.min_steps
+        need = self.flops(self.grid()[0], self.depths[0], budget, config) * lo
         if budget < need:
             raise ConfigError(
                 f"budget {budget:.3g} FLOPs is too small for the smallest {self.family} shape "
-                f"{self.shape(self.grid()[0], self.depths[0])} (needs >= {need:.3g} for {t.min_steps} steps "
+                f"{self.shape(self.grid()[0], self.depths[0])} (needs >= {need:.3g} for {lo} steps "
                 f"of batch {batch})"
             )
         raise ConfigError(
-            f"budget {budget:.3g} FLOPs has no {self.family} shape within {t.min_steps}..{t.max_steps} steps "
+            f"budget {budget:.3g} FLOPs has no {self.family} shape within {lo}..{hi} steps "
             f"(too large for the largest shape, or the step range is too narrow for the size grid)"
         )
 
@@ -110,9 +111,10 @@ class BudgetSpace:
         t = config.training
         table = self.feasible(budget, config)
         if t.grid_depth not in table:
+            steps_lo, steps_hi = t.step_range(self.family)
             raise ConfigError(
                 f"sampler 'grid': no {self.family} shape of depth {t.grid_depth} fits budget {budget:.3g} within "
-                f"{t.min_steps}..{t.max_steps} steps (feasible depths: {sorted(table) or 'none'})")
+                f"{steps_lo}..{steps_hi} steps (feasible depths: {sorted(table) or 'none'})")
         unit = 3 * config.batch_size_for(budget)
         lo, hi = table[t.grid_depth][0][0] / unit, table[t.grid_depth][-1][0] / unit
         if points > 1 and len(table[t.grid_depth]) < points:

@@ -7,7 +7,8 @@ import pytest
 import dataclasses
 import tomllib
 
-from study.config import DEFAULT_STORAGE, DEFAULT_TOML, load_config, settings, study_name, with_overrides
+from study.config import (DEFAULT_STORAGE, DEFAULT_TOML, DataConfig, ResourceConfig, TrainingConfig, load_config,
+                          settings, study_name, with_overrides)
 from study.errors import ConfigError
 
 
@@ -69,6 +70,17 @@ def test_command_line_overrides_are_validated():
     ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nlr_ranges = { transformer = [1e-2] }\n',
      "lr_min, lr_max"),
     ('families = ["gatr"]\nbudgets = [1e10]\nsampler = "grid"\ntrials = 500\n', "fewer than 500 trials"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nstep_ranges = { mlp = [300, 3000] }\n', "mlp"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nstep_ranges = { transformer = [3000] }\n',
+     "min_steps, max_steps"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nstep_ranges = { transformer = [50, 3000] }\n',
+     "step_ranges.transformer"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nstep_ranges = { transformer = [3000, 2000] }\n',
+     "step_ranges.transformer"),
+    ('families = ["transformer"]\nbudgets = [1e10]\n[training]\nstep_ranges = { transformer = [300.5, 3000] }\n',
+     "must be int"),
+    ('families = ["gatr"]\nbudgets = [3e10]\nsampler = "grid"\ntrials = 4\n[training]\n'
+     'step_ranges = { gatr = [3000, 3300] }\n', "gatr"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[data]\nscenes = 100000000000\n', "memory"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\ncheckpoint_seconds = nan\n', "checkpoint_seconds"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\ncheckpoint_seconds = -1\n', "checkpoint_seconds"),
@@ -85,14 +97,20 @@ def test_missing_config_file_is_a_config_error(tmp_path):
         load_config(tmp_path / "absent.toml")
 
 
-def test_study_file_without_sections_trains_exactly_like_the_embedded_default(tmp_path):
-    """One source of defaults: omitting [data], [training] and [resources] gives the default study's values."""
-    top = tomllib.loads(DEFAULT_TOML)
+def test_study_file_with_the_defaults_own_keys_trains_exactly_like_the_embedded_default(tmp_path):
+    """One source of defaults: the embedded default sets its top-level keys and training.step_ranges only;
+    every other setting is a dataclass default, so a file giving the same keys trains exactly alike."""
+    raw = tomllib.loads(DEFAULT_TOML)
+    assert set(raw.get("training", {})) == {"step_ranges"}
+    assert not any(isinstance(v, dict) for k, v in raw.items() if k != "training")
     path = tmp_path / "bare.toml"
-    assert not any(isinstance(v, dict) for v in top.values())   # the default study has no sections of its own
-    path.write_text("".join(f"{k} = {v!r}\n" for k, v in top.items()).replace("'", '"'))
+    ranges = ", ".join(f"{f} = [{lo}, {hi}]" for f, (lo, hi) in raw["training"]["step_ranges"].items())
+    path.write_text("".join(f"{k} = {v!r}\n" for k, v in raw.items() if k != "training").replace("'", '"')
+                    + f"[training]\nstep_ranges = {{ {ranges} }}\n")
     bare, default = load_config(path), load_config()
     assert bare == default
+    assert default.data == DataConfig() and default.resources == ResourceConfig()
+    assert dataclasses.replace(default.training, step_ranges=()) == TrainingConfig()
     assert default.data.scenes == 65536 and default.training.val_samples == 256
     assert (default.training.batch_size, default.training.max_steps) == (32, 12000)
 
@@ -113,6 +131,19 @@ def test_per_family_learning_rates_and_the_grid_sampler_parse(tmp_path):
     assert config.sampler == "grid"
     assert config.training.lr_range("gatr") == (2e-3, 1e-2)
     assert config.training.lr_range("transformer") == (config.training.lr_min, config.training.lr_max)
+
+
+def test_per_family_step_ranges_parse_and_enter_the_resume_settings_only_when_given(tmp_path):
+    path = tmp_path / "steps.toml"
+    path.write_text('families = ["transformer", "gatr"]\nbudgets = [1e11]\n[training]\nmax_steps = 20000\n'
+                    'step_ranges = { transformer = [3000, 12000] }\n')
+    config = load_config(path)
+    assert config.training.step_range("transformer") == (3000, 12000)
+    assert config.training.step_range("gatr") == (config.training.min_steps, 20000)
+    assert settings(config)["step_ranges"] == [["transformer", 3000, 12000]]
+    # a study stored before step_ranges existed resumes: without them its settings have no such key
+    plain = dataclasses.replace(config, training=dataclasses.replace(config.training, step_ranges=()))
+    assert "step_ranges" not in settings(plain)
 
 
 def test_one_batch_size_per_budget(tmp_path):

@@ -23,7 +23,7 @@ def _config(max_steps: int = 2000, *, batch_size: int = 64, bodies: int = 4):
     return dataclasses.replace(
         config, data=dataclasses.replace(config.data, bodies=bodies),
         training=dataclasses.replace(config.training, min_steps=100, max_steps=max_steps, batch_size=batch_size,
-                                     lr_ranges=()))
+                                     lr_ranges=(), step_ranges=()))
 
 
 def _sample(family: str, budget: float, config, n: int = 120, seed: int = 0):
@@ -131,3 +131,34 @@ def test_per_family_learning_rate_range_is_the_one_searched():
     assert all(2e-3 <= p.lr <= 4e-3 for p in proposals)
     others, _ = _sample("transformer", 1e10, config, n=40)
     assert min(p.lr for p in others) < 2e-3                         # other families keep lr_min..lr_max
+
+
+def test_per_family_step_range_places_that_familys_grid_and_leaves_the_others():
+    """A family's own step range bounds its grid's step counts (recomputed from each shape's step FLOPs);
+    a family without one keeps min_steps..max_steps."""
+    base = _grid_config()
+    config = dataclasses.replace(base, trials=4,
+                                 training=dataclasses.replace(base.training, step_ranges=(("transformer", 3000, 12000),)))
+    budget = 3e11
+    for family, (lo, hi) in (("transformer", (3000, 12000)), ("gatr", (100, 20000))):
+        space = space_for(family)
+        study = optuna.create_study(sampler=GridSampler(space.isoflop_grid(budget, config, config.trials), seed=0))
+        steps = []
+        for _ in range(config.trials):
+            trial = study.ask()
+            p = space(trial, budget=budget, config=config)
+            study.tell(trial, 0.0)
+            steps.append(math.floor(budget / step_flops(family, batch_size=config.training.batch_size, **p.shape)))
+        assert all(lo <= s <= hi for s in steps), (family, steps)
+        assert len(set(steps)) == config.trials
+    # the transformer's grid moved: without the range its longest run is far beyond 12,000 steps
+    wide = space_for("transformer").isoflop_grid(budget, base, 4)["fwd_flops"]
+    narrow = space_for("transformer").isoflop_grid(budget, config, 4)["fwd_flops"]
+    assert min(wide) < min(narrow) and max(narrow) <= max(wide)
+
+
+def test_a_step_range_too_narrow_for_a_familys_sizes_is_a_config_error_naming_it():
+    base = _grid_config()
+    narrow = dataclasses.replace(base, training=dataclasses.replace(base.training, step_ranges=(("gatr", 3000, 3300),)))
+    with pytest.raises(ConfigError, match="gatr"):
+        space_for("gatr").isoflop_grid(3e10, narrow, 4)
