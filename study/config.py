@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -271,7 +272,8 @@ def _section(cls, raw: dict, where: str):
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     types = {"int": int, "float": float, "str | None": str}
-    parsers = {"lr_ranges": _lr_ranges, "step_ranges": _step_ranges, "batch_sizes": _int_list, "train_sizes": _int_list, "shapes": _shapes}
+    parsers = {"lr_ranges": partial(_family_ranges, kind=float, bounds="lr_min, lr_max"),
+               "step_ranges": partial(_family_ranges, kind=int, bounds="min_steps, max_steps"), "batch_sizes": _int_list, "train_sizes": _int_list, "shapes": _shapes}
     return cls(**{k: parsers[k](f"{where} {k}", v) if k in parsers else _typed(f"{where} {k}", v, types[known[k].type])
                   for k, v in raw.items()})
 
@@ -294,27 +296,15 @@ def _shapes(where: str, value: Any) -> tuple[tuple[str, tuple[tuple[str, int], .
     return tuple(out)
 
 
-def _lr_ranges(where: str, value: Any) -> tuple[tuple[str, float, float], ...]:
-    """`lr_ranges = { gatr = [2e-3, 1e-2], ... }` as ((family, lo, hi), ...)."""
+def _family_ranges(where: str, value: Any, *, kind: type, bounds: str) -> tuple[tuple[str, Any, Any], ...]:
+    """`{ gatr = [lo, hi], ... }` as ((family, lo, hi), ...), both of `kind` (`lr_ranges`, `step_ranges`)."""
     if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a table of family = [lr_min, lr_max], got {value!r}")
+        raise ConfigError(f"{where} must be a table of family = [{bounds}], got {value!r}")
     out = []
     for family, pair in value.items():
         if not isinstance(pair, list) or len(pair) != 2:
-            raise ConfigError(f"{where}.{family} must be [lr_min, lr_max], got {pair!r}")
-        out.append((family, *(_typed(f"{where}.{family}", v, float) for v in pair)))
-    return tuple(out)
-
-
-def _step_ranges(where: str, value: Any) -> tuple[tuple[str, int, int], ...]:
-    """`step_ranges = { gatr = [300, 8000], ... }` as ((family, min_steps, max_steps), ...)."""
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a table of family = [min_steps, max_steps], got {value!r}")
-    out = []
-    for family, pair in value.items():
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise ConfigError(f"{where}.{family} must be [min_steps, max_steps], got {pair!r}")
-        out.append((family, *(_typed(f"{where}.{family}", v, int) for v in pair)))
+            raise ConfigError(f"{where}.{family} must be [{bounds}], got {pair!r}")
+        out.append((family, *(_typed(f"{where}.{family}", v, kind) for v in pair)))
     return tuple(out)
 
 
