@@ -18,6 +18,7 @@ from study.schema import COMPUTE, DATA, data_study_name, study_name
 from study.storage import DEFAULT_STORAGE
 
 SAMPLERS = ("tpe", "grid")
+LR_BATCH_SCALINGS = ("none", "sqrt")   # training.lr_batch_scaling: how the lr ranges follow the batch size
 KINDS = (COMPUTE, DATA)
 RAY_GRANULARITY = 1e-4  # Ray rounds resource amounts to this unit (ray_constants.MIN_RESOURCE_GRANULARITY)
 
@@ -76,12 +77,20 @@ class TrainingConfig:
     # per-family (family, min_steps, max_steps) overriding min_steps..max_steps: where each family's IsoFLOP
     # grid lies (its optimum sits at its own step count; families not in a study are ignored)
     step_ranges: tuple[tuple[str, int, int], ...] = ()
+    # "sqrt": the lr ranges are for `batch_size`; a budget trained with another batch B (`batch_sizes`)
+    # searches them times sqrt(B / batch_size) (Adam's square-root rule). "none": the same range at every batch
+    lr_batch_scaling: str = "none"
     grid_depth: int = 2         # sampler "grid": the depth of every grid shape
     checkpoint_seconds: float = 300.0   # wall time between a trial's checkpoints (inf: none): a retry resumes there
 
-    def lr_range(self, family: str) -> tuple[float, float]:
-        """The learning-rate range searched for `family` (its own range, else lr_min..lr_max)."""
-        return next(((lo, hi) for name, lo, hi in self.lr_ranges if name == family), (self.lr_min, self.lr_max))
+    def lr_range(self, family: str, *, batch: int | None = None) -> tuple[float, float]:
+        """The learning-rate range searched for `family` (its own range, else lr_min..lr_max), at `batch`
+        (default `batch_size`) under `lr_batch_scaling`."""
+        lo, hi = next(((lo, hi) for name, lo, hi in self.lr_ranges if name == family), (self.lr_min, self.lr_max))
+        if self.lr_batch_scaling == "sqrt" and batch is not None and batch != self.batch_size:
+            factor = math.sqrt(batch / self.batch_size)
+            return lo * factor, hi * factor
+        return lo, hi
 
     def step_range(self, family: str) -> tuple[int, int]:
         """The step limits of `family`'s trials (its own range, else min_steps..max_steps)."""
@@ -187,6 +196,7 @@ def settings(config: StudyConfig) -> dict:
             "evals": t.evals, "val_samples": t.val_samples,
             "lr_ranges": [list(r) for r in t.lr_ranges], "grid_depth": t.grid_depth, "sampler": config.sampler,
             **({"step_ranges": [list(r) for r in t.step_ranges]} if t.step_ranges else {}),  # absent: as before
+            **({"lr_batch_scaling": t.lr_batch_scaling} if t.lr_batch_scaling != "none" else {}),
             **({"kind": DATA, "steps": config.data_study.steps,
                 "shapes": {f: dict(items) for f, items in config.data_study.shapes}} if config.kind == DATA else {})}
     # checkpoint_seconds is left out: when a trial saves its state does not change what it computes
@@ -271,7 +281,7 @@ def _section(cls, raw: dict, where: str):
     unknown = set(raw) - set(known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-    types = {"int": int, "float": float, "str | None": str}
+    types = {"int": int, "float": float, "str": str, "str | None": str}
     parsers = {"lr_ranges": partial(_family_ranges, kind=float, bounds="lr_min, lr_max"),
                "step_ranges": partial(_family_ranges, kind=int, bounds="min_steps, max_steps"), "batch_sizes": _int_list, "train_sizes": _int_list, "shapes": _shapes}
     return cls(**{k: parsers[k](f"{where} {k}", v) if k in parsers else _typed(f"{where} {k}", v, types[known[k].type])
@@ -345,6 +355,9 @@ def validate(config: StudyConfig) -> None:
         get_family(family)  # ConfigError naming an unknown family
         if not (0 < lo <= hi < math.inf):
             raise ConfigError(f"training.lr_ranges.{family} must satisfy 0 < lr_min <= lr_max < inf, got {lo}, {hi}")
+    if t.lr_batch_scaling not in LR_BATCH_SCALINGS:
+        raise ConfigError(f"training.lr_batch_scaling must be one of {', '.join(map(repr, LR_BATCH_SCALINGS))}, "
+                          f"got {t.lr_batch_scaling!r}")
     if config.sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {config.sampler!r} (known: {', '.join(SAMPLERS)})")
     _positive("training.grid_depth", t.grid_depth)

@@ -82,6 +82,8 @@ def test_command_line_overrides_are_validated():
     ('families = ["gatr"]\nbudgets = [3e10]\nsampler = "grid"\ntrials = 4\n[training]\n'
      'step_ranges = { gatr = [3000, 3300] }\n', "gatr"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[data]\nscenes = 100000000000\n', "memory"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scaling = "linear"\n', "lr_batch_scaling"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scaling = 2\n', "lr_batch_scaling"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\ncheckpoint_seconds = nan\n', "checkpoint_seconds"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\ncheckpoint_seconds = -1\n', "checkpoint_seconds"),
 ])
@@ -118,7 +120,8 @@ def test_study_file_with_the_defaults_own_keys_trains_exactly_like_the_embedded_
 def test_settings_cover_every_training_knob_that_shapes_a_trial():
     config = load_config()
     knobs = {f.name for f in dataclasses.fields(config.training)} - {"batch_size", "batch_sizes", "checkpoint_seconds"}
-    assert knobs <= set(settings(config)), "a training setting missing from the resume check"
+    on = dataclasses.replace(config, training=dataclasses.replace(config.training, lr_batch_scaling="sqrt"))
+    assert knobs <= set(settings(on)), "a training setting missing from the resume check"
     # the batch size is checked per study (each budget may have its own): the study attribute batch_size
     assert {"seed", "bodies"} <= set(settings(config))
 
@@ -144,6 +147,19 @@ def test_per_family_step_ranges_parse_and_enter_the_resume_settings_only_when_gi
     # a study stored before step_ranges existed resumes: without them its settings have no such key
     plain = dataclasses.replace(config, training=dataclasses.replace(config.training, step_ranges=()))
     assert "step_ranges" not in settings(plain)
+
+
+def test_lr_batch_scaling_parses_and_enters_the_resume_settings_only_when_on(tmp_path):
+    path = tmp_path / "scaled.toml"
+    path.write_text('families = ["gatr"]\nbudgets = [1e11, 1e12]\n[training]\nbatch_size = 64\n'
+                    'batch_sizes = [64, 1024]\nlr_batch_scaling = "sqrt"\nlr_ranges = { gatr = [1e-3, 4e-3] }\n')
+    config = load_config(path)
+    assert config.training.lr_range("gatr", batch=1024) == (pytest.approx(4e-3), pytest.approx(1.6e-2))
+    assert config.training.lr_range("gatr", batch=64) == config.training.lr_range("gatr") == (1e-3, 4e-3)
+    assert settings(config)["lr_batch_scaling"] == "sqrt"
+    # studies stored before the option existed resume: off, their settings have no such key
+    off = dataclasses.replace(config, training=dataclasses.replace(config.training, lr_batch_scaling="none"))
+    assert "lr_batch_scaling" not in settings(off)
 
 
 def test_one_batch_size_per_budget(tmp_path):

@@ -133,6 +133,24 @@ def test_per_family_learning_rate_range_is_the_one_searched():
     assert min(p.lr for p in others) < 2e-3                         # other families keep lr_min..lr_max
 
 
+def test_sqrt_lr_batch_scaling_moves_a_budgets_range_with_its_batch_and_no_other():
+    """With lr_batch_scaling = "sqrt" a budget trained at 4x the reference batch searches 2x the range
+    (grid: 2x its geometric mean); the reference budget, and any budget without scaling, keep the range."""
+    base = _config(batch_size=64)
+    lo, hi = 2e-3, 8e-3
+    training = dataclasses.replace(base.training, lr_ranges=(("transformer", lo, hi),), batch_sizes=(64, 256),
+                                   lr_batch_scaling="sqrt")
+    config = dataclasses.replace(base, budgets=(1e11, 4e11), training=training)
+    space = space_for("transformer")
+    for budget, factor in ((1e11, 1.0), (4e11, 2.0)):
+        proposals, _ = _sample("transformer", budget, config, n=40)
+        assert all(factor * lo * (1 - 1e-12) <= p.lr <= factor * hi * (1 + 1e-12) for p in proposals)
+        assert max(p.lr for p in proposals) > factor * hi * 0.8        # the range moved, not shrank
+        assert space.isoflop_grid(budget, config, 3)["lr"] == [pytest.approx(factor * 4e-3)]
+    plain = dataclasses.replace(config, training=dataclasses.replace(training, lr_batch_scaling="none"))
+    assert space.isoflop_grid(4e11, plain, 3)["lr"] == [pytest.approx(4e-3)]
+
+
 def test_per_family_step_range_places_that_familys_grid_and_leaves_the_others():
     """A family's own step range bounds its grid's step counts (recomputed from each shape's step FLOPs);
     a family without one keeps min_steps..max_steps."""
