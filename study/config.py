@@ -22,21 +22,26 @@ LR_BATCH_SCALINGS = ("none", "sqrt")   # training.lr_batch_scaling: how the lr r
 KINDS = (COMPUTE, DATA)
 RAY_GRANULARITY = 1e-4  # Ray rounds resource amounts to this unit (ray_constants.MIN_RESOURCE_GRANULARITY)
 
-# The embedded default study: 3 families x 4 budgets x 4 IsoFLOP grid points, sized for under 10 minutes on a
-# 2-core CPU (a cold dataset cache included). Each family's grid lies where its runs learn: at these budgets
-# the transformers only leave the no-collision plateau (val ~0.08) after a few thousand steps, so their grid
-# spans 3,000-12,000 steps; GATr's coarse size grid (1, 2, 3... multivector channels) needs a wide range to
-# hold 4 sizes, and its tiny shapes run slowly, so it stops at 8,000. Every other setting is a dataclass
-# default below, so a study file that omits a section trains exactly alike (step_ranges aside).
+# The embedded default study: 3 families x 3 budgets (2e11-2e12) x 3 IsoFLOP grid points, sized for under 10
+# minutes on a 2-core CPU (a cold dataset cache included) and for the matmul peak: small shapes run at a few %
+# of it, so every grid point is a shape of width >= 47 (GATr: >= 5 multivector channels) at a batch that
+# grows with the budget (64, 128, 256), and the learning rates, measured at batch 256, follow the batch by the
+# square-root rule. Each family's step range keeps its runs off the no-collision plateau (val ~0.08): the
+# transformer needs >= 1,200 steps, transformer-aug >= 1,800, GATr >= 400. The [training] keys below are the
+# only ones that differ from the dataclass defaults: a study file that omits a section gets those defaults.
 DEFAULT_TOML = """
 families = ["transformer", "transformer-aug", "gatr"]
-budgets = [3e10, 7e10, 1.5e11, 3e11]
-trials = 4
+budgets = [2e11, 7e11, 2e12]
+trials = 3
 seed = 0
 sampler = "grid"
 
 [training]
-step_ranges = { transformer = [3000, 12000], transformer-aug = [3000, 12000], gatr = [300, 8000] }
+batch_size = 256
+batch_sizes = [64, 128, 256]
+lr_batch_scaling = "sqrt"
+lr_ranges = { transformer = [8e-3, 3e-2], transformer-aug = [1.6e-2, 6e-2], gatr = [1.2e-2, 4.8e-2] }
+step_ranges = { transformer = [1200, 2400], transformer-aug = [1800, 3000], gatr = [400, 1000] }
 """
 
 
@@ -228,7 +233,8 @@ def load_config(path: str | Path | None = None) -> StudyConfig:
 def with_overrides(config: StudyConfig, **overrides: Any) -> StudyConfig:
     """Apply command-line overrides (None = keep) and validate the result.
 
-    Keys: families, budgets, trials, storage, address, cpus_per_trial, gpus_per_trial.
+    Keys: families, budgets, trials, storage, address, cpus_per_trial, gpus_per_trial. With per-budget
+    `training.batch_sizes`, each overriding budget takes the batch size of the config's nearest budget (log scale).
     """
     top = {k: v for k, v in overrides.items() if v is not None and k in ("families", "budgets", "trials", "storage")}
     if "families" in top:
@@ -239,9 +245,20 @@ def with_overrides(config: StudyConfig, **overrides: Any) -> StudyConfig:
     unknown = set(overrides) - {"families", "budgets", "trials", "storage", "address", "cpus_per_trial", "gpus_per_trial"}
     if unknown:
         raise ConfigError(f"unknown override(s): {', '.join(sorted(unknown))}")
-    config = replace(config, **top, resources=replace(config.resources, **res))
+    training = config.training
+    if "budgets" in top and training.batch_sizes and config.budgets:
+        training = replace(training, batch_sizes=tuple(_nearest_batch(config, b) for b in top["budgets"]))
+    config = replace(config, **top, training=training, resources=replace(config.resources, **res))
     validate(config)
     return config
+
+
+def _nearest_batch(config: StudyConfig, budget: float) -> int:
+    """The batch size of `config`'s budget nearest to `budget` in log scale (any one for a budget <= 0 or NaN,
+    which validation then rejects by name)."""
+    def distance(b: float) -> float:
+        return abs(math.log(b / budget)) if budget > 0 and math.isfinite(budget) else 0.0
+    return config.batch_size_for(min(config.budgets, key=distance))
 
 
 def _from_dict(raw: dict, where: str) -> StudyConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import dataclasses
+import math
 import tomllib
 
 from study.config import (DEFAULT_STORAGE, DEFAULT_TOML, DataConfig, ResourceConfig, TrainingConfig, load_config,
@@ -12,10 +13,10 @@ from study.config import (DEFAULT_STORAGE, DEFAULT_TOML, DataConfig, ResourceCon
 from study.errors import ConfigError
 
 
-def test_default_study_is_three_families_by_at_least_four_budgets_on_an_isoflop_grid():
+def test_default_study_is_three_families_by_at_least_three_budgets_on_an_isoflop_grid():
     config = load_config()
     assert set(config.families) == {"transformer", "transformer-aug", "gatr"}
-    assert len(config.budgets) >= 4 and config.trials >= 4 and config.sampler == "grid"
+    assert len(config.budgets) >= 3 and config.trials >= 3 and config.sampler == "grid"
     assert max(config.budgets) / min(config.budgets) >= 10
     assert config.storage == DEFAULT_STORAGE == "sqlite:///equiscale.db"
     assert len(config.studies()) == len(config.families) * len(config.budgets)
@@ -39,9 +40,18 @@ def test_toml_file_overrides_defaults(tmp_path):
 
 
 def test_command_line_overrides_are_validated():
-    config = with_overrides(load_config(), families=["gatr"], budgets=[2e10], trials=2, gpus_per_trial=0.25)
-    assert config.families == ("gatr",) and config.budgets == (2e10,) and config.trials == 2
+    config = with_overrides(load_config(), families=["gatr"], budgets=[3e11], trials=2, gpus_per_trial=0.25)
+    assert config.families == ("gatr",) and config.budgets == (3e11,) and config.trials == 2
     assert config.resources.gpus_per_trial == 0.25
+    # per-budget batch sizes: a budget from the command line takes the nearest (log scale) budget's batch
+    file = load_config()
+    for budget in (3e11, 1.5e12, 5e13):
+        nearest = min(file.budgets, key=lambda b: abs(math.log10(b) - math.log10(budget)))
+        over = with_overrides(file, budgets=[budget, 2e11])
+        assert over.batch_size_for(budget) == file.batch_size_for(nearest)
+        assert over.batch_size_for(2e11) == file.batch_size_for(2e11)
+    with pytest.raises(ConfigError, match="budget"):
+        with_overrides(file, budgets=[-1.0])
     with pytest.raises(ConfigError, match="nope"):
         with_overrides(load_config(), families=["nope"])
 
@@ -100,21 +110,32 @@ def test_missing_config_file_is_a_config_error(tmp_path):
 
 
 def test_study_file_with_the_defaults_own_keys_trains_exactly_like_the_embedded_default(tmp_path):
-    """One source of defaults: the embedded default sets its top-level keys and training.step_ranges only;
+    """One source of defaults: the embedded default sets its top-level keys and a few [training] keys only;
     every other setting is a dataclass default, so a file giving the same keys trains exactly alike."""
     raw = tomllib.loads(DEFAULT_TOML)
-    assert set(raw.get("training", {})) == {"step_ranges"}
-    assert not any(isinstance(v, dict) for k, v in raw.items() if k != "training")
+    assert set(raw) - {"training"} == {"families", "budgets", "trials", "seed", "sampler"}
+    own = {"batch_size", "batch_sizes", "lr_batch_scaling", "lr_ranges", "step_ranges"}
+    assert set(raw["training"]) == own
+
+    def toml(value):
+        if isinstance(value, dict):
+            return "{ " + ", ".join(f"{k} = {toml(v)}" for k, v in value.items()) + " }"
+        if isinstance(value, list):
+            return "[" + ", ".join(toml(v) for v in value) + "]"
+        return f'"{value}"' if isinstance(value, str) else repr(value)
+
     path = tmp_path / "bare.toml"
-    ranges = ", ".join(f"{f} = [{lo}, {hi}]" for f, (lo, hi) in raw["training"]["step_ranges"].items())
-    path.write_text("".join(f"{k} = {v!r}\n" for k, v in raw.items() if k != "training").replace("'", '"')
-                    + f"[training]\nstep_ranges = {{ {ranges} }}\n")
+    path.write_text("".join(f"{k} = {toml(v)}\n" for k, v in raw.items() if k != "training")
+                    + "[training]\n" + "".join(f"{k} = {toml(v)}\n" for k, v in raw["training"].items()))
     bare, default = load_config(path), load_config()
     assert bare == default
     assert default.data == DataConfig() and default.resources == ResourceConfig()
-    assert dataclasses.replace(default.training, step_ranges=()) == TrainingConfig()
+    assert dataclasses.replace(default.training, **{k: getattr(TrainingConfig(), k) for k in own}) == TrainingConfig()
     assert default.data.scenes == 65536 and default.training.val_samples == 256
-    assert (default.training.batch_size, default.training.max_steps) == (32, 12000)
+    # every budget has its batch, and the lr ranges (given at batch 256) follow it by the square root
+    assert default.training.batch_sizes == (64, 128, 256) and len(default.budgets) == 3
+    lo, hi = default.training.lr_range("gatr")
+    assert default.training.lr_range("gatr", batch=64) == (pytest.approx(lo / 2), pytest.approx(hi / 2))
 
 
 def test_settings_cover_every_training_knob_that_shapes_a_trial():

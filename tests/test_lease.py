@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 from study import schema
-from study.config import load_config
+from study.config import TrainingConfig, load_config
 from study.errors import ConfigError
 from study.lease import LeaseKeeper, check_free
 from study.pipeline import run_study
@@ -31,7 +31,8 @@ def _snapshot(url: str) -> dict:
 @pytest.fixture
 def stored(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
-    config = dataclasses.replace(load_config(), families=("transformer",), budgets=(1e10,), storage=url)
+    config = dataclasses.replace(load_config(), families=("transformer",), budgets=(1e10,), storage=url,
+                                 training=TrainingConfig())
     storage = open_storage(url)
     prepare_studies(storage, config, "key")
     return url, storage, config

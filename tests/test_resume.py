@@ -7,7 +7,7 @@ import dataclasses
 import optuna
 import pytest
 
-from study.config import load_config, settings
+from study.config import TrainingConfig, load_config, settings
 from study.errors import ConfigError
 from study.resume import STALE_REASON, prepare_studies
 from study.storage import open_storage
@@ -17,8 +17,10 @@ KEY = "dataset-key"
 
 
 def _config(url: str, **training):
+    """Two small transformer budgets on the dataclass training defaults (one batch size, 32, for both)."""
     config = load_config()
-    config = dataclasses.replace(config, families=("transformer",), budgets=(1e10, 2e10), storage=url)
+    config = dataclasses.replace(config, families=("transformer",), budgets=(1e10, 2e10), storage=url,
+                                 training=TrainingConfig())
     return dataclasses.replace(config, training=dataclasses.replace(config.training, **training))
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import optuna
 import pytest
 
-from study.config import load_config, study_name, StudySpec
+from study.config import StudySpec, TrainingConfig, load_config, study_name
 from study.progress import Progress
 from study.records import TrainResult, TrialPlan
 from study.tune import METRIC, _multi_searcher_class, _space, _study_search_class, plan_defaults
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.slow  # importing ray.tune alone takes seconds
 @pytest.fixture
 def searchers(tmp_path):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    config = load_config()
+    config = dataclasses.replace(load_config(), training=TrainingConfig())   # one batch, the wide step limits
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
     progress = Progress(enabled=False)
     StudySearch = _study_search_class()
