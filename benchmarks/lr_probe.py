@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 
 from study.benchmark import load_dataset
-from study.flops import step_flops
-from study.models import build_model
+from study.config import DataConfig
+from study.flops import forward_flops, param_count, step_flops
 from study.records import TrialPlan
 from study.training import train
 
@@ -35,16 +35,16 @@ def main() -> None:
     parser.add_argument("--lrs", type=float, nargs="+", default=[2e-3, 4e-3, 8e-3, 1.6e-2, 3e-2])
     parser.add_argument("--families", nargs="+", default=[f for f, _, _ in PROBES])
     args = parser.parse_args()
-    dataset = load_dataset(scenes=args.scenes, bodies=4, seed=0, val_fraction=0.05, test_fraction=0.05, progress=True)
+    dataset = load_dataset(DataConfig(scenes=args.scenes).benchmark(), progress=True)   # the default study's data
     for family, shape, steps in PROBES:
         if family not in args.families:
             continue
-        params = sum(p.numel() for p in build_model(family, **shape).parameters() if p.requires_grad)
         losses = {}
         for lr in args.lrs:
             plan = TrialPlan(family=family, budget=0.0, shape=shape, lr=lr, steps=steps, batch_size=args.batch,
-                             step_flops=step_flops(family, batch_size=args.batch, **shape), forward_flops=0.0,
-                             params=params, seed=0, evals=4)
+                             step_flops=step_flops(family, batch_size=args.batch, **shape),
+                             forward_flops=forward_flops(family, **shape), params=param_count(family, **shape),
+                             seed=0, evals=4)
             result = train(plan, dataset)
             losses[lr] = result.val_loss
             print(f"{family:16s} {shape} batch {args.batch} steps {steps} lr {lr:.3g}: val {result.val_loss:.4f} "

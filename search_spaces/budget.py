@@ -122,7 +122,7 @@ class BudgetSpace:
                               f"{t.grid_depth} fit budget {budget:.3g}, fewer than {points} trials")
         ratio = (hi / lo) ** (1 / max(1, points - 1))
         flops = [lo * ratio**i for i in range(points)] if points > 1 else [math.sqrt(lo * hi)]
-        lr_lo, lr_hi = t.lr_range(self.family, batch=config.batch_size_for(budget))
+        lr_lo, lr_hi = config.lr_range_for(self.family, budget)
         return {"depth": [t.grid_depth], "fwd_flops": [min(max(f, lo), hi) for f in flops],
                 "lr": [math.sqrt(lr_lo * lr_hi)]}
 
@@ -140,7 +140,7 @@ class BudgetSpace:
         f_hi = max(f for options in table.values() for f, _ in options) / unit
         depth = trial.suggest_int("depth", depths[0], depths[-1])
         target = trial.suggest_float("fwd_flops", f_lo, f_hi, log=True) * unit
-        lr = trial.suggest_float("lr", *t.lr_range(self.family, batch=config.batch_size_for(budget)), log=True)
+        lr = trial.suggest_float("lr", *config.lr_range_for(self.family, budget), log=True)
         if depth not in table:  # a gap of the discrete grid at this budget: the nearest feasible depth
             depth = min(depths, key=lambda d: (abs(d - depth), d))
         flops, size = min(table[depth], key=lambda option: abs(math.log(option[0] / target)))

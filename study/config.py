@@ -92,10 +92,10 @@ class TrainingConfig:
         """The learning-rate range searched for `family` (its own range, else lr_min..lr_max), at `batch`
         (default `batch_size`) under `lr_batch_scaling`."""
         lo, hi = next(((lo, hi) for name, lo, hi in self.lr_ranges if name == family), (self.lr_min, self.lr_max))
-        if self.lr_batch_scaling == "sqrt" and batch is not None and batch != self.batch_size:
-            factor = math.sqrt(batch / self.batch_size)
-            return lo * factor, hi * factor
-        return lo, hi
+        if self.lr_batch_scaling == "none" or batch is None:
+            return lo, hi
+        factor = math.sqrt(batch / self.batch_size)
+        return lo * factor, hi * factor
 
     def step_range(self, family: str) -> tuple[int, int]:
         """The step limits of `family`'s trials (its own range, else min_steps..max_steps)."""
@@ -172,6 +172,10 @@ class StudyConfig:
         if t.batch_sizes and budget in self.budgets:
             return t.batch_sizes[self.budgets.index(budget)]
         return t.batch_size
+
+    def lr_range_for(self, family: str, budget: float) -> tuple[float, float]:
+        """The learning-rate range `family` searches at `budget` (its range at that budget's batch size)."""
+        return self.training.lr_range(family, batch=self.batch_size_for(budget))
 
     def studies(self) -> list[tuple[str, float]]:
         """(family, budget) pairs of a compute study in run order."""
