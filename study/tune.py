@@ -100,6 +100,9 @@ def trainable(config: dict, dataset=None) -> None:
     except DivergenceError as exc:  # deterministic: a retry would diverge again, so report instead of raising
         tune.report({METRIC: float("nan"), "step": exc.step, "failed": str(exc)})
         return
+    except Exception as exc:  # Tune retries it; the text reaches the driver for the fail reason if retries run out
+        tune.report({METRIC: float("nan"), "step": 0, "error": f"{type(exc).__name__}: {exc}"[:500]})
+        raise
     result = replace(result, node=node_name())
     tune.report({METRIC: result.val_loss, "step": plan.steps, "result": result})
 
@@ -124,6 +127,7 @@ def _study_search_class():
             super().__init__(study_name=name, metric=METRIC, mode="min", **kwargs)
             self.name, self.defaults, self.progress = name, defaults, progress
             self.plans: dict[str, TrialPlan] = {}
+            self.errors: dict[str, str] = {}  # the last exception a trial's worker reported, per Tune trial
 
         def suggest(self, trial_id: str):
             suggestion = super().suggest(trial_id)
@@ -135,7 +139,9 @@ def _study_search_class():
             return {"plan": plan}
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
-            if "result" in result or "failed" in result or self.ended(trial_id):
+            if "error" in result:
+                self.errors[trial_id] = str(result["error"])
+            if "result" in result or "failed" in result or "error" in result or self.ended(trial_id):
                 return
             # the learning curve in the storage: at training steps, or per epoch in a data study
             point = self.plans[trial_id].curve_step(int(result["step"]))
@@ -152,8 +158,10 @@ def _study_search_class():
                 self.tell(trial_id, value=float(final.val_loss), state=TrialState.COMPLETE)
                 self.progress.trial_finished(self.name, value=float(final.val_loss))
             else:
+                error_text = self.errors.pop(trial_id, None)
                 reason = (result or {}).get("failed") or (
-                    "worker error (retries exhausted)" if error else "stopped early")
+                    ("worker error (retries exhausted)" + (f": {error_text}" if error_text else ""))
+                    if error else "stopped early")
                 schema.write_fail_reason(self.study_trial(trial_id), reason)
                 self.tell(trial_id, value=None, state=TrialState.FAIL)
                 self.progress.trial_finished(self.name, value=None, detail=reason)

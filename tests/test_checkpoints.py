@@ -67,8 +67,8 @@ def fault_injector(marks: str):
                 os.close(fd)
             role = ROLE_NAMES[slot] if slot < len(ROLE_NAMES) else "normal"
             break
-        if role == "raise":
-            raise RuntimeError("injected fault")
+        if role == "raise":                          # torch raises inside training: a device it does not know
+            return study.tune.trainable({"plan": dataclasses.replace(plan, device="injected-fault")}, dataset)
         if role == "diverge":
             nan = torch.full_like(dataset.train.posT, float("nan"))
             dataset = dataclasses.replace(dataset, train=dataclasses.replace(dataset.train, posT=nan))
@@ -120,7 +120,8 @@ def test_killed_worker_resumes_from_its_checkpoint_and_faulty_trials_fail_while_
         roles[role] = by_seed[int((marks / f"slot-{slot}").read_text())]
     states = sorted(t.state.name for t in trials)
     assert states == ["COMPLETE"] * 3 + ["FAIL"] * 2                          # 3 trials in round 1, 2 in round 2
-    assert "worker error" in roles["raise"].user_attrs["fail_reason"]
+    reason = roles["raise"].user_attrs["fail_reason"]              # the worker's exception text reaches the storage
+    assert reason.startswith("worker error (retries exhausted): RuntimeError:") and "injected-fault" in reason
     assert roles["diverge"].user_attrs["fail_reason"].startswith("diverged at step 1:")
 
     # the killed trial: resumed from a checkpoint after its death, the whole run counted once
