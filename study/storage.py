@@ -42,7 +42,11 @@ def check_storage(url: str, *, must_exist: bool = False) -> None:
             raise ConfigError(f"storage {url!r} is in memory: give a file (sqlite:///path.db) to keep the trials")
         path = Path(database)
         if path.exists():
-            _check_sqlite_file(url, path)
+            tables = _sqlite_tables(url, path)
+            if not must_exist and tables and not OPTUNA_TABLES <= tables:  # someone else's database: keep it as it is
+                raise ConfigError(f"storage {url!r} is an SQLite database of something else (tables "
+                                  f"{', '.join(sorted(tables)[:3])}{', ...' if len(tables) > 3 else ''}) and holds "
+                                  f"no Optuna studies: give a new file")
             if not must_exist and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
                 raise ConfigError(f"storage {url!r} is read-only (SQLite needs to write the file and a journal "
                                   f"beside it): copy it somewhere writable to add trials")
@@ -70,16 +74,17 @@ def _timeout_args(backend: str) -> dict:
     return {"connect_timeout": 5} if backend in ("postgresql", "mysql") else {}
 
 
-def _check_sqlite_file(url: str, path: Path) -> None:
-    """An existing file must be an SQLite database (opened read-only, so it is left untouched)."""
+def _sqlite_tables(url: str, path: Path) -> set[str]:
+    """The tables of an existing file, which must be an SQLite database (opened read-only: left untouched)."""
     try:
         connection = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
         try:
-            connection.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         finally:
             connection.close()
     except sqlite3.Error as exc:
         raise ConfigError(f"storage {url!r} unusable: {exc}") from None
+    return {name for (name,) in rows}
 
 
 OPTUNA_TABLES = {"studies", "trials", "version_info"}

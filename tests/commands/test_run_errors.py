@@ -83,6 +83,28 @@ def test_not_a_database_file_is_refused_and_left_as_it_was(tmp_path, capsys):
     assert path.read_text() == "not sqlite"
 
 
+def test_an_sqlite_file_of_something_else_is_refused_for_a_run_and_left_as_it_was(tmp_path, capsys):
+    import sqlite3
+
+    path = tmp_path / "notes.db"
+    with sqlite3.connect(path) as connection:                       # a user's own database, no Optuna tables
+        connection.execute("CREATE TABLE notes (body TEXT)")
+        connection.execute("INSERT INTO notes VALUES ('keep me')")
+    connection.close()
+    snapshot = (path.read_bytes(), os.stat(path).st_mtime_ns)
+    code, err = _run(["run", "--storage", f"sqlite:///{path}", "--family", "transformer"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and "something else" in err and "notes" in err
+    assert (path.read_bytes(), os.stat(path).st_mtime_ns) == snapshot
+
+
+def test_an_empty_sqlite_file_is_taken_as_a_new_storage(tmp_path):
+    from study.storage import check_storage
+
+    path = tmp_path / "empty.db"
+    path.touch()                                                    # e.g. made by `touch` or an earlier tool
+    check_storage(f"sqlite:///{path}")                              # no error: Optuna may create its tables
+
+
 @pytest.mark.parametrize("command", ["status", "dashboard"])
 def test_reading_commands_refuse_a_missing_storage_without_creating_it(tmp_path, capsys, command):
     code, err = _run([command, "--storage", f"sqlite:///{tmp_path / 'absent.db'}"], capsys)
