@@ -10,7 +10,7 @@ from study.errors import EquiscaleError
 
 # name -> (module exposing `add_arguments(parser)` and `main(args) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("study.commands.data", "generate (or load from the cache) the rigid-body dataset"),
+    "data": ("study.commands.data", "simulate (or load from the cache) a study's rigid-body dataset"),
     "run": ("study.commands.run", "run the budget-constrained studies (embedded default without CONFIG)"),
     "status": ("study.commands.status", "table of studies: trials done, best loss, best shape"),
     "dashboard": ("study.commands.dashboard", "serve optuna-dashboard on the study storage"),

@@ -60,3 +60,60 @@ def test_subprocess_corrupted_cache(tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert corrupt.returncode == 2 and "Traceback" not in corrupt.stderr
     assert len(corrupt.stderr.strip().splitlines()) == 1 and "corrupted" in corrupt.stderr
+
+
+STUDY = """
+families = ["transformer"]
+budgets = [1e10]
+[data]
+scenes = 40
+bodies = 2
+seed = 3
+val_fraction = 0.2
+test_fraction = 0.15
+"""
+
+
+def test_a_study_file_gives_the_dataset_its_run_trains_on(tmp_path, capsys):
+    from study.benchmark import load_dataset
+    from study.config import load_config
+
+    path = tmp_path / "study.toml"
+    path.write_text(STUDY)
+    assert main(["data", str(path), "--cache-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "generated" in out and "scenes             40 (train 26, val 8, test 6)" in out   # 40 - 8 - 6
+    assert "bodies x markers   2 x" in out
+    # what `equiscale run` loads for this file (study.pipeline) is now a cache hit
+    dataset = load_dataset(load_config(path).data.benchmark(), cache_dir=tmp_path)
+    assert dataset.from_cache and len(dataset.val) == 8 and len(dataset.test) == 6
+    # a flag overrides one setting of the file: another dataset, the file's fractions kept
+    assert main(["data", str(path), "--scenes", "20", "--cache-dir", str(tmp_path)]) == 0
+    assert "scenes             20 (train 13, val 4, test 3)" in capsys.readouterr().out
+
+
+def test_without_a_study_file_it_is_the_default_studys_dataset(tmp_path, capsys, monkeypatch):
+    import study.commands.data as command
+    from study.config import load_config
+
+    seen = []
+
+    def record_and_stop(config, **kwargs):                        # stop before simulating 65,536 scenes
+        seen.append(config)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(command, "load_dataset", record_and_stop)
+    with pytest.raises(SystemExit):
+        main(["data", "--cache-dir", str(tmp_path)])
+    default = load_config(None).data
+    assert (seen[0].scenes, seen[0].val_fraction, seen[0].test_fraction) == (
+        default.scenes, default.val_fraction, default.test_fraction)
+
+
+def test_a_bad_study_file_is_one_line_exit_2(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text(STUDY.replace("val_fraction = 0.2", "val_fraction = 2"))
+    assert main(["data", str(path), "--cache-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "val_fraction" in err[0]
+    assert not (tmp_path / "benchmark").exists() or not any((tmp_path / "benchmark").iterdir())
