@@ -90,6 +90,7 @@ def trainable(config: dict, dataset=None) -> None:
     from ray import tune
 
     plan: TrialPlan = config["plan"]
+    dataset = dataset.tensors() if dataset is not None else None   # views of the object store's arrays: no copy
 
     def report(step: int, val_loss: float) -> None:
         tune.report({METRIC: val_loss, "step": step})
@@ -267,7 +268,9 @@ def run_round(config: StudyConfig, storage, states: list[StudyState], dataset, p
     resources = {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}
     with tempfile.TemporaryDirectory(prefix="equiscale-tune-") as workdir:
         tuner = tune.Tuner(
-            tune.with_resources(tune.with_parameters(trainable, dataset=dataset), resources),
+            # NumPy arrays: every worker maps the object store's one copy (pickled tensors were copied into each
+            # worker on every trial; at 2^21 scenes two workers outgrew 24 GiB)
+            tune.with_resources(tune.with_parameters(trainable, dataset=dataset.numpy()), resources),
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=total,
                                         max_concurrent_trials=concurrency(config), reuse_actors=True),
             run_config=tune.RunConfig(name="equiscale", storage_path=workdir, verbose=0,

@@ -70,6 +70,7 @@ def fault_injector(marks: str):
         if role == "raise":                          # torch raises inside training: a device it does not know
             return study.tune.trainable({"plan": dataclasses.replace(plan, device="injected-fault")}, dataset)
         if role == "diverge":
+            dataset = dataset.tensors()              # the trainable receives the object store's arrays
             nan = torch.full_like(dataset.train.posT, float("nan"))
             dataset = dataclasses.replace(dataset, train=dataclasses.replace(dataset.train, posT=nan))
         if role != "resume":

@@ -22,7 +22,8 @@ settings, statistics and SHA-256 checksums of the arrays.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -61,6 +62,27 @@ class Split:
     def __getitem__(self, index) -> "Split":
         return Split(*(getattr(self, name)[index] for name in ARRAYS))
 
+    def numpy(self) -> "Split":
+        """The same memory as NumPy arrays: Ray's object store hands those to every worker without a copy
+        (pickled tensors are copied into each worker, once per trial)."""
+        return Split(*(_as_numpy(getattr(self, name)) for name in ARRAYS))
+
+    def tensors(self) -> "Split":
+        """Tensors on the same memory (read-only arrays from the object store included; never written)."""
+        return Split(*(_as_tensor(getattr(self, name)) for name in ARRAYS))
+
+
+def _as_numpy(array):
+    return array.numpy() if isinstance(array, torch.Tensor) else array
+
+
+def _as_tensor(array) -> torch.Tensor:
+    if isinstance(array, torch.Tensor):
+        return array
+    with warnings.catch_warnings():  # object-store arrays are read-only; training only reads them
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -73,3 +95,11 @@ class Dataset:
     path: str | None = None          # the cache file the arrays live in
     from_cache: bool = False         # True when served from an existing cache file
     stats: dict = field(default_factory=dict)  # scenes, contact_fraction, mean_displacement, ...
+
+    def numpy(self) -> "Dataset":
+        """Every split as NumPy arrays on the same memory (for Ray's object store; see `Split.numpy`)."""
+        return replace(self, train=self.train.numpy(), val=self.val.numpy(), test=self.test.numpy())
+
+    def tensors(self) -> "Dataset":
+        """Every split as tensors on the same memory (the inverse of `numpy`; tensors stay as they are)."""
+        return replace(self, train=self.train.tensors(), val=self.val.tensors(), test=self.test.tensors())
