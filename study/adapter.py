@@ -113,19 +113,44 @@ class GridSampler(optuna.samplers.GridSampler):
     - It counts a FAIL trial's point as visited, so a point whose trial failed (a killed driver, a
       diverged run) would never be trained; here only COMPLETE points are visited and a failed point
       is handed out again.
+    - It hands trial k the k-th point of its shuffled grid unseen, and knows points by shuffled id; a
+      resumed run's sampler (another seed) then retrained done points. Here a new trial gets the first
+      point no COMPLETE or RUNNING trial has, each trial's point found by its parameters.
     """
 
     def after_trial(self, study, trial, state, values) -> None:
         return None
+
+    def before_trial(self, study, trial) -> None:
+        """The first unvisited point of the (seed-shuffled) grid. Optuna's own hands trial number k the k-th
+        point without looking, so a resumed run, whose sampler has another seed, retrained visited points."""
+        if "grid_id" in trial.system_attrs or "fixed_params" in trial.system_attrs:
+            return
+        grid_id = (self._get_unvisited_grid_ids(study) or [0])[0]   # all done: Optuna re-evaluates too
+        study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
+        study._storage.set_trial_system_attr(trial._trial_id, "grid_id", grid_id)
 
     def _get_unvisited_grid_ids(self, study: optuna.Study) -> list[int]:
         visited, running = set(), set()
         for t in study._storage.get_all_trials(study._study_id, deepcopy=False):
             if "grid_id" not in t.system_attrs or not self._same_search_space(t.system_attrs["search_space"]):
                 continue
+            grid_id = self._grid_id_of(t)
+            if grid_id is None:
+                continue
             if t.state == TrialState.COMPLETE:
-                visited.add(t.system_attrs["grid_id"])
+                visited.add(grid_id)
             elif t.state == TrialState.RUNNING:
-                running.add(t.system_attrs["grid_id"])
+                running.add(grid_id)
         unvisited = set(range(self._n_min_trials)) - visited - running
         return sorted(unvisited or set(range(self._n_min_trials)) - visited)
+
+    def _grid_id_of(self, trial) -> int | None:
+        """This sampler's id of the point a trial trained, found by its parameters: the grid is shuffled by the
+        seed, so the `grid_id` stored by another sampler instance (an earlier run, another driver) names
+        another point. A trial without all its parameters yet (just started) keeps its stored id."""
+        if not all(name in trial.params for name in self._param_names):
+            return trial.system_attrs["grid_id"]
+        point = [trial.params[name] for name in self._param_names]
+        return next((i for i, grid in enumerate(self._all_grids)
+                     if all(self._grid_value_equal(a, b) for a, b in zip(grid, point))), None)

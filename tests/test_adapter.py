@@ -85,9 +85,31 @@ def test_grid_sampler_hands_a_failed_point_out_again(seed):
     first = study.ask()
     lost = first.suggest_float("x", 0.0, 5.0)
     study.tell(first, state=TrialState.FAIL)                          # e.g. its driver was killed
-    for _ in range(2):
+    done = []
+    for _ in range(3):
         trial = study.ask()
-        trial.suggest_float("x", 0.0, 5.0)
+        done.append(trial.suggest_float("x", 0.0, 5.0))
         study.tell(trial, 0.0)
-    retry = study.ask()                                               # Optuna's own would repeat a done point
-    assert retry.suggest_float("x", 0.0, 5.0) == lost
+    assert lost in done and sorted(done) == [1.0, 2.0, 3.0]          # Optuna's own would repeat a done point
+
+
+@pytest.mark.parametrize("seeds", [(0, 1), (3, 7), (5, 2)])
+def test_a_resumed_grid_with_another_seed_trains_only_the_points_not_yet_trained(tmp_path, seeds):
+    """A resumed run builds its sampler with another seed (the trial count is in it), so the grid is shuffled
+    differently and stored grid ids name other points: the points still missing must be the ones handed out."""
+    url = f"sqlite:///{tmp_path / 'grid.db'}"
+    grid = {"x": [1.0, 2.0, 3.0, 4.0, 5.0], "lr": [0.01]}
+    trained = []
+
+    def train(sampler, n):
+        study = optuna.load_study(study_name="g", storage=url, sampler=sampler)
+        for _ in range(n):
+            trial = study.ask()
+            trained.append(trial.suggest_float("x", 0.0, 9.0))
+            trial.suggest_float("lr", 1e-3, 1.0, log=True)
+            study.tell(trial, 0.0)
+
+    optuna.create_study(study_name="g", storage=url)
+    train(GridSampler(grid, seed=seeds[0]), 2)                          # the first run: 2 points, then stopped
+    train(GridSampler(grid, seed=seeds[1]), 3)                          # the resumed run: the 3 others
+    assert sorted(trained) == [1.0, 2.0, 3.0, 4.0, 5.0]
