@@ -64,9 +64,16 @@ def prepare_studies(storage, config: StudyConfig, dataset_key: str) -> list[Stud
         study = optuna.create_study(storage=storage, study_name=spec.name, direction="minimize", load_if_exists=True)
         schema.write_study_attrs(study, wanted[spec.name])
         stale = fail_stale_trials(study)
-        complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        complete = count_complete(study, grid=config.sampler == "grid")
         states.append(StudyState(spec, complete, config.trials, stale))
     return states
+
+
+def count_complete(study: optuna.Study, *, grid: bool) -> int:
+    """COMPLETE trials; on a grid, the distinct points they trained (a point trained twice, e.g. by a resumed
+    run before the sampler found points by their parameters, counts once: the missing point is still due)."""
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return len({tuple(sorted(t.params.items())) for t in trials}) if grid else len(trials)
 
 
 def study_attrs(config: StudyConfig, spec: StudySpec, dataset_key: str) -> StudyAttrs:

@@ -103,6 +103,20 @@ def test_a_foreign_study_of_the_same_name_is_refused(tmp_path):
     assert _snapshot(url) == before
 
 
+@pytest.mark.parametrize("sampler, expected", [("grid", 2), ("tpe", 3)])
+def test_a_grid_point_trained_twice_counts_once(tmp_path, sampler, expected):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    config = dataclasses.replace(_config(url), sampler=sampler)
+    storage = open_storage(url)
+    prepare_studies(storage, config, KEY)
+    study = optuna.load_study(study_name="transformer/1e+10", storage=storage)
+    lr = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+    for value in (1e-3, 1e-3, 2e-3):                                # three trials, two distinct points
+        study.add_trial(optuna.trial.create_trial(params={"lr": value}, distributions={"lr": lr}, value=0.2))
+    states = {s.name: s for s in prepare_studies(storage, config, KEY)}
+    assert states["transformer/1e+10"].complete == expected
+
+
 def test_running_trials_of_a_dead_driver_are_failed_with_the_reason(stored):
     url, storage, config = stored
     study = optuna.load_study(study_name="transformer/2e+10", storage=storage)
