@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import optuna
 import torch
-from optuna.trial import TrialState
 
 from study.config import StudyConfig
 from study.storage import holds_studies
@@ -54,14 +53,17 @@ def matmul_rate(*, threads: int = 1, size: int = 1024, repeats: int = 8) -> floa
         torch.set_num_threads(before)
 
 
-def completed(storage_url: str, names: list[str]) -> dict[str, int]:
-    """COMPLETE trials per study already in the storage (read only; a missing or empty storage has none)."""
+def completed(storage_url: str, names: list[str], *, grid: bool = False) -> dict[str, int]:
+    """COMPLETE trials per study already in the storage (read only; a missing or empty storage has none);
+    `grid`: distinct grid points, as resuming counts them (`study.resume.count_complete`)."""
+    from study.resume import count_complete
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not holds_studies(storage_url):
         return {}
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage_url, include_best_trial=False)}
-    return {name: len(optuna.load_study(study_name=name, storage=storage_url).get_trials(
-        deepcopy=False, states=(TrialState.COMPLETE,))) for name in names if name in existing}
+    return {name: count_complete(optuna.load_study(study_name=name, storage=storage_url), grid=grid)
+            for name in names if name in existing}
 
 
 def estimate(config: StudyConfig, *, done: dict[str, int] | None = None, rate: float | None = None) -> Estimate:
