@@ -14,7 +14,7 @@ from study.tune import plan_defaults
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
 
-@pytest.mark.parametrize("name", ["cpu.toml", "cpu-v3.toml", "cpu-next.toml", "gpu.toml"])
+@pytest.mark.parametrize("name", ["cpu.toml", "cpu-v4.toml", "cpu-next.toml", "gpu.toml"])
 def test_study_file_loads_and_every_grid_meets_every_budget(name):
     config = load_config(STUDIES / name)          # validate(): every family's grid at every budget
     assert math.log10(max(config.budgets) / min(config.budgets)) >= 2      # at least two decades
