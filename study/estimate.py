@@ -16,6 +16,7 @@ import optuna
 import torch
 
 from study.config import StudyConfig
+from study.resume import count_complete
 from study.storage import holds_studies
 
 UTILISATION = 0.3
@@ -56,8 +57,6 @@ def matmul_rate(*, threads: int = 1, size: int = 1024, repeats: int = 8) -> floa
 def completed(storage_url: str, names: list[str], *, grid: bool = False) -> dict[str, int]:
     """COMPLETE trials per study already in the storage (read only; a missing or empty storage has none);
     `grid`: distinct grid points, as resuming counts them (`study.resume.count_complete`)."""
-    from study.resume import count_complete
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not holds_studies(storage_url):
         return {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from study.benchmark import load_dataset
+from study.benchmark import BenchmarkConfig, load_dataset
 from study.benchmark.dataset import describe
 from study.config import load_config
 from study.errors import ConfigError
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rigid bodies per scene (default: the study's)")
     parser.add_argument("--seed", type=int, default=None, metavar="S", help="master seed (default: the study's)")
     parser.add_argument("--horizon", type=float, default=None, metavar="SECONDS",
-                        help="simulated time until the targets (default 0.5, as every study)")
+                        help=f"simulated time until the targets (default {BenchmarkConfig().horizon}, as every study)")
     parser.add_argument("--cache-dir", default=None, metavar="DIR",
                         help="cache directory (default $EQUISCALE_CACHE_DIR or ~/.cache/equiscale)")
     parser.add_argument("--threads", type=int, default=None, metavar="T",
