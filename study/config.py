@@ -85,6 +85,8 @@ class TrainingConfig:
     # "sqrt": the lr ranges are for `batch_size`; a budget trained with another batch B (`batch_sizes`)
     # searches them times sqrt(B / batch_size) (Adam's square-root rule). "none": the same range at every batch
     lr_batch_scaling: str = "none"
+    # per-family (family, scaling) overriding lr_batch_scaling: e.g. GATr's best lr barely moves with the batch
+    lr_batch_scalings: tuple[tuple[str, str], ...] = ()
     grid_depth: int = 2         # sampler "grid": the depth of every grid shape
     checkpoint_seconds: float = 300.0   # wall time between a trial's checkpoints (inf: none): a retry resumes there
 
@@ -92,10 +94,14 @@ class TrainingConfig:
         """The learning-rate range searched for `family` (its own range, else lr_min..lr_max), at `batch`
         (default `batch_size`) under `lr_batch_scaling`."""
         lo, hi = next(((lo, hi) for name, lo, hi in self.lr_ranges if name == family), (self.lr_min, self.lr_max))
-        if self.lr_batch_scaling == "none" or batch is None:
+        if self.batch_scaling(family) == "none" or batch is None:
             return lo, hi
         factor = math.sqrt(batch / self.batch_size)
         return lo * factor, hi * factor
+
+    def batch_scaling(self, family: str) -> str:
+        """How `family`'s lr range follows the batch: its own `lr_batch_scalings` entry, else `lr_batch_scaling`."""
+        return next((scaling for name, scaling in self.lr_batch_scalings if name == family), self.lr_batch_scaling)
 
     def step_range(self, family: str) -> tuple[int, int]:
         """The step limits of `family`'s trials (its own range, else min_steps..max_steps)."""
@@ -206,6 +212,7 @@ def settings(config: StudyConfig) -> dict:
             "lr_ranges": [list(r) for r in t.lr_ranges], "grid_depth": t.grid_depth, "sampler": config.sampler,
             **({"step_ranges": [list(r) for r in t.step_ranges]} if t.step_ranges else {}),  # absent: as before
             **({"lr_batch_scaling": t.lr_batch_scaling} if t.lr_batch_scaling != "none" else {}),
+            **({"lr_batch_scalings": [list(r) for r in t.lr_batch_scalings]} if t.lr_batch_scalings else {}),
             **({"kind": DATA, "steps": config.data_study.steps,
                 "shapes": {f: dict(items) for f, items in config.data_study.shapes}} if config.kind == DATA else {})}
     # checkpoint_seconds is left out: when a trial saves its state does not change what it computes
@@ -304,7 +311,8 @@ def _section(cls, raw: dict, where: str):
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     types = {"int": int, "float": float, "str": str, "str | None": str}
     parsers = {"lr_ranges": partial(_family_ranges, kind=float, bounds="lr_min, lr_max"),
-               "step_ranges": partial(_family_ranges, kind=int, bounds="min_steps, max_steps"), "batch_sizes": _int_list, "train_sizes": _int_list, "shapes": _shapes}
+               "step_ranges": partial(_family_ranges, kind=int, bounds="min_steps, max_steps"),
+               "lr_batch_scalings": _family_strings, "batch_sizes": _int_list, "train_sizes": _int_list, "shapes": _shapes}
     return cls(**{k: parsers[k](f"{where} {k}", v) if k in parsers else _typed(f"{where} {k}", v, types[known[k].type])
                   for k, v in raw.items()})
 
@@ -337,6 +345,13 @@ def _family_ranges(where: str, value: Any, *, kind: type, bounds: str) -> tuple[
             raise ConfigError(f"{where}.{family} must be [{bounds}], got {pair!r}")
         out.append((family, *(_typed(f"{where}.{family}", v, kind) for v in pair)))
     return tuple(out)
+
+
+def _family_strings(where: str, value: Any) -> tuple[tuple[str, str], ...]:
+    """`{ gatr = "none", ... }` as ((family, value), ...) (`lr_batch_scalings`)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table of family = \"value\", got {value!r}")
+    return tuple((family, _typed(f"{where}.{family}", v, str)) for family, v in value.items())
 
 
 def _typed(where: str, value: Any, kind: type) -> Any:
@@ -379,6 +394,11 @@ def validate(config: StudyConfig) -> None:
     if t.lr_batch_scaling not in LR_BATCH_SCALINGS:
         raise ConfigError(f"training.lr_batch_scaling must be one of {', '.join(map(repr, LR_BATCH_SCALINGS))}, "
                           f"got {t.lr_batch_scaling!r}")
+    for family, scaling in t.lr_batch_scalings:
+        get_family(family)  # ConfigError naming an unknown family
+        if scaling not in LR_BATCH_SCALINGS:
+            raise ConfigError(f"training.lr_batch_scalings.{family} must be one of "
+                              f"{', '.join(map(repr, LR_BATCH_SCALINGS))}, got {scaling!r}")
     if config.sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {config.sampler!r} (known: {', '.join(SAMPLERS)})")
     _positive("training.grid_depth", t.grid_depth)

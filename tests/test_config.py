@@ -94,6 +94,11 @@ def test_command_line_overrides_are_validated():
     ('families = ["gatr"]\nbudgets = [1e10]\n[data]\nscenes = 100000000000\n', "memory"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scaling = "linear"\n', "lr_batch_scaling"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scaling = 2\n', "lr_batch_scaling"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scalings = { gatr = "linear" }\n',
+     "lr_batch_scalings.gatr"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scalings = { gatr = 1 }\n', "must be str"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scalings = { mlp = "none" }\n', "mlp"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scalings = "none"\n', "lr_batch_scalings"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\ncheckpoint_seconds = nan\n', "checkpoint_seconds"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\ncheckpoint_seconds = -1\n', "checkpoint_seconds"),
 ])
@@ -141,7 +146,8 @@ def test_study_file_with_the_defaults_own_keys_trains_exactly_like_the_embedded_
 def test_settings_cover_every_training_knob_that_shapes_a_trial():
     config = load_config()
     knobs = {f.name for f in dataclasses.fields(config.training)} - {"batch_size", "batch_sizes", "checkpoint_seconds"}
-    on = dataclasses.replace(config, training=dataclasses.replace(config.training, lr_batch_scaling="sqrt"))
+    on = dataclasses.replace(config, training=dataclasses.replace(config.training, lr_batch_scaling="sqrt",
+                                                                  lr_batch_scalings=(("gatr", "none"),)))
     assert knobs <= set(settings(on)), "a training setting missing from the resume check"
     # the batch size is checked per study (each budget may have its own): the study attribute batch_size
     assert {"seed", "bodies"} <= set(settings(config))
@@ -181,6 +187,22 @@ def test_lr_batch_scaling_parses_and_enters_the_resume_settings_only_when_on(tmp
     # studies stored before the option existed resume: off, their settings have no such key
     off = dataclasses.replace(config, training=dataclasses.replace(config.training, lr_batch_scaling="none"))
     assert "lr_batch_scaling" not in settings(off)
+
+
+def test_a_familys_own_lr_batch_scaling_overrides_the_studys_and_enters_the_settings_only_when_given(tmp_path):
+    """`lr_batch_scalings = { gatr = "none" }`: GATr keeps its range at every batch, the transformer's follows
+    the batch by the square-root rule; studies stored without the key resume (it is absent from settings)."""
+    path = tmp_path / "mixed.toml"
+    path.write_text('families = ["gatr", "transformer"]\nbudgets = [1e11, 1e12]\n[training]\nbatch_size = 256\n'
+                    'batch_sizes = [64, 256]\nlr_batch_scaling = "sqrt"\nlr_batch_scalings = { gatr = "none" }\n'
+                    'lr_ranges = { gatr = [1e-2, 4e-2], transformer = [2e-3, 8e-3] }\n')
+    config = load_config(path)
+    assert config.training.lr_range("gatr", batch=64) == (1e-2, 4e-2)
+    assert config.training.lr_range("transformer", batch=64) == (pytest.approx(1e-3), pytest.approx(4e-3))
+    assert settings(config)["lr_batch_scalings"] == [["gatr", "none"]]
+    plain = dataclasses.replace(config, training=dataclasses.replace(config.training, lr_batch_scalings=()))
+    assert "lr_batch_scalings" not in settings(plain)
+    assert plain.training.lr_range("gatr", batch=64) == (pytest.approx(5e-3), pytest.approx(2e-2))
 
 
 def test_one_batch_size_per_budget(tmp_path):
