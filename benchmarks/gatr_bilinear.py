@@ -2,7 +2,7 @@
 table term at once beats one op per term (the per-op overhead of small tensors), and what the chosen
 threshold (`bilinear_kernel.SMALL_SLAB`) gives.
 
-    .venv/bin/python benchmarks/gatr_bilinear.py [--repeats 3] [--steps 20]
+    .venv/bin/python benchmarks/gatr_bilinear.py [--repeats 3] [--steps 20] [--shapes 2x64 2x256 3x256]
 
 Prints seconds per step on one thread for: term by term, gathered, and the default choice; the ratio
 term-by-term ÷ default is the speed-up the threshold buys (≥ 1 everywhere when it is set right). Best of
@@ -43,13 +43,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--shapes", nargs="+", metavar="MVxBATCH", help="shapes to time, e.g. 3x256 (default: "
+                        + " ".join(f"{mv}x{batch}" for mv, batch in SHAPES) + ")")
     args = parser.parse_args()
+    try:
+        shapes = [tuple(int(v) for v in text.split("x")) for text in args.shapes] if args.shapes else SHAPES
+    except ValueError:
+        parser.error("--shapes takes MVxBATCH, e.g. 3x256")
     torch.set_num_threads(1)
     default = bilinear_kernel.SMALL_SLAB
     paths = {"term-by-term": 0, "gathered": 1 << 40, "default": default}
     print(f"threshold SMALL_SLAB = {default} elements (C·N); 1 thread; ms per training step, best of {args.repeats}")
     print(f"{'mv':>4} {'batch':>6} {'slab':>7} " + " ".join(f"{p:>13}" for p in paths) + "  term-by-term/default")
-    for mv, batch in SHAPES:
+    for mv, batch in shapes:
         best = {p: float("inf") for p in paths}
         for _ in range(args.repeats):
             for name, slab in paths.items():
