@@ -92,7 +92,7 @@ class TrainingConfig:
 
     def lr_range(self, family: str, *, batch: int | None = None) -> tuple[float, float]:
         """The learning-rate range searched for `family` (its own range, else lr_min..lr_max), at `batch`
-        (default `batch_size`) under `lr_batch_scaling`."""
+        (default `batch_size`) under the family's batch rule (`batch_scaling`)."""
         lo, hi = next(((lo, hi) for name, lo, hi in self.lr_ranges if name == family), (self.lr_min, self.lr_max))
         if self.batch_scaling(family) == "none" or batch is None:
             return lo, hi
