@@ -172,6 +172,11 @@ class StudyConfig:
     kind: str = COMPUTE
     data_study: DataStudyConfig = DataStudyConfig()
 
+    @property
+    def counts_points(self) -> bool:
+        """A grid study's target is its distinct points: a point trained twice counts once."""
+        return self.sampler == "grid"
+
     def batch_size_for(self, budget: float) -> int:
         """The batch size of the study at `budget`: `training.batch_sizes` aligned with `budgets`, else batch_size."""
         t = self.training
@@ -391,14 +396,13 @@ def validate(config: StudyConfig) -> None:
         get_family(family)  # ConfigError naming an unknown family
         if not (0 < lo <= hi < math.inf):
             raise ConfigError(f"training.lr_ranges.{family} must satisfy 0 < lr_min <= lr_max < inf, got {lo}, {hi}")
-    if t.lr_batch_scaling not in LR_BATCH_SCALINGS:
-        raise ConfigError(f"training.lr_batch_scaling must be one of {', '.join(map(repr, LR_BATCH_SCALINGS))}, "
-                          f"got {t.lr_batch_scaling!r}")
-    for family, scaling in t.lr_batch_scalings:
+    for family, _ in t.lr_batch_scalings:
         get_family(family)  # ConfigError naming an unknown family
+    for key, scaling in [("lr_batch_scaling", t.lr_batch_scaling),
+                         *((f"lr_batch_scalings.{family}", s) for family, s in t.lr_batch_scalings)]:
         if scaling not in LR_BATCH_SCALINGS:
-            raise ConfigError(f"training.lr_batch_scalings.{family} must be one of "
-                              f"{', '.join(map(repr, LR_BATCH_SCALINGS))}, got {scaling!r}")
+            raise ConfigError(f"training.{key} must be one of {', '.join(map(repr, LR_BATCH_SCALINGS))}, "
+                              f"got {scaling!r}")
     if config.sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {config.sampler!r} (known: {', '.join(SAMPLERS)})")
     _positive("training.grid_depth", t.grid_depth)

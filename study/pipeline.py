@@ -77,7 +77,7 @@ def run_study(config: StudyConfig, *, storage: str | None = None, progress: Prog
     d = config.data
     progress.message(f"dataset: {d.scenes} scenes of {d.bodies} bodies (seed {d.seed})")
     dataset = load_dataset(d.benchmark(), cache_dir=cache_dir, progress=progress.enabled)
-    done = completed(config.storage, names, grid=config.sampler == "grid")
+    done = completed(config.storage, names, grid=config.counts_points)
     todo = sum(max(0, config.trials - done.get(name, 0)) for name in names)
     progress.message(f"{len(names)} studies, {todo} trial(s) to run -> {config.storage}")
     if todo:

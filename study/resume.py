@@ -64,7 +64,7 @@ def prepare_studies(storage, config: StudyConfig, dataset_key: str) -> list[Stud
         study = optuna.create_study(storage=storage, study_name=spec.name, direction="minimize", load_if_exists=True)
         schema.write_study_attrs(study, wanted[spec.name])
         stale = fail_stale_trials(study)
-        complete = count_complete(study, grid=config.sampler == "grid")
+        complete = count_complete(study, grid=config.counts_points)
         states.append(StudyState(spec, complete, config.trials, stale))
     return states
 

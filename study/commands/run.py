@@ -55,7 +55,7 @@ def main(args) -> int:
     names = [spec.name for spec in config.specs()]
     if holds_studies(config.storage):  # another live driver: refused before the estimate is measured or printed
         check_free(open_storage(config.storage, read_only=True), names, owner="")
-    cost = estimate(config, done=completed(config.storage, names, grid=config.sampler == "grid"))
+    cost = estimate(config, done=completed(config.storage, names, grid=config.counts_points))
     if cost.seconds > CONFIRM_HOURS * 3600 and not args.yes:  # refused: the one error line carries the estimate
         raise ConfigError(f"this run is estimated at {cost.line()}; add --yes to start it")
     progress = Progress(enabled=not args.quiet)
