@@ -1,8 +1,8 @@
 """Budget maths shared by the families' spaces: FLOP bounds from step limits, steps from a shape, size solving.
 
 A training budget C buys steps = floor(C / S) steps of a shape whose training step costs S FLOPs
-(`study.flops.step_flops`). The step limits [min_steps, max_steps] (the family's own `step_ranges` entry
-where the config has one) therefore bound S to
+(`study.flops.step_flops`). The step limits [min_steps, max_steps] (the family's own `budget_step_ranges` or
+`step_ranges` entry where the config has one) therefore bound S to
 [C / max_steps, C / min_steps]; a space suggests (depth, S), picks the size on the family's grid whose S
 is nearest (in log) inside those bounds, and recomputes the steps. Flooring loses less than 1/min_steps
 of the budget, so with min_steps >= 100 every trial uses 99-100% of C.
@@ -59,7 +59,7 @@ class BudgetSpace:
 
     def _bounds(self, budget: float, config) -> tuple[float, float]:
         """The step FLOPs that keep the step count within the family's [min_steps, max_steps]."""
-        lo, hi = config.training.step_range(self.family)
+        lo, hi = config.step_range_for(self.family, budget)
         return budget / hi, budget / lo
 
     def grid(self) -> tuple[int, ...]:
@@ -91,7 +91,7 @@ class BudgetSpace:
             raise ConfigError(f"budget must be a positive number of FLOPs, got {budget:g}")
         if self.feasible(budget, config):
             return
-        lo, hi = config.training.step_range(self.family)
+        lo, hi = config.step_range_for(self.family, budget)
         batch = config.batch_size_for(budget)
         need = self.flops(self.grid()[0], self.depths[0], budget, config) * lo
         if budget < need:
@@ -111,7 +111,7 @@ class BudgetSpace:
         t = config.training
         table = self.feasible(budget, config)
         if t.grid_depth not in table:
-            steps_lo, steps_hi = t.step_range(self.family)
+            steps_lo, steps_hi = config.step_range_for(self.family, budget)
             raise ConfigError(
                 f"sampler 'grid': no {self.family} shape of depth {t.grid_depth} fits budget {budget:.3g} within "
                 f"{steps_lo}..{steps_hi} steps (feasible depths: {sorted(table) or 'none'})")

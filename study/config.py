@@ -82,6 +82,9 @@ class TrainingConfig:
     # per-family (family, min_steps, max_steps) overriding min_steps..max_steps: where each family's IsoFLOP
     # grid lies (its optimum sits at its own step count; families not in a study are ignored)
     step_ranges: tuple[tuple[str, int, int], ...] = ()
+    # per-family step limits per budget ((family, ((min_steps, max_steps), ...)), aligned with `budgets`),
+    # overriding step_ranges for that family: a grid that follows the optimum where it moves with the budget
+    budget_step_ranges: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
     # "sqrt": the lr ranges are for `batch_size`; a budget trained with another batch B (`batch_sizes`)
     # searches them times sqrt(B / batch_size) (Adam's square-root rule). "none": the same range at every batch
     lr_batch_scaling: str = "none"
@@ -184,6 +187,15 @@ class StudyConfig:
             return t.batch_sizes[self.budgets.index(budget)]
         return t.batch_size
 
+    def step_range_for(self, family: str, budget: float) -> tuple[int, int]:
+        """The step limits of `family`'s trials at `budget`: its `budget_step_ranges` entry for that budget,
+        else its `step_range`."""
+        t = self.training
+        per_budget = dict(t.budget_step_ranges).get(family)
+        if per_budget and budget in self.budgets:
+            return per_budget[self.budgets.index(budget)]
+        return t.step_range(family)
+
     def lr_range_for(self, family: str, budget: float) -> tuple[float, float]:
         """The learning-rate range `family` searches at `budget` (its range at that budget's batch size)."""
         return self.training.lr_range(family, batch=self.batch_size_for(budget))
@@ -216,6 +228,8 @@ def settings(config: StudyConfig) -> dict:
             "evals": t.evals, "val_samples": t.val_samples,
             "lr_ranges": [list(r) for r in t.lr_ranges], "grid_depth": t.grid_depth, "sampler": config.sampler,
             **({"step_ranges": [list(r) for r in t.step_ranges]} if t.step_ranges else {}),  # absent: as before
+            **({"budget_step_ranges": [[f, [list(r) for r in ranges]] for f, ranges in t.budget_step_ranges]}
+               if t.budget_step_ranges else {}),
             **({"lr_batch_scaling": t.lr_batch_scaling} if t.lr_batch_scaling != "none" else {}),
             **({"lr_batch_scalings": [list(r) for r in t.lr_batch_scalings]} if t.lr_batch_scalings else {}),
             **({"kind": DATA, "steps": config.data_study.steps,
@@ -262,19 +276,23 @@ def with_overrides(config: StudyConfig, **overrides: Any) -> StudyConfig:
     if unknown:
         raise ConfigError(f"unknown override(s): {', '.join(sorted(unknown))}")
     training = config.training
-    if "budgets" in top and training.batch_sizes and config.budgets:
-        training = replace(training, batch_sizes=tuple(_nearest_batch(config, b) for b in top["budgets"]))
+    if "budgets" in top and config.budgets:
+        nearest = [_nearest_budget(config, b) for b in top["budgets"]]
+        if training.batch_sizes:
+            training = replace(training, batch_sizes=tuple(config.batch_size_for(b) for b in nearest))
+        training = replace(training, budget_step_ranges=tuple(
+            (f, tuple(config.step_range_for(f, b) for b in nearest)) for f, _ in training.budget_step_ranges))
     config = replace(config, **top, training=training, resources=replace(config.resources, **res))
     validate(config)
     return config
 
 
-def _nearest_batch(config: StudyConfig, budget: float) -> int:
-    """The batch size of `config`'s budget nearest to `budget` in log scale (any one for a budget <= 0 or NaN,
-    which validation then rejects by name)."""
+def _nearest_budget(config: StudyConfig, budget: float) -> float:
+    """`config`'s budget nearest to `budget` in log scale (any one for a budget <= 0 or NaN, which validation
+    then rejects by name): an overriding budget takes its per-budget settings."""
     def distance(b: float) -> float:
         return abs(math.log(b / budget)) if budget > 0 and math.isfinite(budget) else 0.0
-    return config.batch_size_for(min(config.budgets, key=distance))
+    return min(config.budgets, key=distance)
 
 
 def _from_dict(raw: dict, where: str) -> StudyConfig:
@@ -317,6 +335,7 @@ def _section(cls, raw: dict, where: str):
     types = {"int": int, "float": float, "str": str, "str | None": str}
     parsers = {"lr_ranges": partial(_family_ranges, kind=float, bounds="lr_min, lr_max"),
                "step_ranges": partial(_family_ranges, kind=int, bounds="min_steps, max_steps"),
+               "budget_step_ranges": _family_budget_ranges,
                "lr_batch_scalings": _family_strings, "batch_sizes": _int_list, "train_sizes": _int_list, "shapes": _shapes}
     return cls(**{k: parsers[k](f"{where} {k}", v) if k in parsers else _typed(f"{where} {k}", v, types[known[k].type])
                   for k, v in raw.items()})
@@ -349,6 +368,19 @@ def _family_ranges(where: str, value: Any, *, kind: type, bounds: str) -> tuple[
         if not isinstance(pair, list) or len(pair) != 2:
             raise ConfigError(f"{where}.{family} must be [{bounds}], got {pair!r}")
         out.append((family, *(_typed(f"{where}.{family}", v, kind) for v in pair)))
+    return tuple(out)
+
+
+def _family_budget_ranges(where: str, value: Any) -> tuple[tuple[str, tuple[tuple[int, int], ...]], ...]:
+    """`{ gatr = [[lo, hi], ...], ... }` (one pair per budget) as ((family, ((lo, hi), ...)), ...)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table of family = [[min_steps, max_steps], ...] (one per budget), "
+                          f"got {value!r}")
+    out = []
+    for family, ranges in value.items():
+        if not isinstance(ranges, list) or not all(isinstance(r, list) and len(r) == 2 for r in ranges):
+            raise ConfigError(f"{where}.{family} must be [[min_steps, max_steps], ...] (one per budget), got {ranges!r}")
+        out.append((family, tuple(tuple(_typed(f"{where}.{family}", v, int) for v in r) for r in ranges)))
     return tuple(out)
 
 
@@ -385,10 +417,16 @@ def validate(config: StudyConfig) -> None:
         raise ConfigError(f"training.min_steps must be >= 100 (flooring steps must lose < 1% of the budget), got {t.min_steps}")
     if t.max_steps < t.min_steps:
         raise ConfigError(f"training.max_steps ({t.max_steps}) must be >= training.min_steps ({t.min_steps})")
-    for family, lo, hi in t.step_ranges:
+    per_budget = [(f"budget_step_ranges.{family}", family, lo, hi) for family, ranges in t.budget_step_ranges
+                  for lo, hi in ranges]
+    for where, family, lo, hi in [(f"step_ranges.{family}", family, lo, hi) for family, lo, hi in t.step_ranges] + per_budget:
         get_family(family)  # ConfigError naming an unknown family
         if not 100 <= lo <= hi:
-            raise ConfigError(f"training.step_ranges.{family} must satisfy 100 <= min_steps <= max_steps, got {lo}, {hi}")
+            raise ConfigError(f"training.{where} must satisfy 100 <= min_steps <= max_steps, got {lo}, {hi}")
+    for family, ranges in t.budget_step_ranges:
+        if len(ranges) != len(config.budgets):
+            raise ConfigError(f"training.budget_step_ranges.{family} has {len(ranges)} entries but there are "
+                              f"{len(config.budgets)} budgets (one [min_steps, max_steps] per budget)")
     # Comparisons written so that NaN fails them; infinities are rejected by name.
     if not (0 < t.lr_min <= t.lr_max < math.inf):
         raise ConfigError(f"training.lr_min/lr_max must satisfy 0 < lr_min <= lr_max < inf, got {t.lr_min}, {t.lr_max}")
@@ -468,6 +506,8 @@ def _validate_data_study(config: StudyConfig) -> None:
                           f"one epoch of the largest training set ({max(ds.train_sizes)} scenes)")
     if t.batch_sizes:
         raise ConfigError("training.batch_sizes is per budget: a data study uses training.batch_size")
+    if t.budget_step_ranges:
+        raise ConfigError("training.budget_step_ranges is per budget: a data study has no budgets")
     if config.sampler == "grid" and config.trials > 1 and any(lo == hi for lo, hi in map(t.lr_range, config.families)):
         raise ConfigError(f"sampler 'grid': a family's learning-rate range is one value, too few for {config.trials} "
                           f"trials per size")
