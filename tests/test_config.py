@@ -10,6 +10,7 @@ import tomllib
 
 from study.config import (DEFAULT_STORAGE, DEFAULT_TOML, DataConfig, ResourceConfig, TrainingConfig, load_config,
                           settings, study_name, with_overrides)
+from search_spaces import space_for
 from study.errors import ConfigError
 
 
@@ -92,6 +93,15 @@ def test_command_line_overrides_are_validated():
     ('families = ["gatr"]\nbudgets = [3e10]\nsampler = "grid"\ntrials = 4\n[training]\n'
      'step_ranges = { gatr = [3000, 3300] }\n', "gatr"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[data]\nscenes = 100000000000\n', "memory"),
+    ('families = ["gatr"]\nbudgets = [1e10, 1e11]\n[training]\nbudget_step_ranges = { gatr = [[300, 3000]] }\n',
+     "one \\[min_steps, max_steps\\] per budget"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nbudget_step_ranges = { gatr = [300, 3000] }\n',
+     "budget_step_ranges.gatr"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nbudget_step_ranges = { gatr = [[50, 3000]] }\n',
+     "budget_step_ranges.gatr must satisfy"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nbudget_step_ranges = { mlp = [[300, 3000]] }\n', "mlp"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nbudget_step_ranges = [[300, 3000]]\n',
+     "budget_step_ranges must be a table"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scaling = "linear"\n', "lr_batch_scaling"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scaling = 2\n', "lr_batch_scaling"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scalings = { gatr = "linear" }\n',
@@ -147,7 +157,8 @@ def test_settings_cover_every_training_knob_that_shapes_a_trial():
     config = load_config()
     knobs = {f.name for f in dataclasses.fields(config.training)} - {"batch_size", "batch_sizes", "checkpoint_seconds"}
     on = dataclasses.replace(config, training=dataclasses.replace(config.training, lr_batch_scaling="sqrt",
-                                                                  lr_batch_scalings=(("gatr", "none"),)))
+                                                                  lr_batch_scalings=(("gatr", "none"),),
+                                                                  budget_step_ranges=(("gatr", ((300, 900),) * 3),)))
     assert knobs <= set(settings(on)), "a training setting missing from the resume check"
     # the batch size is checked per study (each budget may have its own): the study attribute batch_size
     assert {"seed", "bodies"} <= set(settings(config))
@@ -174,6 +185,28 @@ def test_per_family_step_ranges_parse_and_enter_the_resume_settings_only_when_gi
     # a study stored before step_ranges existed resumes: without them its settings have no such key
     plain = dataclasses.replace(config, training=dataclasses.replace(config.training, step_ranges=()))
     assert "step_ranges" not in settings(plain)
+
+
+def test_per_budget_step_ranges_set_each_budgets_grid_and_enter_the_settings_only_when_given(tmp_path):
+    """`budget_step_ranges = { gatr = [[lo, hi], ...] }`: GATr's grid at each budget keeps its steps inside that
+    budget's range (steps = budget // step FLOPs, computed here); other families keep their step_ranges; a
+    budget from the command line takes the nearest budget's range."""
+    path = tmp_path / "per-budget.toml"
+    path.write_text('families = ["gatr", "transformer"]\nbudgets = [1e11, 1e12]\nsampler = "grid"\ntrials = 4\n'
+                    '[training]\nbatch_size = 64\nmax_steps = 30000\nstep_ranges = { gatr = [300, 3000] }\n'
+                    'budget_step_ranges = { gatr = [[300, 3000], [3000, 30000]] }\n')
+    config = load_config(path)
+    assert [config.step_range_for("gatr", b) for b in config.budgets] == [(300, 3000), (3000, 30000)]
+    assert config.step_range_for("transformer", 1e12) == (config.training.min_steps, 30000)
+    for budget, (lo, hi) in zip(config.budgets, [(300, 3000), (3000, 30000)]):
+        grid = space_for("gatr").isoflop_grid(budget, config, config.trials)
+        steps = [int(budget // (3 * 64 * f)) for f in grid["fwd_flops"]]
+        assert all(lo * 0.99 <= s <= hi * 1.01 for s in steps), (budget, steps)
+    assert settings(config)["budget_step_ranges"] == [["gatr", [[300, 3000], [3000, 30000]]]]
+    plain = dataclasses.replace(config, training=dataclasses.replace(config.training, budget_step_ranges=()))
+    assert "budget_step_ranges" not in settings(plain)
+    over = with_overrides(config, budgets=[2e12, 9e10])
+    assert [over.step_range_for("gatr", b) for b in over.budgets] == [(3000, 30000), (300, 3000)]
 
 
 def test_lr_batch_scaling_parses_and_enters_the_resume_settings_only_when_on(tmp_path):

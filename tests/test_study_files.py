@@ -35,7 +35,8 @@ def test_cpu_study_data_regime_does_not_repeat_at_the_largest_budget(name):
     more than 4 times: every proposal's step count lies within its family's step range."""
     config = load_config(STUDIES / name)
     train_scenes = config.data.benchmark().split_sizes()[0]
-    batch = config.batch_size_for(max(config.budgets))
+    budget = max(config.budgets)
+    batch = config.batch_size_for(budget)
     for family in config.families:
-        most_steps = config.training.step_range(family)[1]
+        most_steps = config.step_range_for(family, budget)[1]
         assert most_steps * batch / train_scenes <= 4.0, family
