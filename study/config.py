@@ -85,6 +85,9 @@ class TrainingConfig:
     # per-family step limits per budget ((family, ((min_steps, max_steps), ...)), aligned with `budgets`),
     # overriding step_ranges for that family: a grid that follows the optimum where it moves with the budget
     budget_step_ranges: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
+    # the budgets budget_step_ranges are aligned with (the study file's; empty: the config's budgets). Kept
+    # apart so that command-line budgets look up the nearest of them and the resume settings stay the file's
+    step_range_budgets: tuple[float, ...] = ()
     # "sqrt": the lr ranges are for `batch_size`; a budget trained with another batch B (`batch_sizes`)
     # searches them times sqrt(B / batch_size) (Adam's square-root rule). "none": the same range at every batch
     lr_batch_scaling: str = "none"
@@ -192,9 +195,9 @@ class StudyConfig:
         else its `step_range`."""
         t = self.training
         per_budget = dict(t.budget_step_ranges).get(family)
-        if per_budget and budget in self.budgets:
-            return per_budget[self.budgets.index(budget)]
-        return t.step_range(family)
+        if not per_budget:
+            return t.step_range(family)
+        return per_budget[_nearest(t.step_range_budgets or self.budgets, budget)]
 
     def lr_range_for(self, family: str, budget: float) -> tuple[float, float]:
         """The learning-rate range `family` searches at `budget` (its range at that budget's batch size)."""
@@ -276,23 +279,25 @@ def with_overrides(config: StudyConfig, **overrides: Any) -> StudyConfig:
     if unknown:
         raise ConfigError(f"unknown override(s): {', '.join(sorted(unknown))}")
     training = config.training
-    if "budgets" in top and config.budgets:
-        nearest = [_nearest_budget(config, b) for b in top["budgets"]]
-        if training.batch_sizes:
-            training = replace(training, batch_sizes=tuple(config.batch_size_for(b) for b in nearest))
-        training = replace(training, budget_step_ranges=tuple(
-            (f, tuple(config.step_range_for(f, b) for b in nearest)) for f, _ in training.budget_step_ranges))
+    if "budgets" in top and training.batch_sizes and config.budgets:
+        training = replace(training, batch_sizes=tuple(
+            config.batch_size_for(config.budgets[_nearest(config.budgets, b)]) for b in top["budgets"]))
+    if training.budget_step_ranges and not training.step_range_budgets:
+        training = replace(training, step_range_budgets=config.budgets)   # command-line budgets look these up
     config = replace(config, **top, training=training, resources=replace(config.resources, **res))
     validate(config)
     return config
 
 
-def _nearest_budget(config: StudyConfig, budget: float) -> float:
-    """`config`'s budget nearest to `budget` in log scale (any one for a budget <= 0 or NaN, which validation
-    then rejects by name): an overriding budget takes its per-budget settings."""
-    def distance(b: float) -> float:
-        return abs(math.log(b / budget)) if budget > 0 and math.isfinite(budget) else 0.0
-    return min(config.budgets, key=distance)
+def _nearest(budgets: tuple[float, ...], budget: float) -> int:
+    """The index of the budget nearest to `budget` in log scale (any one for a budget <= 0 or NaN, which
+    validation then rejects by name): a command-line budget takes the per-budget settings of the nearest."""
+    def distance(i: int) -> float:
+        return abs(math.log(budgets[i] / budget)) if budget > 0 and math.isfinite(budget) else 0.0
+    return min(range(len(budgets)), key=distance)
+
+
+DERIVED = {"step_range_budgets"}   # set by with_overrides (the file's budgets), never by a study file
 
 
 def _from_dict(raw: dict, where: str) -> StudyConfig:
@@ -328,7 +333,7 @@ def _from_dict(raw: dict, where: str) -> StudyConfig:
 
 
 def _section(cls, raw: dict, where: str):
-    known = {f.name: f for f in fields(cls)}
+    known = {f.name: f for f in fields(cls) if f.name not in DERIVED}
     unknown = set(raw) - set(known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -423,10 +428,11 @@ def validate(config: StudyConfig) -> None:
         get_family(family)  # ConfigError naming an unknown family
         if not 100 <= lo <= hi:
             raise ConfigError(f"training.{where} must satisfy 100 <= min_steps <= max_steps, got {lo}, {hi}")
-    for family, ranges in t.budget_step_ranges:
-        if len(ranges) != len(config.budgets):
+    for family, ranges in t.budget_step_ranges if config.kind == COMPUTE else ():
+        budgets = t.step_range_budgets or config.budgets
+        if len(ranges) != len(budgets):
             raise ConfigError(f"training.budget_step_ranges.{family} has {len(ranges)} entries but there are "
-                              f"{len(config.budgets)} budgets (one [min_steps, max_steps] per budget)")
+                              f"{len(budgets)} budgets (one [min_steps, max_steps] per budget)")
     # Comparisons written so that NaN fails them; infinities are rejected by name.
     if not (0 < t.lr_min <= t.lr_max < math.inf):
         raise ConfigError(f"training.lr_min/lr_max must satisfy 0 < lr_min <= lr_max < inf, got {t.lr_min}, {t.lr_max}")

@@ -102,6 +102,7 @@ def test_command_line_overrides_are_validated():
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nbudget_step_ranges = { mlp = [[300, 3000]] }\n', "mlp"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nbudget_step_ranges = [[300, 3000]]\n',
      "budget_step_ranges must be a table"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nstep_range_budgets = [1e10]\n', "unknown key"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scaling = "linear"\n', "lr_batch_scaling"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scaling = 2\n', "lr_batch_scaling"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scalings = { gatr = "linear" }\n',
@@ -155,7 +156,8 @@ def test_study_file_with_the_defaults_own_keys_trains_exactly_like_the_embedded_
 
 def test_settings_cover_every_training_knob_that_shapes_a_trial():
     config = load_config()
-    knobs = {f.name for f in dataclasses.fields(config.training)} - {"batch_size", "batch_sizes", "checkpoint_seconds"}
+    knobs = {f.name for f in dataclasses.fields(config.training)} - {"batch_size", "batch_sizes", "checkpoint_seconds",
+                                                                    "step_range_budgets"}   # (the file's budgets)
     on = dataclasses.replace(config, training=dataclasses.replace(config.training, lr_batch_scaling="sqrt",
                                                                   lr_batch_scalings=(("gatr", "none"),),
                                                                   budget_step_ranges=(("gatr", ((300, 900),) * 3),)))
@@ -207,6 +209,7 @@ def test_per_budget_step_ranges_set_each_budgets_grid_and_enter_the_settings_onl
     assert "budget_step_ranges" not in settings(plain)
     over = with_overrides(config, budgets=[2e12, 9e10])
     assert [over.step_range_for("gatr", b) for b in over.budgets] == [(3000, 30000), (300, 3000)]
+    assert settings(over) == settings(config)      # so a run of some budgets resumes the file's studies
 
 
 def test_lr_batch_scaling_parses_and_enters_the_resume_settings_only_when_on(tmp_path):
