@@ -267,7 +267,8 @@ def with_overrides(config: StudyConfig, **overrides: Any) -> StudyConfig:
     """Apply command-line overrides (None = keep) and validate the result.
 
     Keys: families, budgets, trials, storage, address, cpus_per_trial, gpus_per_trial. With per-budget
-    `training.batch_sizes`, each overriding budget takes the batch size of the config's nearest budget (log scale).
+    `training.batch_sizes` or `budget_step_ranges`, each overriding budget takes the batch size and step range
+    of the config's nearest budget (log scale).
     """
     top = {k: v for k, v in overrides.items() if v is not None and k in ("families", "budgets", "trials", "storage")}
     if "families" in top:
