@@ -16,12 +16,16 @@ import argparse
 import optuna
 from optuna.trial import TrialState
 
+from analysis.trials import open_studies
+from study.errors import EquiscaleError
+
 
 def points(url: str) -> dict[tuple, tuple[int, float]]:
-    """(study, sorted params) -> (trial number, loss) of every COMPLETE trial in the storage."""
+    """(study, sorted params) -> (trial number, loss) of every COMPLETE trial in the storage (opened read-only)."""
+    storage, summaries = open_studies(url)
     out = {}
-    for summary in optuna.get_all_study_summaries(url):
-        study = optuna.load_study(study_name=summary.study_name, storage=url)
+    for summary in summaries:
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             out[(summary.study_name, tuple(sorted(t.params.items())))] = (t.number, t.value)
     return out
@@ -32,12 +36,14 @@ def main() -> None:
     parser.add_argument("--storage", required=True, help="the storage whose trials are checked")
     parser.add_argument("--against", required=True, action="append", help="a storage to find them in (repeatable)")
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     reference: dict = {}
-    for url in args.against:
-        reference.update(points(url))
+    try:
+        for url in args.against:
+            reference.update(points(url))
+        mine = points(args.storage)
+    except EquiscaleError as exc:   # a bad URL or a storage that does not exist: one line, status 2
+        parser.exit(2, f"compare_storages: {exc}\n")
     same = 0
-    mine = points(args.storage)
     for key, value in sorted(mine.items()):
         if reference.get(key) == value:
             same += 1

@@ -85,9 +85,10 @@ class TrainingConfig:
     # per-family step limits per budget ((family, ((min_steps, max_steps), ...)), aligned with `budgets`),
     # overriding step_ranges for that family: a grid that follows the optimum where it moves with the budget
     budget_step_ranges: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
-    # the budgets budget_step_ranges are aligned with (the study file's; empty: the config's budgets). Kept
-    # apart so that command-line budgets look up the nearest of them and the resume settings stay the file's
-    step_range_budgets: tuple[float, ...] = ()
+    # the budgets the per-budget lists (batch_sizes, budget_step_ranges) are aligned with: the study file's
+    # (empty: the config's own). Command-line budgets take the entries of the nearest of them, so the lists,
+    # and the resume settings made from them, stay the file's
+    aligned_budgets: tuple[float, ...] = ()
     # "sqrt": the lr ranges are for `batch_size`; a budget trained with another batch B (`batch_sizes`)
     # searches them times sqrt(B / batch_size) (Adam's square-root rule). "none": the same range at every batch
     lr_batch_scaling: str = "none"
@@ -183,21 +184,20 @@ class StudyConfig:
         """A grid study's target is its distinct points: a point trained twice counts once."""
         return self.sampler == "grid"
 
+    def _aligned(self, budget: float) -> int:
+        """The index into the per-budget lists for `budget`: that of the nearest aligned budget (log scale)."""
+        return _nearest(self.training.aligned_budgets or self.budgets, budget)
+
     def batch_size_for(self, budget: float) -> int:
-        """The batch size of the study at `budget`: `training.batch_sizes` aligned with `budgets`, else batch_size."""
+        """The batch size of the study at `budget`: its `training.batch_sizes` entry, else batch_size."""
         t = self.training
-        if t.batch_sizes and budget in self.budgets:
-            return t.batch_sizes[self.budgets.index(budget)]
-        return t.batch_size
+        return t.batch_sizes[self._aligned(budget)] if t.batch_sizes else t.batch_size
 
     def step_range_for(self, family: str, budget: float) -> tuple[int, int]:
         """The step limits of `family`'s trials at `budget`: its `budget_step_ranges` entry for that budget,
         else its `step_range`."""
-        t = self.training
-        per_budget = dict(t.budget_step_ranges).get(family)
-        if not per_budget:
-            return t.step_range(family)
-        return per_budget[_nearest(t.step_range_budgets or self.budgets, budget)]
+        per_budget = dict(self.training.budget_step_ranges).get(family)
+        return per_budget[self._aligned(budget)] if per_budget else self.training.step_range(family)
 
     def lr_range_for(self, family: str, budget: float) -> tuple[float, float]:
         """The learning-rate range `family` searches at `budget` (its range at that budget's batch size)."""
@@ -280,11 +280,8 @@ def with_overrides(config: StudyConfig, **overrides: Any) -> StudyConfig:
     if unknown:
         raise ConfigError(f"unknown override(s): {', '.join(sorted(unknown))}")
     training = config.training
-    if "budgets" in top and training.batch_sizes and config.budgets:
-        training = replace(training, batch_sizes=tuple(
-            config.batch_size_for(config.budgets[_nearest(config.budgets, b)]) for b in top["budgets"]))
-    if training.budget_step_ranges and not training.step_range_budgets:
-        training = replace(training, step_range_budgets=config.budgets)   # command-line budgets look these up
+    if "budgets" in top and not training.aligned_budgets:
+        training = replace(training, aligned_budgets=config.budgets)   # the per-budget lists stay the file's
     config = replace(config, **top, training=training, resources=replace(config.resources, **res))
     validate(config)
     return config
@@ -298,7 +295,7 @@ def _nearest(budgets: tuple[float, ...], budget: float) -> int:
     return min(range(len(budgets)), key=distance)
 
 
-DERIVED = {"step_range_budgets"}   # set by with_overrides (the file's budgets), never by a study file
+DERIVED = {"aligned_budgets"}   # set by with_overrides (the file's budgets), never by a study file
 
 
 def _from_dict(raw: dict, where: str) -> StudyConfig:
@@ -413,9 +410,10 @@ def validate(config: StudyConfig) -> None:
     _positive("trials", config.trials)
     check_fits_memory(d.benchmark())  # ConfigError naming a bad data setting, or data too big for memory
     _positive("training.batch_size", t.batch_size)
-    if t.batch_sizes and len(t.batch_sizes) != len(config.budgets):
+    aligned = t.aligned_budgets or config.budgets
+    if t.batch_sizes and len(t.batch_sizes) != len(aligned):
         raise ConfigError(f"training.batch_sizes has {len(t.batch_sizes)} entries but there are "
-                          f"{len(config.budgets)} budgets (one batch size per budget)")
+                          f"{len(aligned)} budgets (one batch size per budget)")
     for b in t.batch_sizes:
         _positive("training.batch_sizes entry", b)
     _positive("training.evals", t.evals)
@@ -423,17 +421,17 @@ def validate(config: StudyConfig) -> None:
         raise ConfigError(f"training.min_steps must be >= 100 (flooring steps must lose < 1% of the budget), got {t.min_steps}")
     if t.max_steps < t.min_steps:
         raise ConfigError(f"training.max_steps ({t.max_steps}) must be >= training.min_steps ({t.min_steps})")
-    per_budget = [(f"budget_step_ranges.{family}", family, lo, hi) for family, ranges in t.budget_step_ranges
-                  for lo, hi in ranges]
-    for where, family, lo, hi in [(f"step_ranges.{family}", family, lo, hi) for family, lo, hi in t.step_ranges] + per_budget:
+    step_limits = [(f"step_ranges.{family}", family, lo, hi) for family, lo, hi in t.step_ranges]
+    step_limits += [(f"budget_step_ranges.{family}", family, lo, hi)
+                    for family, ranges in t.budget_step_ranges for lo, hi in ranges]
+    for where, family, lo, hi in step_limits:
         get_family(family)  # ConfigError naming an unknown family
         if not 100 <= lo <= hi:
             raise ConfigError(f"training.{where} must satisfy 100 <= min_steps <= max_steps, got {lo}, {hi}")
     for family, ranges in t.budget_step_ranges if config.kind == COMPUTE else ():
-        budgets = t.step_range_budgets or config.budgets
-        if len(ranges) != len(budgets):
+        if len(ranges) != len(aligned):
             raise ConfigError(f"training.budget_step_ranges.{family} has {len(ranges)} entries but there are "
-                              f"{len(budgets)} budgets (one [min_steps, max_steps] per budget)")
+                              f"{len(aligned)} budgets (one [min_steps, max_steps] per budget)")
     # Comparisons written so that NaN fails them; infinities are rejected by name.
     if not (0 < t.lr_min <= t.lr_max < math.inf):
         raise ConfigError(f"training.lr_min/lr_max must satisfy 0 < lr_min <= lr_max < inf, got {t.lr_min}, {t.lr_max}")

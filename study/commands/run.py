@@ -19,8 +19,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("config", nargs="?", help="study TOML (default: the embedded default study)")
     parser.add_argument("--family", action="append", dest="families", metavar="F", help="family (repeatable)")
     parser.add_argument("--budget", action="append", dest="budgets", type=_float, metavar="C",
-                        help="training-FLOP budget (repeatable; with per-budget batch_sizes, each takes the "
-                             "batch of the study file's nearest budget)")
+                        help="training-FLOP budget (repeatable; with per-budget batch_sizes or budget_step_ranges, "
+                             "each takes the entries of the study file's nearest budget)")
     parser.add_argument("--trials", type=int, help="COMPLETE trials wanted per study")
     parser.add_argument("--storage", help=f"Optuna storage URL (default {DEFAULT_STORAGE})")
     parser.add_argument("--address", help="address of an existing Ray cluster (default: start a local one)")
