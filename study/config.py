@@ -184,20 +184,21 @@ class StudyConfig:
         """A grid study's target is its distinct points: a point trained twice counts once."""
         return self.sampler == "grid"
 
-    def _aligned(self, budget: float) -> int:
-        """The index into the per-budget lists for `budget`: that of the nearest aligned budget (log scale)."""
-        return _nearest(self.training.aligned_budgets or self.budgets, budget)
+    def _aligned(self, budget: float) -> int | None:
+        """The index into the per-budget lists for one of the study's budgets: that of the nearest aligned
+        budget (log scale); None for a budget outside the study (it takes the study-wide settings)."""
+        return _nearest(self.training.aligned_budgets or self.budgets, budget) if budget in self.budgets else None
 
     def batch_size_for(self, budget: float) -> int:
-        """The batch size of the study at `budget`: its `training.batch_sizes` entry, else batch_size."""
-        t = self.training
-        return t.batch_sizes[self._aligned(budget)] if t.batch_sizes else t.batch_size
+        """The batch size at `budget`: its `training.batch_sizes` entry, else batch_size."""
+        t, i = self.training, self._aligned(budget)
+        return t.batch_sizes[i] if t.batch_sizes and i is not None else t.batch_size
 
     def step_range_for(self, family: str, budget: float) -> tuple[int, int]:
         """The step limits of `family`'s trials at `budget`: its `budget_step_ranges` entry for that budget,
         else its `step_range`."""
-        per_budget = dict(self.training.budget_step_ranges).get(family)
-        return per_budget[self._aligned(budget)] if per_budget else self.training.step_range(family)
+        per_budget, i = dict(self.training.budget_step_ranges).get(family), self._aligned(budget)
+        return per_budget[i] if per_budget and i is not None else self.training.step_range(family)
 
     def lr_range_for(self, family: str, budget: float) -> tuple[float, float]:
         """The learning-rate range `family` searches at `budget` (its range at that budget's batch size)."""
