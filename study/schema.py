@@ -26,6 +26,11 @@ FAIL_REASON = "fail_reason"
 # Data studies only (a compute study has neither: absent `kind` means compute).
 KIND, TRAIN_SIZE = "kind", "train_size"
 COMPUTE, DATA = "compute", "data"   # the study kinds
+# Which families the report's claims compare (study attribute, written from the study file; see `read_claims`).
+CLAIMS = "claims"
+CLAIM_EQUIVARIANT, CLAIM_BASELINES, CLAIM_AUGMENTED = "equivariant", "baselines", "augmented"
+# A key of SETTINGS: bodies per scene (the FLOP counts' sample; absent: DEFAULT_BODIES).
+BODIES, DEFAULT_BODIES = "bodies", 4
 
 
 def study_name(family: str, budget: float) -> str:
@@ -142,6 +147,9 @@ class TrialRecord:
     epochs: float | None
     equivariance_error: float | None
     train_size: int | None = None   # data studies only
+    nominal_flops: float | None = None   # 3 × forward × samples
+    wall_seconds: float | None = None    # the run's measured seconds
+    flops_per_sample: float | None = None  # forward FLOPs of one sample
 
     def loss(self, which: str) -> float | None:
         """`val_loss` or `test_loss` (val falls back to the trial's objective value)."""
@@ -163,9 +171,55 @@ def read_trial(trial) -> TrialRecord:
         steps=number(STEPS, int), flops_used=number(FLOPS_USED), val_loss=number(VAL_LOSS),
         test_loss=number(TEST_LOSS), shape=ua.get(SHAPE), lr=number(LR), epochs=number(EPOCHS),
         equivariance_error=number(EQUIVARIANCE_ERROR), train_size=number(TRAIN_SIZE, int),
+        nominal_flops=number(NOMINAL_FLOPS), wall_seconds=number(WALL_SECONDS),
+        flops_per_sample=number(FLOPS_PER_SAMPLE),
     )
 
 
 def write_fail_reason(trial, reason: str) -> None:
     """Store why a trial failed on an `optuna.Trial`."""
     trial.set_user_attr(FAIL_REASON, reason)
+
+
+@dataclass(frozen=True)
+class ClaimFamilies:
+    """Which family the report's claims call equivariant, which are its baselines, and which baseline is the
+    augmented one (None: none). The defaults are the flagship study's (DESIGN: GATr against a transformer
+    with and without augmentation)."""
+
+    equivariant: str = "gatr"
+    baselines: tuple[str, ...] = ("transformer", "transformer-aug")
+    augmented: str | None = "transformer-aug"
+
+    @property
+    def plain(self) -> str | None:
+        """The first baseline that is not the augmented one (claims 1 and 3 compare against it)."""
+        return next((b for b in self.baselines if b != self.augmented), self.baselines[0] if self.baselines else None)
+
+    def as_attr(self) -> dict[str, Any]:
+        """The value stored under CLAIMS."""
+        return {CLAIM_EQUIVARIANT: self.equivariant, CLAIM_BASELINES: list(self.baselines),
+                CLAIM_AUGMENTED: self.augmented}
+
+
+def read_claims(attrs: Mapping[str, Any]) -> ClaimFamilies | None:
+    """The ClaimFamilies stored under CLAIMS in a study's user attributes, or None when none is stored.
+    A stored value without `augmented` has none; a malformed one raises ValueError."""
+    raw = attrs.get(CLAIMS)
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or not isinstance(raw.get(CLAIM_EQUIVARIANT), str):
+        raise ValueError(f"study attribute {CLAIMS!r} must be a table with a family name under "
+                         f"{CLAIM_EQUIVARIANT!r}, got {raw!r}")
+    baselines = raw.get(CLAIM_BASELINES, [])
+    if isinstance(baselines, str) or not all(isinstance(b, str) for b in baselines):
+        raise ValueError(f"study attribute {CLAIMS!r}: {CLAIM_BASELINES!r} must be a list of family names, "
+                         f"got {baselines!r}")
+    augmented = raw.get(CLAIM_AUGMENTED)
+    return ClaimFamilies(raw[CLAIM_EQUIVARIANT], tuple(baselines), augmented if isinstance(augmented, str) else None)
+
+
+def read_bodies(attrs: StudyAttrs) -> int:
+    """Bodies per scene of a study (from its stored settings; DEFAULT_BODIES when not stored)."""
+    settings = attrs.settings or {}
+    return int(settings.get(BODIES, DEFAULT_BODIES)) if isinstance(settings, Mapping) else DEFAULT_BODIES
