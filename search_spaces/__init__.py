@@ -1,22 +1,19 @@
-"""Budget-constrained define-by-run search spaces, one module per family.
+"""Budget-constrained define-by-run search spaces (`study.plugins.SearchSpace`), one module per built-in family.
 
-Each module exposes `space` (a `BudgetSpace`: `space(trial, *, budget, config) -> Proposal`) and is named
-after its family (`transformer-aug` -> `search_spaces/transformer_aug.py`). `space_for(family)` looks one
-up for any family registered in `study.models`.
+Each module exposes `space` (`space(trial, spec) -> Proposal`, `space.check(spec)`, `space.grid(spec, points)`)
+and is registered as an `equiscale.spaces` entry point named after its family (pyproject.toml), the mechanism a
+user's package uses for its own. `space_for(family)` finds the installed space of a family by name.
 """
 
 from __future__ import annotations
 
-import importlib
-
-from search_spaces.budget import BudgetSpace, Proposal
-from study.models import get_family
+from search_spaces.budget import BudgetSpace, Proposal, proposal
+from study.plugins import loader
 
 
-def space_for(family: str) -> BudgetSpace:
-    """The BudgetSpace of a registered family; ConfigError naming an unknown family."""
-    get_family(family)
-    return importlib.import_module(f"search_spaces.{family.replace('-', '_')}").space
+def space_for(family: str):
+    """The installed search space named after `family`; ConfigError naming an unknown one."""
+    return loader.load("spaces", family)
 
 
-__all__ = ["BudgetSpace", "Proposal", "space_for"]
+__all__ = ["BudgetSpace", "Proposal", "proposal", "space_for"]

@@ -14,4 +14,3 @@ def gatr_shape(mv_channels: int, depth: int) -> dict:
 
 
 space = BudgetSpace(family="gatr", depths=(1, 4), sizes=MV_CHANNELS, shape=gatr_shape)
-check_budget = space.check_budget

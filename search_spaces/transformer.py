@@ -15,4 +15,3 @@ def transformer_shape(width: int, depth: int) -> dict:
 
 
 space = BudgetSpace(family="transformer", depths=(1, 4), sizes=WIDTHS, shape=transformer_shape)
-check_budget = space.check_budget

@@ -6,4 +6,3 @@ from search_spaces.budget import BudgetSpace
 from search_spaces.transformer import WIDTHS, transformer_shape
 
 space = BudgetSpace(family="transformer-aug", depths=(1, 4), sizes=WIDTHS, shape=transformer_shape)
-check_budget = space.check_budget

@@ -9,17 +9,22 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from search_spaces import space_for
-from study.benchmark import BenchmarkConfig, check_fits_memory
+from study.benchmark.task import DataConfig
 from study.errors import ConfigError
-from study.flops import step_flops
-from study.models import get_family, validate_shape
+from study.kinds.context import KindContext, nearest
+from study.kinds.data import DataStudyConfig
+from study.models.registry import family_names
+from study.plugins import loader
+from study.plugins.tables import int_list, parse_table, typed
 from study.schema import COMPUTE, DATA, data_study_name, study_name
+from study.sections import TrainingConfig
+from study.spec import ResourceConfig, RunSpec, StudySpec
 from study.storage import DEFAULT_STORAGE
 
-SAMPLERS = ("tpe", "grid")
 LR_BATCH_SCALINGS = ("none", "sqrt")   # training.lr_batch_scaling: how the lr ranges follow the batch size
-KINDS = (COMPUTE, DATA)
+DEFAULT_TASK = "rigid-body"
+# The flagship comparison: which family is the equivariant one, its baselines, and the augmented baseline.
+DEFAULT_CLAIMS = {"equivariant": "gatr", "baselines": ["transformer", "transformer-aug"], "augmented": "transformer-aug"}
 RAY_GRANULARITY = 1e-4  # Ray rounds resource amounts to this unit (ray_constants.MIN_RESOURCE_GRANULARITY)
 
 # The embedded default study: 3 families x 3 budgets (2e11-2e12) x 3 IsoFLOP grid points, sized for under 10
@@ -46,123 +51,6 @@ step_ranges = { transformer = [1200, 2400], transformer-aug = [1800, 3000], gatr
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    """Which rigid-body dataset every trial trains on (see `study.benchmark.load_dataset`)."""
-
-    scenes: int = 65536
-    bodies: int = 4
-    seed: int = 0
-    val_fraction: float = 0.05  # large datasets want small fractions: final losses run over the whole splits
-    test_fraction: float = 0.05
-
-    def benchmark(self) -> BenchmarkConfig:
-        """The benchmark settings of this dataset (ConfigError naming a bad one)."""
-        return BenchmarkConfig(scenes=self.scenes, bodies=self.bodies, seed=self.seed,
-                               val_fraction=self.val_fraction, test_fraction=self.test_fraction)
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Settings shared by every trial: batch, step limits (they bound the search space), optimiser."""
-
-    batch_size: int = 32
-    min_steps: int = 300        # >= 100 so that flooring the step count loses < 1% of the budget
-    max_steps: int = 12000
-    lr_min: float = 1e-3
-    lr_max: float = 1e-2
-    warmup_fraction: float = 0.05
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    evals: int = 5              # validations per run (learning-curve points)
-    val_samples: int = 256      # val scenes for each periodic evaluation (0 = all); final losses use whole splits
-    batch_sizes: tuple[int, ...] = ()   # one batch size per budget (aligned with `budgets`); empty: batch_size
-    # per-family (family, lr_min, lr_max) overriding lr_min..lr_max (families not in a study are ignored)
-    lr_ranges: tuple[tuple[str, float, float], ...] = (("transformer", 1e-3, 4e-3), ("transformer-aug", 1e-3, 4e-3),
-                                                       ("gatr", 2e-3, 8e-3))
-    # per-family (family, min_steps, max_steps) overriding min_steps..max_steps: where each family's IsoFLOP
-    # grid lies (its optimum sits at its own step count; families not in a study are ignored)
-    step_ranges: tuple[tuple[str, int, int], ...] = ()
-    # per-family step limits per budget ((family, ((min_steps, max_steps), ...)), aligned with `budgets`),
-    # overriding step_ranges for that family: a grid that follows the optimum where it moves with the budget
-    budget_step_ranges: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
-    # the budgets the per-budget lists (batch_sizes, budget_step_ranges) are aligned with: the study file's
-    # (empty: the config's own). Command-line budgets take the entries of the nearest of them, so the lists,
-    # and the resume settings made from them, stay the file's
-    aligned_budgets: tuple[float, ...] = ()
-    # "sqrt": the lr ranges are for `batch_size`; a budget trained with another batch B (`batch_sizes`)
-    # searches them times sqrt(B / batch_size) (Adam's square-root rule). "none": the same range at every batch
-    lr_batch_scaling: str = "none"
-    # per-family (family, scaling) overriding lr_batch_scaling: e.g. GATr's best lr barely moves with the batch
-    lr_batch_scalings: tuple[tuple[str, str], ...] = ()
-    grid_depth: int = 2         # sampler "grid": the depth of every grid shape
-    checkpoint_seconds: float = 300.0   # wall time between a trial's checkpoints (inf: none): a retry resumes there
-
-    def lr_range(self, family: str, *, batch: int | None = None) -> tuple[float, float]:
-        """The learning-rate range searched for `family` (its own range, else lr_min..lr_max), at `batch`
-        (default `batch_size`) under the family's batch rule (`batch_scaling`)."""
-        lo, hi = next(((lo, hi) for name, lo, hi in self.lr_ranges if name == family), (self.lr_min, self.lr_max))
-        if self.batch_scaling(family) == "none" or batch is None:
-            return lo, hi
-        factor = math.sqrt(batch / self.batch_size)
-        return lo * factor, hi * factor
-
-    def batch_scaling(self, family: str) -> str:
-        """How `family`'s lr range follows the batch: its own `lr_batch_scalings` entry, else `lr_batch_scaling`."""
-        return next((scaling for name, scaling in self.lr_batch_scalings if name == family), self.lr_batch_scaling)
-
-    def step_range(self, family: str) -> tuple[int, int]:
-        """The step limits of `family`'s trials (its own range, else min_steps..max_steps)."""
-        return next(((lo, hi) for name, lo, hi in self.step_ranges if name == family), (self.min_steps, self.max_steps))
-
-
-@dataclass(frozen=True)
-class DataStudyConfig:
-    """Study kind "data": one fixed shape per family trained on nested training sets of growing size.
-
-    Every run takes `steps` steps of `training.batch_size` (small sets are seen for many epochs); the
-    learning rate is the searched parameter (`trials` per size, in the family's `lr_range`).
-    """
-
-    train_sizes: tuple[int, ...] = ()       # training scenes: the first n of the training split
-    steps: int = 0
-    shapes: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()   # (family, sorted shape items)
-
-    def shape(self, family: str) -> dict:
-        """The shape kwargs of `family` (ConfigError when the study file gives none)."""
-        for name, items in self.shapes:
-            if name == family:
-                return dict(items)
-        raise ConfigError(f"data_study.shapes has no shape for family {family!r}")
-
-
-@dataclass(frozen=True)
-class StudySpec:
-    """One Optuna study of a run: its name and family, the FLOPs each trial uses, the batch size, and for a
-    data study the training-set size (0: a compute study on the whole training split)."""
-
-    name: str
-    family: str
-    budget: float
-    batch_size: int
-    train_size: int = 0
-
-    @property
-    def kind(self) -> str:
-        return DATA if self.train_size else COMPUTE
-
-
-@dataclass(frozen=True)
-class ResourceConfig:
-    """Where and how trials run: per-trial allotment, concurrency, retries, Ray address."""
-
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    max_concurrent: int = 0     # 0 = as many as the cluster's CPUs (and GPUs) allow
-    max_failures: int = 2       # retries of a trial whose worker failed (not of a diverged run)
-    address: str | None = None  # existing Ray cluster; None = start a local one
-
-
-@dataclass(frozen=True)
 class StudyConfig:
     """One `equiscale run`: a study per (family, budget) (kind "data": per (family, training-set size)),
     each with `trials` COMPLETE trials."""
@@ -177,56 +65,109 @@ class StudyConfig:
     training: TrainingConfig = TrainingConfig()
     resources: ResourceConfig = ResourceConfig()
     kind: str = COMPUTE
-    data_study: DataStudyConfig = DataStudyConfig()
+    data_study: Any = None      # the kind's own table (kind "data": its `[data_study]`, a DataStudyConfig)
+    task: str = DEFAULT_TASK    # the task plugin (`equiscale.tasks` entry point, or a `[plugins] tasks` path)
+    plugins: tuple[tuple[str, str, str], ...] = ()   # (group, name, "module:attribute") from `[plugins]`
+    claims: tuple[tuple[str, Any], ...] = ()         # `[claims]`: overrides of DEFAULT_CLAIMS
+
+    def __post_init__(self):
+        if self.data_study is None and self.kind == DATA:
+            object.__setattr__(self, "data_study", DataStudyConfig())
+
+    def plugin_path(self, group: str, name: str) -> str | None:
+        """The import path the study file gives for plugin `name` of `group` (None: an installed entry point)."""
+        return next((path for g, n, path in self.plugins if g == group and n == name), None)
 
     @property
     def counts_points(self) -> bool:
         """A grid study's target is its distinct points: a point trained twice counts once."""
-        return self.sampler == "grid"
-
-    def _aligned(self, budget: float) -> int | None:
-        """The index into the per-budget lists for one of the study's budgets: that of the nearest aligned
-        budget (log scale); None for a budget outside the study (it takes the study-wide settings)."""
-        return _nearest(self.training.aligned_budgets or self.budgets, budget) if budget in self.budgets else None
+        return bool(loader.load("samplers", self.sampler).counts_points)
 
     def batch_size_for(self, budget: float) -> int:
-        """The batch size at `budget`: its `training.batch_sizes` entry, else batch_size."""
-        t, i = self.training, self._aligned(budget)
-        return t.batch_sizes[i] if t.batch_sizes and i is not None else t.batch_size
+        """The batch size at `budget` (its `training.batch_sizes` entry, else batch_size)."""
+        return _context(self, resolve_plugins=False).batch_size_for(budget)
 
     def step_range_for(self, family: str, budget: float) -> tuple[int, int]:
-        """The step limits of `family`'s trials at `budget`: its `budget_step_ranges` entry for that budget,
-        else its `step_range`."""
-        per_budget, i = dict(self.training.budget_step_ranges).get(family), self._aligned(budget)
-        return per_budget[i] if per_budget and i is not None else self.training.step_range(family)
+        """The step limits of `family`'s trials at `budget`."""
+        return _context(self, resolve_plugins=False).step_range_for(family, budget)
 
     def lr_range_for(self, family: str, budget: float) -> tuple[float, float]:
-        """The learning-rate range `family` searches at `budget` (its range at that budget's batch size)."""
-        return self.training.lr_range(family, batch=self.batch_size_for(budget))
+        """The learning-rate range `family` searches at `budget`."""
+        return _context(self, resolve_plugins=False).lr_range_for(family, budget)
 
     def studies(self) -> list[tuple[str, float]]:
         """(family, budget) pairs of a compute study in run order."""
         return [(family, budget) for family in self.families for budget in self.budgets]
 
     def specs(self) -> list[StudySpec]:
-        """Every study of this run, in run order (either kind)."""
-        if self.kind == COMPUTE:
-            return [StudySpec(study_name(f, b), f, float(b), self.batch_size_for(b)) for f, b in self.studies()]
-        ds, batch = self.data_study, self.training.batch_size
-        return [StudySpec(data_study_name(f, n), f, float(ds.steps * _data_step_flops(self, f)), batch, n)
-                for f in self.families for n in ds.train_sizes]
+        """Every study of this run, resolved, in run order (either kind)."""
+        return list(resolve(self).studies)
 
 
-def _data_step_flops(config: StudyConfig, family: str) -> int:
-    """Training FLOPs of one step of a data study's fixed shape for `family`."""
-    return step_flops(family, batch_size=config.training.batch_size, bodies=config.data.bodies,
-                      **config.data_study.shape(family))
+def _context(config: StudyConfig, *, resolve_plugins: bool = True) -> KindContext:
+    """The kind's view of `config`: plugins loaded (families, spaces, task, sampler), never the config itself."""
+    task = loader.load("tasks", config.task, path=config.plugin_path("tasks", config.task))
+    if resolve_plugins:
+        families = tuple(_family(config, name) for name in config.families)
+        spaces = ({f.name: loader.load("spaces", f.name, path=config.plugin_path("spaces", f.name)) for f in families}
+                  if config.kind == COMPUTE else {})
+        sampler = loader.load("samplers", config.sampler)
+    else:
+        families, spaces, sampler = (), {}, None
+    return KindContext(families=families, spaces=spaces, budgets=tuple(config.budgets), trials=config.trials,
+                       seed=config.seed, sampler=sampler, training=config.training, task=task,
+                       task_settings=config.data, section=config.data_study,
+                       known=frozenset(family_names()) | {n for g, n, _ in config.plugins if g == "families"})
+
+
+def _family(config: StudyConfig, name: str):
+    path = config.plugin_path("families", name)
+    if path is None and name not in loader.registered("families"):
+        raise ConfigError(f"unknown model family {name!r} (known: {', '.join(loader.names('families'))}; or give "
+                          f"its import path in [plugins] families)")
+    return loader.load("families", name, path=path)
+
+
+def study_spec(config: StudyConfig, family: str, budget: float) -> StudySpec:
+    """The resolved compute study of `family` at `budget` (a budget outside the config takes the run-wide batch size
+    and step range), e.g. to ask its search space for a proposal or grid outside a run."""
+    context = _context(replace(config, families=(family,), kind=COMPUTE))
+    fam = context.families[0]
+    return context.spec(name=study_name(family, budget), family=fam, kind=COMPUTE, budget=budget,
+                        batch_size=context.batch_size_for(budget), space=context.spaces[family],
+                        lr_range=context.lr_range_for(family, budget),
+                        step_range=context.step_range_for(family, budget))
+
+
+def claims(config: StudyConfig) -> dict[str, Any]:
+    """Which family is the equivariant one and which are its baselines (the flagship's unless `[claims]` says; with
+    baselines given and no `augmented`, the augmented baseline is the default one only if it is among them)."""
+    given = dict(config.claims)
+    out = {**DEFAULT_CLAIMS, **given}
+    if "baselines" in given and "augmented" not in given and out["augmented"] not in out["baselines"]:
+        out["augmented"] = None
+    return out
+
+
+def resolve(config: StudyConfig) -> RunSpec:
+    """The run, resolved once: plugins loaded, the kind's checks run, one StudySpec per study."""
+    context = _context(config)
+    kind = loader.load("kinds", config.kind)
+    kind.validate(context)
+    return RunSpec(studies=tuple(kind.studies(context)), storage=config.storage, resources=config.resources,
+                   task=context.task, task_settings=config.data, settings=_settings(config, context, kind),
+                   claims=claims(config))
 
 
 def settings(config: StudyConfig) -> dict:
     """The settings that shape every trial of a study; a resumed study must have been run with the same."""
-    t, d = config.training, config.data
-    return {"seed": config.seed, "bodies": d.bodies, "min_steps": t.min_steps,
+    context = _context(config, resolve_plugins=False)
+    return _settings(config, context, loader.load("kinds", config.kind))
+
+
+def _settings(config: StudyConfig, context: KindContext, kind) -> dict:
+    t = config.training
+    return {"seed": config.seed, **context.task.record(config.data), "min_steps": t.min_steps,
             "max_steps": t.max_steps, "lr_min": t.lr_min, "lr_max": t.lr_max,
             "warmup_fraction": t.warmup_fraction, "weight_decay": t.weight_decay, "grad_clip": t.grad_clip,
             "evals": t.evals, "val_samples": t.val_samples,
@@ -236,8 +177,8 @@ def settings(config: StudyConfig) -> dict:
                if t.budget_step_ranges else {}),
             **({"lr_batch_scaling": t.lr_batch_scaling} if t.lr_batch_scaling != "none" else {}),
             **({"lr_batch_scalings": [list(r) for r in t.lr_batch_scalings]} if t.lr_batch_scalings else {}),
-            **({"kind": DATA, "steps": config.data_study.steps,
-                "shapes": {f: dict(items) for f, items in config.data_study.shapes}} if config.kind == DATA else {})}
+            **({"task": config.task} if config.task != DEFAULT_TASK else {}),   # absent: the rigid-body task
+            **kind.record(context)}
     # checkpoint_seconds is left out: when a trial saves its state does not change what it computes
 
 
@@ -288,79 +229,108 @@ def with_overrides(config: StudyConfig, **overrides: Any) -> StudyConfig:
     return config
 
 
-def _nearest(budgets: tuple[float, ...], budget: float) -> int:
-    """The index of the budget nearest to `budget` in log scale (any one for a budget <= 0 or NaN, which
-    validation then rejects by name): a command-line budget takes the per-budget settings of the nearest."""
-    def distance(i: int) -> float:
-        return abs(math.log(budgets[i] / budget)) if budget > 0 and math.isfinite(budget) else 0.0
-    return min(range(len(budgets)), key=distance)
+_nearest = nearest
 
 
 DERIVED = {"aligned_budgets"}   # set by with_overrides (the file's budgets), never by a study file
 
 
 def _from_dict(raw: dict, where: str) -> StudyConfig:
-    """Build the dataclasses from parsed TOML, rejecting unknown keys and wrong types by name."""
-    sections = {"data": DataConfig, "training": TrainingConfig, "resources": ResourceConfig,
-                "data_study": DataStudyConfig}
-    top_fields = {f.name: f for f in fields(StudyConfig)}
-    unknown = set(raw) - set(top_fields)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    """Build the dataclasses from parsed TOML, rejecting unknown keys and wrong types by name. `[plugins]` names
+    import paths of families, spaces and tasks; the task parses `[data]`, the kind its own table."""
+    top = {"families", "budgets", "trials", "storage", "seed", "sampler", "kind", "task", "data", "training",
+           "resources", "plugins", "claims"}
     kwargs: dict[str, Any] = {}
+    plugins = _plugins(raw.get("plugins", {}), f"{where}: [plugins]")
+    if plugins:
+        kwargs["plugins"] = plugins
+    for name in ("kind", "task", "sampler", "storage"):
+        if name in raw:
+            kwargs[name] = typed(f"{where}: {name}", raw[name], str)
+    kind_name = kwargs.get("kind", COMPUTE)
+    kind = loader.load("kinds", kind_name)
+    unknown = set(raw) - top - ({kind.section} if kind.section else set())
+    if unknown:
+        sections = {k.section: n for n in loader.names("kinds") for k in [loader.load("kinds", n)] if k.section}
+        for key in sorted(unknown & set(sections)):
+            raise ConfigError(f"{where}: [{key}] needs kind = \"{sections[key]}\"")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    task_name = kwargs.get("task", DEFAULT_TASK)
+    task_path = next((p for g, n, p in plugins if g == "tasks" and n == task_name), None)
+    task = loader.load("tasks", task_name, path=task_path)
     for name, value in raw.items():
-        if name in sections:
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}: [{name}] must be a table")
-            kwargs[name] = _section(sections[name], value, f"{where}: [{name}]")
+        if name in ("plugins", "kind", "task", "sampler", "storage"):
+            continue
+        if name == "data":
+            kwargs["data"] = task.parse(_table(value, f"{where}: [data]"), f"{where}: [data]")
+        elif name == kind.section:
+            kwargs["data_study"] = kind.parse(_table(value, f"{where}: [{name}]"), f"{where}: [{name}]")
+        elif name == "training":
+            kwargs[name] = _section(TrainingConfig, _table(value, f"{where}: [{name}]"), f"{where}: [{name}]")
+        elif name == "resources":
+            kwargs[name] = parse_table(ResourceConfig, _table(value, f"{where}: [{name}]"), f"{where}: [{name}]")
+        elif name == "claims":
+            kwargs[name] = _claims(_table(value, f"{where}: [claims]"), f"{where}: [claims]")
         elif name in ("families", "budgets"):
             if not isinstance(value, list) or not value:
                 raise ConfigError(f"{where}: {name} must be a non-empty list")
-            kwargs[name] = tuple(_typed(f"{where}: {name}", v, str if name == "families" else float) for v in value)
+            kwargs[name] = tuple(typed(f"{where}: {name}", v, str if name == "families" else float) for v in value)
         else:
-            kwargs[name] = _typed(f"{where}: {name}", value,
-                                  {"trials": int, "storage": str, "seed": int, "sampler": str, "kind": str}[name])
-    kind = kwargs.get("kind", COMPUTE)
-    for required in ("families", "budgets") if kind == COMPUTE else ("families",):
+            kwargs[name] = typed(f"{where}: {name}", value, int)   # trials, seed
+    if "data" not in kwargs and task_name != DEFAULT_TASK:
+        kwargs["data"] = task.parse({}, f"{where}: [data]")       # the task's own defaults
+    for required in ("families", "budgets") if kind_name == COMPUTE else ("families",):
         if required not in kwargs:
             raise ConfigError(f"{where}: missing key {required!r}")
-    if kind == DATA and "budgets" in kwargs:
+    if kind_name == DATA and "budgets" in kwargs:
         raise ConfigError(f"{where}: a data study (kind = \"data\") has no budgets: give [data_study] train_sizes")
-    if kind == COMPUTE and "data_study" in kwargs:
-        raise ConfigError(f"{where}: [data_study] needs kind = \"data\"")
     return StudyConfig(**kwargs)
 
 
-def _section(cls, raw: dict, where: str):
-    known = {f.name: f for f in fields(cls) if f.name not in DERIVED}
-    unknown = set(raw) - set(known)
+def _table(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table")
+    return value
+
+
+def _plugins(raw: Any, where: str) -> tuple[tuple[str, str, str], ...]:
+    """`[plugins] families = { mlp = "my_pkg.mlp:family" }, tasks = {...}, spaces = {...}` as (group, name, path)."""
+    out = []
+    for group, table in _table(raw, where).items():
+        if group not in ("families", "spaces", "tasks"):
+            raise ConfigError(f"{where}: unknown plugin group {group!r} (known: families, spaces, tasks; samplers "
+                              f"and kinds are installed entry points)")
+        for name, path in _table(table, f"{where} {group}").items():
+            path = typed(f"{where} {group}.{name}", path, str)
+            if not path or path.startswith(":") or path.count(":") > 1:
+                raise ConfigError(f"{where} {group}.{name} must be \"package.module\" or \"package.module:attribute\", "
+                                  f"got {path!r}")
+            out.append((group, name, path))
+    return tuple(out)
+
+
+def _claims(raw: dict, where: str) -> tuple[tuple[str, Any], ...]:
+    """`[claims] equivariant = "gatr", baselines = [...], augmented = "transformer-aug"` (each optional)."""
+    unknown = set(raw) - set(DEFAULT_CLAIMS)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-    types = {"int": int, "float": float, "str": str, "str | None": str}
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(DEFAULT_CLAIMS)})")
+    out = []
+    for key, value in raw.items():
+        if key == "baselines":
+            if not isinstance(value, list) or not value:
+                raise ConfigError(f"{where} baselines must be a non-empty list of families, got {value!r}")
+            out.append((key, [typed(f"{where} baselines", v, str) for v in value]))
+        else:
+            out.append((key, typed(f"{where} {key}", value, str)))
+    return tuple(out)
+
+
+def _section(cls, raw: dict, where: str):
     parsers = {"lr_ranges": partial(_family_ranges, kind=float, bounds="lr_min, lr_max"),
                "step_ranges": partial(_family_ranges, kind=int, bounds="min_steps, max_steps"),
                "budget_step_ranges": _family_budget_ranges,
-               "lr_batch_scalings": _family_strings, "batch_sizes": _int_list, "train_sizes": _int_list, "shapes": _shapes}
-    return cls(**{k: parsers[k](f"{where} {k}", v) if k in parsers else _typed(f"{where} {k}", v, types[known[k].type])
-                  for k, v in raw.items()})
-
-
-def _int_list(where: str, value: Any) -> tuple[int, ...]:
-    if not isinstance(value, list):
-        raise ConfigError(f"{where} must be a list of integers, got {value!r}")
-    return tuple(_typed(where, v, int) for v in value)
-
-
-def _shapes(where: str, value: Any) -> tuple[tuple[str, tuple[tuple[str, int], ...]], ...]:
-    """`shapes = { gatr = { mv_channels = 4, s_channels = 8, depth = 2 }, ... }` as ((family, items), ...)."""
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a table of family = {{ shape }}, got {value!r}")
-    out = []
-    for family, shape in value.items():
-        if not isinstance(shape, dict) or not shape:
-            raise ConfigError(f"{where}.{family} must be a table of shape settings, got {shape!r}")
-        out.append((family, tuple(sorted((k, _typed(f"{where}.{family}.{k}", v, int)) for k, v in shape.items()))))
-    return tuple(out)
+               "lr_batch_scalings": _family_strings, "batch_sizes": int_list}
+    return parse_table(cls, raw, where, parsers=parsers, derived=frozenset(DERIVED))
 
 
 def _family_ranges(where: str, value: Any, *, kind: type, bounds: str) -> tuple[tuple[str, Any, Any], ...]:
@@ -371,7 +341,7 @@ def _family_ranges(where: str, value: Any, *, kind: type, bounds: str) -> tuple[
     for family, pair in value.items():
         if not isinstance(pair, list) or len(pair) != 2:
             raise ConfigError(f"{where}.{family} must be [{bounds}], got {pair!r}")
-        out.append((family, *(_typed(f"{where}.{family}", v, kind) for v in pair)))
+        out.append((family, *(typed(f"{where}.{family}", v, kind) for v in pair)))
     return tuple(out)
 
 
@@ -384,7 +354,7 @@ def _family_budget_ranges(where: str, value: Any) -> tuple[tuple[str, tuple[tupl
     for family, ranges in value.items():
         if not isinstance(ranges, list) or not all(isinstance(r, list) and len(r) == 2 for r in ranges):
             raise ConfigError(f"{where}.{family} must be [[min_steps, max_steps], ...] (one per budget), got {ranges!r}")
-        out.append((family, tuple(tuple(_typed(f"{where}.{family}", v, int) for v in r) for r in ranges)))
+        out.append((family, tuple(tuple(typed(f"{where}.{family}", v, int) for v in r) for r in ranges)))
     return tuple(out)
 
 
@@ -392,24 +362,14 @@ def _family_strings(where: str, value: Any) -> tuple[tuple[str, str], ...]:
     """`{ gatr = "none", ... }` as ((family, value), ...) (`lr_batch_scalings`)."""
     if not isinstance(value, dict):
         raise ConfigError(f"{where} must be a table of family = \"value\", got {value!r}")
-    return tuple((family, _typed(f"{where}.{family}", v, str)) for family, v in value.items())
-
-
-def _typed(where: str, value: Any, kind: type) -> Any:
-    """Check a TOML value's type (ints are accepted as floats, not vice versa; no bools as numbers)."""
-    if isinstance(value, bool) or not (isinstance(value, kind) or (kind is float and isinstance(value, int))):
-        raise ConfigError(f"{where} must be {kind.__name__}, got {value!r}")
-    try:
-        return kind(value)
-    except OverflowError:  # an integer beyond float's range (tomllib reads integers of any size)
-        raise ConfigError(f"{where} must be a finite number, got an integer of {len(str(abs(value)))} digits") from None
+    return tuple((family, typed(f"{where}.{family}", v, str)) for family, v in value.items())
 
 
 def validate(config: StudyConfig) -> None:
-    """Every check that needs no Ray and no storage: ranges, families, budgets vs the smallest shapes."""
-    t, r, d = config.training, config.resources, config.data
+    """Every check that needs no Ray and no storage: ranges, plugins, and the kind's checks (budgets vs the
+    smallest shapes, a data study's sizes and shapes). Returns nothing; `resolve` gives the resolved run."""
+    t, r = config.training, config.resources
     _positive("trials", config.trials)
-    check_fits_memory(d.benchmark())  # ConfigError naming a bad data setting, or data too big for memory
     _positive("training.batch_size", t.batch_size)
     aligned = t.aligned_budgets or config.budgets
     if t.batch_sizes and len(t.batch_sizes) != len(aligned):
@@ -426,7 +386,7 @@ def validate(config: StudyConfig) -> None:
     step_limits += [(f"budget_step_ranges.{family}", family, lo, hi)
                     for family, ranges in t.budget_step_ranges for lo, hi in ranges]
     for where, family, lo, hi in step_limits:
-        get_family(family)  # ConfigError naming an unknown family
+        _known(config, family)
         if not 100 <= lo <= hi:
             raise ConfigError(f"training.{where} must satisfy 100 <= min_steps <= max_steps, got {lo}, {hi}")
     for family, ranges in t.budget_step_ranges if config.kind == COMPUTE else ():
@@ -437,18 +397,17 @@ def validate(config: StudyConfig) -> None:
     if not (0 < t.lr_min <= t.lr_max < math.inf):
         raise ConfigError(f"training.lr_min/lr_max must satisfy 0 < lr_min <= lr_max < inf, got {t.lr_min}, {t.lr_max}")
     for family, lo, hi in t.lr_ranges:
-        get_family(family)  # ConfigError naming an unknown family
+        _known(config, family)
         if not (0 < lo <= hi < math.inf):
             raise ConfigError(f"training.lr_ranges.{family} must satisfy 0 < lr_min <= lr_max < inf, got {lo}, {hi}")
     for family, _ in t.lr_batch_scalings:
-        get_family(family)  # ConfigError naming an unknown family
+        _known(config, family)
     for key, scaling in [("lr_batch_scaling", t.lr_batch_scaling),
                          *((f"lr_batch_scalings.{family}", s) for family, s in t.lr_batch_scalings)]:
         if scaling not in LR_BATCH_SCALINGS:
             raise ConfigError(f"training.{key} must be one of {', '.join(map(repr, LR_BATCH_SCALINGS))}, "
                               f"got {scaling!r}")
-    if config.sampler not in SAMPLERS:
-        raise ConfigError(f"unknown sampler {config.sampler!r} (known: {', '.join(SAMPLERS)})")
+    loader.load("samplers", config.sampler)   # ConfigError naming an unknown sampler
     _positive("training.grid_depth", t.grid_depth)
     if not 0 <= t.warmup_fraction < 1:
         raise ConfigError(f"training.warmup_fraction must be in [0, 1), got {t.warmup_fraction}")
@@ -474,54 +433,17 @@ def validate(config: StudyConfig) -> None:
     for budget in config.budgets:
         if not math.isfinite(budget) or budget <= 0:
             raise ConfigError(f"budget must be a positive number of FLOPs, got {budget:g}")
-    if config.kind not in KINDS:
-        raise ConfigError(f"unknown study kind {config.kind!r} (known: {', '.join(KINDS)})")
+    loader.load("kinds", config.kind)         # ConfigError naming an unknown kind
     if config.kind == DATA:
-        _validate_data_study(config)
-        return
-    if not config.budgets:
-        raise ConfigError("budgets must be a non-empty list")
-    names = [study_name(f, b) for f, b in config.studies()]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"budgets {list(config.budgets)} collide at one significant digit (study names {names})")
-    for family in config.families:
-        space = space_for(family)  # ConfigError naming an unknown family
-        for budget in config.budgets:
-            space.check_budget(budget, config)
-            if config.sampler == "grid":
-                space.isoflop_grid(budget, config, config.trials)  # ConfigError when the grid cannot meet the budget
+        for family, _ in config.data_study.shapes:
+            _known(config, family)  # a misspelt family is an error; a family left out of this run (--family) is ignored
+    resolve(config)   # the plugins load, and the kind's checks pass
 
 
-def _validate_data_study(config: StudyConfig) -> None:
-    """A data study: sizes that fit the training split, a fixed valid shape per family, runs of >= 1 epoch."""
-    ds, t = config.data_study, config.training
-    if config.budgets:
-        raise ConfigError("a data study (kind \"data\") has no budgets: its studies are data_study.train_sizes")
-    if not ds.train_sizes:
-        raise ConfigError("a data study needs [data_study] train_sizes (training scenes per study)")
-    if len(set(ds.train_sizes)) != len(ds.train_sizes):
-        raise ConfigError(f"duplicate size in data_study.train_sizes {list(ds.train_sizes)}")
-    available = config.data.benchmark().split_sizes()[0]
-    for n in ds.train_sizes:
-        if not 0 < n <= available:
-            raise ConfigError(f"data_study.train_sizes entry {n} must be in 1..{available} (the training split "
-                              f"of {config.data.scenes} scenes): raise data.scenes")
-    _positive("data_study.steps", ds.steps)
-    if ds.steps * t.batch_size < max(ds.train_sizes):
-        raise ConfigError(f"data_study.steps x training.batch_size = {ds.steps * t.batch_size} samples is less than "
-                          f"one epoch of the largest training set ({max(ds.train_sizes)} scenes)")
-    if t.batch_sizes:
-        raise ConfigError("training.batch_sizes is per budget: a data study uses training.batch_size")
-    if t.budget_step_ranges:
-        raise ConfigError("training.budget_step_ranges is per budget: a data study has no budgets")
-    if config.sampler == "grid" and config.trials > 1 and any(lo == hi for lo, hi in map(t.lr_range, config.families)):
-        raise ConfigError(f"sampler 'grid': a family's learning-rate range is one value, too few for {config.trials} "
-                          f"trials per size")
-    for family, _ in ds.shapes:
-        get_family(family)  # a misspelt family is an error; a family left out of this run (--family) is ignored
-    for family in config.families:
-        get_family(family)  # ConfigError naming an unknown family
-        validate_shape(family, **ds.shape(family))  # ConfigError: no shape, or one the family rejects
+def _known(config: StudyConfig, family: str) -> None:
+    """ConfigError naming a family that is neither installed nor given an import path in `[plugins]`."""
+    if family not in loader.registered("families") and config.plugin_path("families", family) is None:
+        raise ConfigError(f"unknown model family {family!r} (known: {', '.join(loader.names('families'))})")
 
 
 def _check_address(address: str | None) -> None:

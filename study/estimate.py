@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import optuna
 import torch
 
-from study.config import StudyConfig
 from study.resume import count_complete
+from study.spec import RunSpec
 from study.storage import holds_studies
 
 UTILISATION = 0.3
@@ -65,12 +65,12 @@ def completed(storage_url: str, names: list[str], *, grid: bool = False) -> dict
             for name in names if name in existing}
 
 
-def estimate(config: StudyConfig, *, done: dict[str, int] | None = None, rate: float | None = None) -> Estimate:
-    """The cost of the trials `config` still needs (`done`: COMPLETE trials per study already stored)."""
+def estimate(run: RunSpec, *, done: dict[str, int] | None = None, rate: float | None = None) -> Estimate:
+    """The cost of the trials `run` still needs (`done`: COMPLETE trials per study already stored)."""
     done = done or {}
-    remaining = {spec: max(0, config.trials - done.get(spec.name, 0)) for spec in config.specs()}
+    remaining = {spec: max(0, spec.trials - done.get(spec.name, 0)) for spec in run.studies}
     flops = sum(n * spec.budget for spec, n in remaining.items())
-    r = config.resources
+    r = run.resources
     threads = max(1, int(r.cpus_per_trial))
     slots = r.max_concurrent or max(1, int((os.cpu_count() or 1) // r.cpus_per_trial))
     rate = matmul_rate() if rate is None else rate

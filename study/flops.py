@@ -1,4 +1,4 @@
-"""Analytic FLOP and parameter counts for every registered family and shape.
+"""Analytic FLOP and parameter counts for any family (an installed one by name, or a family object) and shape.
 
 Convention (DESIGN "Compute accounting"), the one place it is stated:
 - Every matrix product counts 2·m·n·k (projections, attention scores and weighted sums, MLPs, input
@@ -21,26 +21,26 @@ These counts equal torch's `FlopCounterMode` on a real forward + backward step (
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from study.benchmark.format import MARKERS, PROPS
-from study.models.registry import get_family, validate_shape
+from study.models.registry import resolve_family, validate_shape
 
 
 def forward_flops(family: str, *, bodies: int = 4, markers: int = MARKERS, props: int = PROPS,
                   **shape: Any) -> int:
     """Forward FLOPs of one sample (one scene of `bodies` bodies) for `family` at `shape`."""
     clean = validate_shape(family, **shape)
-    return int(get_family(family).forward_flops(bodies=bodies, markers=markers, props=props, **clean))
+    sample = {"bodies": bodies, "markers": markers, "props": props}
+    return int(resolve_family(family).forward_flops(sample, clean))
 
 
 def sample_training_flops(family: str, *, bodies: int = 4, markers: int = MARKERS, props: int = PROPS,
                           **shape: Any) -> int:
     """Forward + backward FLOPs of one sample as executed (the budget's unit)."""
     clean = validate_shape(family, **shape)
-    fam = get_family(family)
-    counts = dict(bodies=bodies, markers=markers, props=props, **clean)
-    return int(fam.forward_flops(**counts)) + int(fam.backward_flops(**counts))
+    fam, sample = resolve_family(family), {"bodies": bodies, "markers": markers, "props": props}
+    return int(fam.forward_flops(sample, clean)) + int(fam.backward_flops(sample, clean))
 
 
 def step_flops(family: str, *, batch_size: int, bodies: int = 4, markers: int = MARKERS,
@@ -71,4 +71,18 @@ def nominal_training_flops(family: str, *, samples: int, bodies: int = 4, marker
 def param_count(family: str, *, markers: int = MARKERS, props: int = PROPS, **shape: Any) -> int:
     """Trainable parameters of `family` at `shape` (equals sum(p.numel()) of the built module)."""
     clean = validate_shape(family, **shape)
-    return int(get_family(family).param_count(markers=markers, props=props, **clean))
+    return int(resolve_family(family).param_count({"markers": markers, "props": props}, clean))
+
+
+def sample_flops(family: Any, sample: Mapping[str, int], shape: Mapping[str, Any]) -> tuple[int, int]:
+    """(forward, forward + backward as executed) FLOPs of one sample for any family and task sample."""
+    fam = resolve_family(family)
+    clean = validate_shape(fam, **shape)
+    forward = int(fam.forward_flops(sample, clean))
+    return forward, forward + int(fam.backward_flops(sample, clean))
+
+
+def sample_params(family: Any, sample: Mapping[str, int], shape: Mapping[str, Any]) -> int:
+    """Trainable parameters of any family at `shape` for a task's sample."""
+    fam = resolve_family(family)
+    return int(fam.param_count(sample, validate_shape(fam, **shape)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class TrialPlan:
     checkpoint_seconds: float = math.inf    # wall time between checkpoints (inf: none); a run shorter saves none
     train_size: int = 0             # train on the first `train_size` scenes of the training split (0: all)
     eval_at: tuple[int, ...] = ()   # steps after which to validate (empty: `evals` evenly spaced)
+    model: Any = None               # the study.plugins.Family object (None: the installed family `family`)
+    task: Any = None                # the study.plugins.Task object (None: the built-in rigid-body task)
+    sample: tuple = ()              # the task's sample dimensions as sorted (name, value) pairs (building)
 
     def curve_step(self, step: int) -> int:
         """Where a validation after `step` goes on the learning curve: the step, or with `train_size` the

@@ -13,9 +13,9 @@ from optuna.trial import TrialState
 
 from study import schema
 from study.adapter import fail_trial
-from study.config import StudyConfig, StudySpec, settings
 from study.errors import ConfigError
 from study.schema import StudyAttrs
+from study.spec import RunSpec, StudySpec
 
 STALE_REASON = "driver stopped before the trial finished (stale RUNNING trial failed on resume)"
 INTERRUPTED_REASON = "driver interrupted (SIGINT/SIGTERM) before the trial finished"
@@ -36,7 +36,7 @@ class StudyState:
 
     @property
     def family(self) -> str:
-        return self.spec.family
+        return self.spec.family_name
 
     @property
     def budget(self) -> float:
@@ -47,26 +47,33 @@ class StudyState:
         return max(0, self.target - self.complete)
 
 
-def prepare_studies(storage, config: StudyConfig, dataset_key: str) -> list[StudyState]:
+def prepare_studies(storage, run: RunSpec, dataset_key: str) -> list[StudyState]:
     """Create or load every study, check it matches the config, fail its stale RUNNING trials, count COMPLETE.
 
     Every existing study is checked before any is created or changed, so a refused run writes nothing.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
-    specs = config.specs()
-    wanted = {spec.name: study_attrs(config, spec, dataset_key) for spec in specs}
-    for name, attrs in wanted.items():
-        if name in existing:
-            check_compatible(name, existing[name].user_attrs, attrs)
+    specs = run.studies
+    wanted = check_studies(existing, run, dataset_key)
     states = []
     for spec in specs:
         study = optuna.create_study(storage=storage, study_name=spec.name, direction="minimize", load_if_exists=True)
         schema.write_study_attrs(study, wanted[spec.name])
         stale = fail_stale_trials(study)
-        complete = count_complete(study, grid=config.counts_points)
-        states.append(StudyState(spec, complete, config.trials, stale))
+        complete = count_complete(study, grid=spec.sampler.counts_points)
+        states.append(StudyState(spec, complete, spec.trials, stale))
     return states
+
+
+def check_studies(existing: dict, run: RunSpec, dataset_key: str) -> dict[str, StudyAttrs]:
+    """The attributes of every study of the run; ConfigError (nothing written) when a stored study of the same
+    name was made with other settings. `existing`: study name -> summary (with `user_attrs`)."""
+    wanted = {spec.name: study_attrs(run, spec, dataset_key) for spec in run.studies}
+    for name, attrs in wanted.items():
+        if name in existing:
+            check_compatible(name, existing[name].user_attrs, attrs)
+    return wanted
 
 
 def count_complete(study: optuna.Study, *, grid: bool) -> int:
@@ -76,11 +83,11 @@ def count_complete(study: optuna.Study, *, grid: bool) -> int:
     return len({tuple(sorted(t.params.items())) for t in trials}) if grid else len(trials)
 
 
-def study_attrs(config: StudyConfig, spec: StudySpec, dataset_key: str) -> StudyAttrs:
+def study_attrs(run: RunSpec, spec: StudySpec, dataset_key: str) -> StudyAttrs:
     """The attributes a study of this run carries."""
-    return StudyAttrs(family=spec.family, budget=float(spec.budget), batch_size=int(spec.batch_size),
-                      dataset_key=dataset_key, target_trials=int(config.trials), settings=settings(config),
-                      kind=spec.kind, train_size=int(spec.train_size))
+    return StudyAttrs(family=spec.family_name, budget=float(spec.budget), batch_size=int(spec.batch_size),
+                      dataset_key=dataset_key, target_trials=int(spec.trials), settings=dict(run.settings),
+                      kind=spec.kind, train_size=int(spec.train_size), claims=dict(run.claims))
 
 
 def fail_stale_trials(study, reason: str = STALE_REASON) -> int:

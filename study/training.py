@@ -27,9 +27,8 @@ from typing import Any, Callable
 
 import torch
 
-from study.benchmark.format import Dataset, Split
-from study.benchmark.transforms import random_e3, transform_batch
-from study.models import build_model, equivariance_error, get_family
+from study.models.registry import RIGID_BODY_SAMPLE, get_family, validate_shape
+from study.plugins import loader
 from study.records import TrainResult, TrialPlan
 
 CHECK_EVERY = 100       # steps between finiteness checks of the training loss (a diverged run wastes < this)
@@ -76,19 +75,34 @@ def epoch_eval_steps(steps: int, *, batch_size: int, train_size: int, evals: int
     return tuple(sorted({math.ceil(e * train_size / batch_size) for e in picks}))
 
 
-def mse(model: torch.nn.Module, split: Split, *, batch_size: int = EVAL_BATCH, autocast: bool = False) -> float:
-    """Mean squared error of the predicted marker positions over a split (no gradients)."""
+def mse(model: torch.nn.Module, split, *, task=None, batch_size: int = EVAL_BATCH, autocast: bool = False) -> float:
+    """The task's loss over a whole split (the mean of its per-element errors, summed in float64; no gradients).
+    For the rigid-body task (the default): the mean squared error of the predicted marker positions."""
+    task = task or default_task()
     was_training = model.training
     model.eval()
-    total, count = torch.zeros((), dtype=torch.float64, device=split.posT.device), 0
+    total, count = None, 0
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
         for start in range(0, len(split), batch_size):
-            part = split[start:start + batch_size]
-            pred = model(part.pos0, part.vel0, part.props)                  # (B, K, M, 3)
-            total += torch.sum((pred.float() - part.posT) ** 2, dtype=torch.float64)
-            count += part.posT.numel()
+            inputs, target = task.batch(split, slice(start, start + batch_size))
+            errors = task.errors(model(*inputs), target)                    # e.g. (B, K, M, 3)
+            part = torch.sum(errors, dtype=torch.float64)
+            total = part if total is None else total + part
+            count += errors.numel()
     model.train(was_training)
-    return float(total) / max(1, count)
+    return float(total if total is not None else 0.0) / max(1, count)
+
+
+def default_task():
+    """The built-in rigid-body task (plans and callers that name none)."""
+    return loader.load("tasks", "rigid-body")
+
+
+def build(plan: TrialPlan) -> torch.nn.Module:
+    """The plan's network: its family object (or the installed family of its name) for its task's sample."""
+    family = plan.model if plan.model is not None else get_family(plan.family)
+    sample = dict(plan.sample) if plan.sample else dict(RIGID_BODY_SAMPLE)
+    return family.build(sample, validate_shape(family, **plan.shape))
 
 
 def train(plan: TrialPlan, dataset: Dataset, *, report: Callable[[int, float], None] | None = None,
@@ -108,8 +122,9 @@ def train(plan: TrialPlan, dataset: Dataset, *, report: Callable[[int, float], N
     autocast = device.type == "cuda"
     generator = torch.Generator().manual_seed(plan.seed)
     torch.manual_seed(plan.seed)  # parameter initialisation
-    augment = bool(get_family(plan.family).augment)
-    model = build_model(plan.family, **plan.shape).to(device)
+    task = plan.task if plan.task is not None else default_task()
+    augment = bool((plan.model if plan.model is not None else get_family(plan.family)).augment)
+    model = build(plan).to(device)
     parameters = [p for p in model.parameters() if p.requires_grad]
     train_split = _subset(dataset.train, plan.train_size).to(device)   # a data study's first train_size scenes
     probe = _subset(dataset.val, plan.val_samples).to(device)   # periodic validation (learning curve)
@@ -131,14 +146,12 @@ def train(plan: TrialPlan, dataset: Dataset, *, report: Callable[[int, float], N
         if (step - 1) % DRAW_AHEAD == 0:
             draws = torch.randint(n_train, (min(DRAW_AHEAD, steps - step + 1), batch), generator=generator).to(device)
         index = draws[(step - 1) % DRAW_AHEAD]
-        pos0, vel0, props, posT = (train_split.pos0[index], train_split.vel0[index],
-                                   train_split.props[index], train_split.posT[index])  # (B, K, M, 3), (B, K, P)
+        inputs, target = task.batch(train_split, index)          # rigid body: (pos0, vel0, props), posT
         if augment:
-            R, t = random_e3(batch, generator=generator)                           # (B, 3, 3), (B, 3)
-            pos0, vel0, props, posT = transform_batch(R.to(device), t.to(device), pos0, vel0, props, posT)
+            inputs, target = task.augment(inputs, target, generator)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            pred = model(pos0, vel0, props)                                         # (B, K, M, 3)
-        loss = torch.mean((pred.float() - posT) ** 2)
+            pred = model(*inputs)                                                   # e.g. (B, K, M, 3)
+        loss = torch.mean(task.errors(pred, target))
         losses[step - 1] = loss.detach()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -150,7 +163,7 @@ def train(plan: TrialPlan, dataset: Dataset, *, report: Callable[[int, float], N
         if step in checkpoints or step % CHECK_EVERY == 0 or step == steps:
             checked = _check_finite(losses, checked, step)
         if step in checkpoints:
-            val = mse(model, probe, autocast=autocast)
+            val = mse(model, probe, task=task, autocast=autocast)
             if not math.isfinite(val):
                 raise DivergenceError(step, val)
             curve.append((step, val))
@@ -163,11 +176,9 @@ def train(plan: TrialPlan, dataset: Dataset, *, report: Callable[[int, float], N
             last_save = time.perf_counter()
     train_seconds = before + time.perf_counter() - start
     val_split, test_split = dataset.val.to(device), dataset.test.to(device)   # final losses: whole splits
-    val_loss = mse(model, val_split, autocast=autocast)
-    test_loss = mse(model, test_split, autocast=autocast)
-    sample = val_split[: min(64, len(val_split))]
-    equi = float(equivariance_error(model, sample.pos0, sample.vel0, sample.props,
-                                    generator=torch.Generator().manual_seed(plan.seed + 1)))
+    val_loss = mse(model, val_split, task=task, autocast=autocast)
+    test_loss = mse(model, test_split, task=task, autocast=autocast)
+    equi = float(task.equivariance_error(model, val_split, torch.Generator().manual_seed(plan.seed + 1)))
     return TrainResult(
         val_loss=val_loss,
         test_loss=test_loss,
@@ -246,6 +257,6 @@ def _check_finite(losses: torch.Tensor, checked: int, step: int) -> int:
     return step
 
 
-def _subset(split: Split, samples: int) -> Split:
+def _subset(split, samples: int):
     """The first `samples` scenes of a split (all when 0 or larger than the split)."""
     return split if samples <= 0 or samples >= len(split) else split[:samples]

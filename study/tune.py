@@ -20,17 +20,16 @@ from functools import partial
 import optuna
 from optuna.trial import TrialState
 
-from search_spaces import Proposal, space_for
-from search_spaces.fixed import FixedShapeSpace
+from search_spaces import Proposal
 from study import schema
-from study.adapter import GridSampler, optuna_search_base
+from study.adapter import optuna_search_base
 from study.checkpoint import CheckpointSaver, load_checkpoint
-from study.config import StudyConfig, StudySpec
 from study.errors import EquiscaleError
 from study.progress import Progress
 from study.records import TrainResult, TrialPlan
 from study.resume import StudyState, prepare_studies
-from study.training import DivergenceError, epoch_eval_steps, train
+from study.spec import ResourceConfig, RunSpec, StudySpec
+from study.training import DivergenceError, train
 
 METRIC = schema.VAL_LOSS  # the metric Tune reports: the trial's objective
 MAX_ROUNDS = 3  # Tune runs per invocation: later rounds replace trials that failed in earlier ones
@@ -54,6 +53,9 @@ class PlanDefaults:
     checkpoint_seconds: float
     train_size: int = 0                 # data study: training scenes (0: the whole split)
     eval_at: tuple[int, ...] = ()       # data study: validation after these steps (ends of epochs)
+    model: object = None                # the family object
+    task: object = None                 # the task object
+    sample: tuple = ()                  # the task's sample dimensions, sorted (name, value) pairs
 
     def plan(self, proposal: Proposal, *, seed: int) -> TrialPlan:
         """The worker's plan for one proposal."""
@@ -64,20 +66,20 @@ class PlanDefaults:
             weight_decay=self.weight_decay, warmup_fraction=self.warmup_fraction, grad_clip=self.grad_clip,
             evals=self.evals, val_samples=self.val_samples, threads=self.threads, device=self.device,
             checkpoint_seconds=self.checkpoint_seconds, train_size=self.train_size, eval_at=self.eval_at,
+            model=self.model, task=self.task, sample=self.sample,
         )
 
 
-def plan_defaults(spec: StudySpec, config: StudyConfig) -> PlanDefaults:
+def plan_defaults(spec: StudySpec, resources: ResourceConfig) -> PlanDefaults:
     """What every trial of the study `spec` shares (a data study: its training-set size and per-epoch validations)."""
-    t, r = config.training, config.resources
-    eval_at = (epoch_eval_steps(config.data_study.steps, batch_size=spec.batch_size, train_size=spec.train_size,
-                                evals=t.evals) if spec.train_size else ())
+    o, r = spec.optimiser, resources
     return PlanDefaults(
-        family=spec.family, budget=float(spec.budget), study=spec.name, base_seed=config.seed,
-        weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction, grad_clip=t.grad_clip, evals=t.evals,
-        val_samples=t.val_samples, threads=max(1, int(r.cpus_per_trial)),
-        device="cuda" if r.gpus_per_trial > 0 else "cpu", checkpoint_seconds=t.checkpoint_seconds,
-        train_size=spec.train_size, eval_at=eval_at,
+        family=spec.family_name, budget=float(spec.budget), study=spec.name, base_seed=spec.seed,
+        weight_decay=o.weight_decay, warmup_fraction=o.warmup_fraction, grad_clip=o.grad_clip, evals=o.evals,
+        val_samples=o.val_samples, threads=max(1, int(r.cpus_per_trial)),
+        device="cuda" if r.gpus_per_trial > 0 else "cpu", checkpoint_seconds=o.checkpoint_seconds,
+        train_size=spec.train_size, eval_at=tuple(spec.eval_at), model=spec.family, task=spec.task,
+        sample=tuple(sorted(spec.sample.items())),
     )
 
 
@@ -204,38 +206,29 @@ def _multi_searcher_class():
     return MultiStudySearcher
 
 
-def _space(spec: StudySpec, config: StudyConfig):
-    """The define-by-run function OptunaSearch calls with a trial: the family's proposal for this study."""
-    space = FixedShapeSpace(spec.family) if spec.train_size else space_for(spec.family)
-    return partial(_propose, space, spec.budget, config)
+def _space(spec: StudySpec):
+    """The define-by-run function OptunaSearch calls with a trial: the study space's proposal."""
+    return partial(_propose, spec)
 
 
-def _propose(space, budget, config, trial) -> dict:
-    return {"proposal": space(trial, budget=budget, config=config)}
+def _propose(spec: StudySpec, trial) -> dict:
+    return {"proposal": spec.space(trial, spec)}
 
 
-def sampler_for(state: StudyState, n_trials: int, config: StudyConfig) -> optuna.samplers.BaseSampler:
-    """The study's sampler, seeded by the study, how many trials it already has and the config seed.
-
-    "tpe": Optuna's TPE (constant liar: parallel trials spread out). "grid": the space's IsoFLOP grid
-    of `trials` sizes (a data study: `trials` learning rates); a grid point whose trial failed is handed
-    out again (`study.adapter.GridSampler`).
-    """
-    seed = zlib.crc32(f"{state.name}/{n_trials}/{config.seed}".encode())
-    if config.sampler == "grid":
-        if state.spec.train_size:
-            grid = FixedShapeSpace(state.family).lr_grid(config, config.trials)
-        else:
-            grid = space_for(state.family).isoflop_grid(state.budget, config, config.trials)
-        return GridSampler(grid, seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+def sampler_for(state: StudyState, n_trials: int) -> optuna.samplers.BaseSampler:
+    """The study's sampler (its spec's sampler plugin), seeded by the study, how many trials it already has and the
+    run's seed: "tpe" is Optuna's TPE (constant liar); "grid" the space's grid of `trials` points, a point whose
+    trial failed handed out again (`study.adapter.GridSampler`)."""
+    spec = state.spec
+    seed = zlib.crc32(f"{state.name}/{n_trials}/{spec.seed}".encode())
+    return spec.sampler.make(spec, seed=seed)
 
 
-def concurrency(config: StudyConfig) -> int:
+def concurrency(resources: ResourceConfig) -> int:
     """Trials at once: `max_concurrent`, or as many as the cluster's CPUs (and GPUs) fit."""
     import ray
 
-    r = config.resources
+    r = resources
     if r.max_concurrent:
         return r.max_concurrent
     resources = ray.cluster_resources()
@@ -248,7 +241,7 @@ def concurrency(config: StudyConfig) -> int:
     return slots
 
 
-def run_round(config: StudyConfig, storage, states: list[StudyState], dataset, progress: Progress) -> None:
+def run_round(run: RunSpec, storage, states: list[StudyState], dataset, progress: Progress) -> None:
     """One Tuner run asking every study for its remaining trials."""
     from ray import tune
 
@@ -259,12 +252,12 @@ def run_round(config: StudyConfig, storage, states: list[StudyState], dataset, p
     searchers = {}
     for s in todo:
         n_trials = len(optuna.load_study(study_name=s.name, storage=storage).get_trials(deepcopy=False))
-        searchers[s.name] = StudySearch(name=s.name, space=_space(s.spec, config), storage=storage,
-                                        sampler=sampler_for(s, n_trials, config),
-                                        defaults=plan_defaults(s.spec, config), progress=progress)
+        searchers[s.name] = StudySearch(name=s.name, space=_space(s.spec), storage=storage,
+                                        sampler=sampler_for(s, n_trials),
+                                        defaults=plan_defaults(s.spec, run.resources), progress=progress)
     searcher = MultiStudySearcher(searchers, {s.name: s.remaining for s in todo})
     total = sum(s.remaining for s in todo)
-    r = config.resources
+    r = run.resources
     resources = {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial}
     with tempfile.TemporaryDirectory(prefix="equiscale-tune-") as workdir:
         tuner = tune.Tuner(
@@ -272,7 +265,7 @@ def run_round(config: StudyConfig, storage, states: list[StudyState], dataset, p
             # worker on every trial; at 2^21 scenes two workers outgrew 24 GiB)
             tune.with_resources(tune.with_parameters(trainable, dataset=dataset.numpy()), resources),
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=total,
-                                        max_concurrent_trials=concurrency(config), reuse_actors=True),
+                                        max_concurrent_trials=concurrency(run.resources), reuse_actors=True),
             run_config=tune.RunConfig(name="equiscale", storage_path=workdir, verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=r.max_failures),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
@@ -282,7 +275,7 @@ def run_round(config: StudyConfig, storage, states: list[StudyState], dataset, p
         raise KeyboardInterrupt("the Tune run stopped before all its trials ended")  # e.g. Ctrl-C
 
 
-def run_studies(config: StudyConfig, *, storage, states: list[StudyState], dataset,
+def run_studies(run: RunSpec, *, storage, states: list[StudyState], dataset,
                 progress: Progress | None = None) -> list[StudyState]:
     """Run every prepared study until each has its target COMPLETE trials (or the rounds run out).
 
@@ -297,8 +290,8 @@ def run_studies(config: StudyConfig, *, storage, states: list[StudyState], datas
         if all(s.remaining == 0 for s in states):
             break
         before = sum(s.complete for s in states)
-        run_round(config, storage, states, dataset, progress)
-        states = prepare_studies(storage, config, dataset.key)
+        run_round(run, storage, states, dataset, progress)
+        states = prepare_studies(storage, run, dataset.key)
         if sum(s.complete for s in states) == before:
             break  # no progress: another round would fail the same way
     return states

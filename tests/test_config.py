@@ -11,6 +11,7 @@ import tomllib
 from study.config import (DEFAULT_STORAGE, DEFAULT_TOML, DataConfig, ResourceConfig, TrainingConfig, load_config,
                           settings, study_name, with_overrides)
 from search_spaces import space_for
+from study.config import study_spec
 from study.errors import ConfigError
 
 
@@ -201,7 +202,7 @@ def test_per_budget_step_ranges_set_each_budgets_grid_and_enter_the_settings_onl
     assert [config.step_range_for("gatr", b) for b in config.budgets] == [(300, 3000), (3000, 30000)]
     assert config.step_range_for("transformer", 1e12) == (config.training.min_steps, 30000)
     for budget, (lo, hi) in zip(config.budgets, [(300, 3000), (3000, 30000)]):
-        grid = space_for("gatr").isoflop_grid(budget, config, config.trials)
+        grid = space_for("gatr").grid(study_spec(config, "gatr", budget), config.trials)
         steps = [int(budget // (3 * 64 * f)) for f in grid["fwd_flops"]]
         assert all(lo - 1 <= s <= hi for s in steps), (budget, steps)      # (floor of a float quotient)
     assert settings(config)["budget_step_ranges"] == [["gatr", [[300, 3000], [3000, 30000]]]]

@@ -50,9 +50,9 @@ def test_the_committed_data_study_file_spans_2_to_the_8_to_2_to_the_16_scenes_on
     assert {f for f, _ in config.data_study.shapes} == set(config.families) == {"gatr", "transformer", "transformer-aug"}
     # every study of the file trains the same steps of the same batch: the FLOPs per trial are fixed per family
     for spec in config.specs():
-        shape = config.data_study.shape(spec.family)
-        assert spec.budget == config.data_study.steps * step_flops(spec.family, batch_size=64, bodies=4, **shape)
-        assert spec.name == f"data/{spec.family}/{spec.train_size}"
+        shape = config.data_study.shape(spec.family_name)
+        assert spec.budget == config.data_study.steps * step_flops(spec.family_name, batch_size=64, bodies=4, **shape)
+        assert spec.name == f"data/{spec.family_name}/{spec.train_size}"
 
 
 @pytest.mark.parametrize("text, match", [
@@ -127,8 +127,8 @@ def test_a_data_study_run_trains_only_on_its_first_train_size_scenes(tmp_path):
     spec = config.specs()[0]
     from study.tune import plan_defaults
 
-    proposal = FixedShapeSpace("transformer")(optuna.trial.FixedTrial({"lr": 2e-3}), budget=spec.budget, config=config)
-    plan = plan_defaults(spec, config).plan(proposal, seed=1)
+    proposal = spec.space(optuna.trial.FixedTrial({"lr": 2e-3}), spec)
+    plan = plan_defaults(spec, config.resources).plan(proposal, seed=1)
     seen = []
     result = train(plan, dataset, report=lambda step, val: seen.append(step))
     assert math.isfinite(result.val_loss) and math.isfinite(result.train_loss)
@@ -138,10 +138,10 @@ def test_a_data_study_run_trains_only_on_its_first_train_size_scenes(tmp_path):
 
 
 def test_the_lr_grid_is_log_spaced_over_the_family_range():
-    config = load_config("studies/data.toml")
-    grid = FixedShapeSpace("gatr").lr_grid(config, 3)["lr"]
+    specs = {s.family_name: s for s in load_config("studies/data.toml").specs()}
+    grid = FixedShapeSpace().grid(specs["gatr"], 3)["lr"]
     assert grid == pytest.approx([2e-3, 4e-3, 8e-3])
-    assert FixedShapeSpace("transformer").lr_grid(config, 1)["lr"] == pytest.approx([2e-3])
+    assert FixedShapeSpace().grid(specs["transformer"], 1)["lr"] == pytest.approx([2e-3])
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import dataclasses
 import optuna
 import pytest
 
-from study.config import TrainingConfig, load_config, settings
+from study.config import TrainingConfig, load_config, settings, resolve
 from study.errors import ConfigError
 from study.estimate import completed
 from study.resume import STALE_REASON, prepare_studies
@@ -37,7 +37,7 @@ def stored(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     config = _config(url)
     storage = open_storage(url)
-    prepare_studies(storage, config, KEY)
+    prepare_studies(storage, resolve(config), KEY)
     study = optuna.load_study(study_name="transformer/1e+10", storage=storage)
     trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)})
     study.tell(trial, 0.1)
@@ -53,7 +53,7 @@ def test_a_changed_setting_is_refused_naming_it_and_the_storage_is_unchanged(sto
     before = _snapshot(url)
     (key,) = change
     with pytest.raises(ConfigError, match=key):
-        prepare_studies(storage, _config(url, **change), KEY)
+        prepare_studies(storage, resolve(_config(url, **change)), KEY)
     assert _snapshot(url) == before
 
 
@@ -62,7 +62,7 @@ def test_another_batch_size_for_one_budget_is_refused(stored):
     before = _snapshot(url)
     changed = dataclasses.replace(config, training=dataclasses.replace(config.training, batch_sizes=(16, 32)))
     with pytest.raises(ConfigError, match="transformer/1e\\+10.*batch_size=32.*16"):
-        prepare_studies(storage, changed, KEY)
+        prepare_studies(storage, resolve(changed), KEY)
     assert _snapshot(url) == before
 
 
@@ -70,15 +70,15 @@ def test_another_dataset_or_seed_is_refused(stored):
     url, storage, config = stored
     before = _snapshot(url)
     with pytest.raises(ConfigError, match="dataset_key"):
-        prepare_studies(storage, config, "other-key")
+        prepare_studies(storage, resolve(config), "other-key")
     with pytest.raises(ConfigError, match="seed"):
-        prepare_studies(storage, dataclasses.replace(config, seed=1), KEY)
+        prepare_studies(storage, resolve(dataclasses.replace(config, seed=1)), KEY)
     assert _snapshot(url) == before
 
 
 def test_the_same_settings_resume_and_count_what_is_there(stored):
     url, storage, config = stored
-    states = {s.name: s for s in prepare_studies(storage, config, KEY)}
+    states = {s.name: s for s in prepare_studies(storage, resolve(config), KEY)}
     assert states["transformer/1e+10"].complete == 1 and states["transformer/2e+10"].complete == 0
     assert optuna.load_study(study_name="transformer/1e+10", storage=url).user_attrs["settings"] == settings(config)
 
@@ -91,7 +91,7 @@ def test_a_study_stored_before_settings_were_recorded_resumes_and_gains_them(tmp
     for key, value in {"family": "transformer", "budget": 1e10, "batch_size": 32, "dataset_key": KEY,
                        "target_trials": 6}.items():
         study.set_user_attr(key, value)
-    prepare_studies(storage, config, KEY)
+    prepare_studies(storage, resolve(config), KEY)
     assert optuna.load_study(study_name="transformer/1e+10", storage=url).user_attrs["settings"] == settings(config)
 
 
@@ -100,7 +100,7 @@ def test_a_foreign_study_of_the_same_name_is_refused(tmp_path):
     optuna.create_study(storage=url, study_name="transformer/1e+10")
     before = _snapshot(url)
     with pytest.raises(ConfigError, match="not made by equiscale"):
-        prepare_studies(open_storage(url), _config(url), KEY)
+        prepare_studies(open_storage(url), resolve(_config(url)), KEY)
     assert _snapshot(url) == before
 
 
@@ -109,12 +109,12 @@ def test_a_grid_point_trained_twice_counts_once(tmp_path, sampler, expected):
     url = f"sqlite:///{tmp_path / 's.db'}"
     config = dataclasses.replace(_config(url), sampler=sampler)
     storage = open_storage(url)
-    prepare_studies(storage, config, KEY)
+    prepare_studies(storage, resolve(config), KEY)
     study = optuna.load_study(study_name="transformer/1e+10", storage=storage)
     lr = optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
     for value in (1e-3, 1e-3, 2e-3):                                # three trials, two distinct points
         study.add_trial(optuna.trial.create_trial(params={"lr": value}, distributions={"lr": lr}, value=0.2))
-    states = {s.name: s for s in prepare_studies(storage, config, KEY)}
+    states = {s.name: s for s in prepare_studies(storage, resolve(config), KEY)}
     assert states["transformer/1e+10"].complete == expected
     # what the driver and its cost estimate count as done: the same
     assert completed(url, ["transformer/1e+10"], grid=sampler == "grid") == {"transformer/1e+10": expected}
@@ -124,7 +124,7 @@ def test_running_trials_of_a_dead_driver_are_failed_with_the_reason(stored):
     url, storage, config = stored
     study = optuna.load_study(study_name="transformer/2e+10", storage=storage)
     study.ask()
-    states = {s.name: s for s in prepare_studies(storage, config, KEY)}
+    states = {s.name: s for s in prepare_studies(storage, resolve(config), KEY)}
     assert states["transformer/2e+10"].stale_failed == 1
     (trial,) = optuna.load_study(study_name="transformer/2e+10", storage=url).trials
     assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["fail_reason"] == STALE_REASON

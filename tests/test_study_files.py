@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from search_spaces import space_for
+from study.config import study_spec
 from study.config import load_config
 from study.tune import plan_defaults
 
@@ -19,14 +20,14 @@ def test_study_file_loads_and_every_grid_meets_every_budget(name):
     config = load_config(STUDIES / name)          # validate(): every family's grid at every budget
     assert math.log10(max(config.budgets) / min(config.budgets)) >= 2      # at least two decades
     for family, budget in config.studies():
-        grid = space_for(family).isoflop_grid(budget, config, config.trials)
+        grid = space_for(family).grid(study_spec(config, family, budget), config.trials)
         assert len(grid["fwd_flops"]) == config.trials
 
 
 def test_gpu_study_trains_on_cuda_with_fractional_gpus_from_1e15():
     config = load_config(STUDIES / "gpu.toml")
     assert min(config.budgets) >= 1e15 and 0 < config.resources.gpus_per_trial < 1
-    assert plan_defaults(config.specs()[0], config).device == "cuda"   # bf16 autocast follows on CUDA
+    assert plan_defaults(config.specs()[0], config.resources).device == "cuda"   # bf16 autocast follows on CUDA
 
 
 @pytest.mark.parametrize("name", ["cpu.toml", "cpu-v3.toml", "cpu-v4.toml", "cpu-v5.toml"])

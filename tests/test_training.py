@@ -94,13 +94,14 @@ def test_gradients_are_clipped_to_the_configured_norm_before_each_update(dataset
 
 
 class _Captured:
-    """Wraps build_model to keep the module the loop trains."""
+    """Wraps the loop's model builder to keep the module it trains."""
 
     def __init__(self):
         self.models = []
+        self.build = study.training.build
 
-    def __call__(self, family, **shape):
-        model = build_model(family, **shape)
+    def __call__(self, plan):
+        model = self.build(plan)
         self.models.append(model)
         return model
 
@@ -117,7 +118,7 @@ def test_final_losses_are_computed_on_their_own_splits(dataset, monkeypatch):
     shifted = dataclasses.replace(dataset.val, posT=dataset.val.posT + 0.3)
     data = dataclasses.replace(dataset, test=shifted)
     captured = _Captured()
-    monkeypatch.setattr(study.training, "build_model", captured)
+    monkeypatch.setattr(study.training, "build", captured)
     result = train(plan(steps=30), data)
     (model,) = captured.models
     val, test = _mse_by_hand(model, data.val), _mse_by_hand(model, data.test)
@@ -157,11 +158,11 @@ class _EquivariantOracle(nn.Module):
 def test_augmentation_moves_targets_with_inputs(dataset, monkeypatch, family):
     oracles = []
 
-    def build(name, **shape):
+    def build(plan):
         oracles.append(_EquivariantOracle(dataset))
         return oracles[-1]
 
-    monkeypatch.setattr(study.training, "build_model", build)
+    monkeypatch.setattr(study.training, "build", build)
     result = train(plan(family, steps=6, batch_size=32), dataset)
     assert result.train_loss < 1e-10                      # g·posT is exactly what the loop asks for
     R, t = (torch.cat(parts) for parts in zip(*oracles[0].elements[:6]))   # the six training batches

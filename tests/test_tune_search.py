@@ -8,7 +8,7 @@ import math
 import optuna
 import pytest
 
-from study.config import StudySpec, TrainingConfig, load_config, study_name
+from study.config import TrainingConfig, load_config, study_name, study_spec
 from study.progress import Progress
 from study.records import TrainResult, TrialPlan
 from study.tune import METRIC, _multi_searcher_class, _space, _study_search_class, plan_defaults
@@ -26,11 +26,11 @@ def searchers(tmp_path):
     StudySearch = _study_search_class()
     made = {}
     for family, budget in (("transformer", 1e10), ("gatr", 2e10)):
-        spec = StudySpec(study_name(family, budget), family, budget, config.batch_size_for(budget))
+        spec = study_spec(config, family, budget)
         name = spec.name
         progress.add_study(name, complete=0, target=2)
-        made[name] = StudySearch(name=name, space=_space(spec, config), storage=storage,
-                                 defaults=plan_defaults(spec, config), progress=progress,
+        made[name] = StudySearch(name=name, space=_space(spec), storage=storage,
+                                 defaults=plan_defaults(spec, config.resources), progress=progress,
                                  sampler=optuna.samplers.RandomSampler(seed=0))
     return storage, made
 

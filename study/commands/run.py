@@ -9,10 +9,8 @@ import sys
 from study.config import DEFAULT_STORAGE, load_config, with_overrides
 from study.errors import ConfigError
 from study.estimate import CONFIRM_HOURS, completed, estimate
-from study.pipeline import check_address, run_study
+from study.pipeline import preflight, run_study
 from study.progress import Progress
-from study.lease import check_free
-from study.storage import check_storage, holds_studies, open_storage
 
 
 def add_arguments(parser) -> None:
@@ -50,17 +48,13 @@ def main(args) -> int:
         storage=args.storage, address=args.address, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
     )
-    check_storage(config.storage)
-    check_address(config.resources.address)
-    names = [spec.name for spec in config.specs()]
-    if holds_studies(config.storage):  # another live driver: refused before the estimate is measured or printed
-        check_free(open_storage(config.storage, read_only=True), names, owner="")
-    cost = estimate(config, done=completed(config.storage, names, grid=config.counts_points))
+    run = preflight(config)   # the one pre-flight: refused here (exit 2) before anything is measured or written
+    cost = estimate(run, done=completed(run.storage, run.names, grid=run.counts_points))
     if cost.seconds > CONFIRM_HOURS * 3600 and not args.yes:  # refused: the one error line carries the estimate
         raise ConfigError(f"this run is estimated at {cost.line()}; add --yes to start it")
     progress = Progress(enabled=not args.quiet)
     progress.message(f"estimate: {cost.line()}")
-    summary = run_study(config, progress=progress)
+    summary = run_study(run, progress=progress)
     print(summary.table())
     if summary.short:
         n = len(summary.short)

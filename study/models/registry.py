@@ -1,12 +1,14 @@
-"""Registry of model families: name -> builder, shape parameters, FLOP/parameter counts, augmentation.
+"""The built-in families as `study.plugins.Family` objects, and name-based helpers over every installed family.
 
-Adding a family = one module exposing `build`, `validate`, `forward_flops`, `backward_flops`,
-`param_count`, `SHAPE_PARAMS`, `DEFAULT_SHAPE`, `GRANULARITY`, `MINIMUM` (and optionally
-`EQUIVARIANT`) plus one `_register(...)` line at the bottom.
+A built-in family is a module exposing `build`, `validate`, `forward_flops`, `backward_flops`, `param_count`,
+`SHAPE_PARAMS`, `DEFAULT_SHAPE`, `GRANULARITY`, `MINIMUM` (and optionally `EQUIVARIANT`), wrapped by
+`ModuleFamily`; the objects below are registered as `equiscale.families` entry points in pyproject.toml, the
+same mechanism a user's package uses. `get_family(name)` finds any installed family by name.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable, Mapping
@@ -15,76 +17,99 @@ from torch import nn
 
 from study.benchmark.format import MARKERS, PROPS
 from study.errors import ConfigError
-from study.models import gatr, transformer
+from study.models import gatr as gatr_module
+from study.models import transformer as transformer_module
+from study.plugins import loader
+
+RIGID_BODY_SAMPLE = {"bodies": 4, "markers": MARKERS, "props": PROPS}   # the rigid-body task's default sample
 
 
 @dataclass(frozen=True)
-class Family:
-    """One architecture family as the study sees it.
-
-    build(*, markers, props, **shape) -> nn.Module mapping (pos0, vel0, props) to predicted posT;
-    forward_flops(*, bodies, markers, props, **shape) -> analytic forward FLOPs per sample (scene);
-    backward_flops(*, bodies, markers, props, **shape) -> backward FLOPs per sample as executed;
-    param_count(*, markers, props, **shape) -> trainable parameters;
-    validate(**shape) raises ConfigError naming the bad parameter.
-    granularity: the multiple each shape parameter should be rounded to by a search space;
-    minimum: the smallest value of each shape parameter.
-    """
+class ModuleFamily:
+    """A family whose maths lives in module functions taking the sample's dimensions and the shape as keywords
+    (each function is handed only the dimensions it declares, e.g. `build(*, markers, props, **shape)`)."""
 
     name: str
-    build: Callable[..., nn.Module]
+    build_fn: Callable[..., nn.Module]
+    forward_fn: Callable[..., int]
+    backward_fn: Callable[..., int]
+    params_fn: Callable[..., int]
+    validate_fn: Callable[..., None]
     shape_params: tuple[str, ...]
-    augment: bool
-    forward_flops: Callable[..., int]
-    backward_flops: Callable[..., int]
-    param_count: Callable[..., int]
-    validate: Callable[..., None]
     default_shape: Mapping[str, int]
     granularity: Mapping[str, int] = field(default_factory=dict)
     minimum: Mapping[str, int] = field(default_factory=dict)
+    augment: bool = False
     equivariant: bool = False
 
+    def build(self, sample: Mapping[str, int], shape: Mapping[str, int]) -> nn.Module:
+        return self.build_fn(**_accepted(self.build_fn, sample), **shape)
 
-FAMILIES: dict[str, Family] = {}
+    def validate(self, shape: Mapping[str, int]) -> None:
+        self.validate_fn(**shape)
+
+    def forward_flops(self, sample: Mapping[str, int], shape: Mapping[str, int]) -> int:
+        return int(self.forward_fn(**_accepted(self.forward_fn, sample), **shape))
+
+    def backward_flops(self, sample: Mapping[str, int], shape: Mapping[str, int]) -> int:
+        return int(self.backward_fn(**_accepted(self.backward_fn, sample), **shape))
+
+    def param_count(self, sample: Mapping[str, int], shape: Mapping[str, int]) -> int:
+        return int(self.params_fn(**_accepted(self.params_fn, sample), **shape))
 
 
-def _register(name: str, module: ModuleType, *, augment: bool = False) -> None:
-    FAMILIES[name] = Family(
-        name=name,
-        build=module.build,
-        shape_params=tuple(module.SHAPE_PARAMS),
-        augment=augment,
-        forward_flops=module.forward_flops,
-        backward_flops=module.backward_flops,
-        param_count=module.param_count,
-        validate=module.validate,
-        default_shape=dict(module.DEFAULT_SHAPE),
-        granularity=dict(module.GRANULARITY),
-        minimum=dict(module.MINIMUM),
-        equivariant=bool(getattr(module, "EQUIVARIANT", False)),
+def _accepted(fn: Callable, sample: Mapping[str, int]) -> dict[str, int]:
+    """The sample dimensions `fn` takes as keyword arguments."""
+    params = inspect.signature(fn).parameters
+    return {k: v for k, v in sample.items() if k in params}
+
+
+def from_module(name: str, module: ModuleType, *, augment: bool = False) -> ModuleFamily:
+    """A family from a module of functions and constants (the layout of the built-in families)."""
+    return ModuleFamily(
+        name=name, build_fn=module.build, forward_fn=module.forward_flops, backward_fn=module.backward_flops,
+        params_fn=module.param_count, validate_fn=module.validate, shape_params=tuple(module.SHAPE_PARAMS),
+        default_shape=dict(module.DEFAULT_SHAPE), granularity=dict(module.GRANULARITY),
+        minimum=dict(module.MINIMUM), augment=augment, equivariant=bool(getattr(module, "EQUIVARIANT", False)),
     )
 
 
-def get_family(name: str) -> Family:
-    """The registered family called `name`; ConfigError listing the known ones otherwise."""
-    try:
-        return FAMILIES[name]
-    except (KeyError, TypeError):
-        known = ", ".join(sorted(FAMILIES))
-        raise ConfigError(f"unknown model family {name!r} (known: {known})") from None
+# The built-in families (entry points `equiscale.families` in pyproject.toml).
+transformer = from_module("transformer", transformer_module)
+transformer_aug = from_module("transformer-aug", transformer_module, augment=True)
+gatr = from_module("gatr", gatr_module)
+
+Family = ModuleFamily   # the built-in implementation of `study.plugins.Family`
 
 
-def validate_shape(family: str, **shape: Any) -> dict[str, int]:
+def get_family(name: Any) -> Any:
+    """The installed family called `name` (a `study.plugins.Family`); ConfigError listing the known ones otherwise."""
+    if not isinstance(name, str) or name not in loader.registered("families"):
+        raise ConfigError(f"unknown model family {name!r} (known: {', '.join(loader.names('families'))})")
+    return loader.load("families", name)
+
+
+def family_names() -> list[str]:
+    """Every installed family, sorted."""
+    return loader.names("families")
+
+
+def resolve_family(family: Any) -> Any:
+    """A family object, given one or the name of an installed one."""
+    return get_family(family) if isinstance(family, str) else family
+
+
+def validate_shape(family: Any, **shape: Any) -> dict[str, int]:
     """Check that `shape` has exactly the family's parameters with usable values; returns it as ints."""
-    fam = get_family(family)
+    fam = resolve_family(family)
     unknown = sorted(set(shape) - set(fam.shape_params))
     if unknown:
         raise ConfigError(
-            f"{family}: unknown shape parameter {unknown[0]!r} (expected {', '.join(fam.shape_params)})"
+            f"{fam.name}: unknown shape parameter {unknown[0]!r} (expected {', '.join(fam.shape_params)})"
         )
     missing = [p for p in fam.shape_params if p not in shape]
     if missing:
-        raise ConfigError(f"{family}: missing shape parameter {missing[0]!r}")
+        raise ConfigError(f"{fam.name}: missing shape parameter {missing[0]!r}")
     clean: dict[str, int] = {}
     for name in fam.shape_params:
         value = shape[name]
@@ -92,26 +117,42 @@ def validate_shape(family: str, **shape: Any) -> dict[str, int]:
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             else:
-                raise ConfigError(f"{family}: shape parameter {name!r} must be an integer, got {value!r}")
+                raise ConfigError(f"{fam.name}: shape parameter {name!r} must be an integer, got {value!r}")
         low = fam.minimum.get(name, 1)
         if value < low:
-            raise ConfigError(f"{family}: shape parameter {name!r} must be >= {low}, got {value}")
+            raise ConfigError(f"{fam.name}: shape parameter {name!r} must be >= {low}, got {value}")
         clean[name] = int(value)
-    fam.validate(**clean)
+    fam.validate(clean)
     return clean
 
 
-def default_shape(family: str) -> dict[str, int]:
+def default_shape(family: Any) -> dict[str, int]:
     """A small valid shape of the family (for smoke tests and examples)."""
-    return dict(get_family(family).default_shape)
+    return dict(resolve_family(family).default_shape)
 
 
-def build_model(family: str, *, markers: int = MARKERS, props: int = PROPS, **shape: Any) -> nn.Module:
-    """The family's network for `shape`: forward(pos0 (B,K,M,3), vel0 (B,K,M,3), props (B,K,P)) -> (B,K,M,3)."""
-    clean = validate_shape(family, **shape)
-    return get_family(family).build(markers=markers, props=props, **clean)
+def build_model(family: Any, *, markers: int = MARKERS, props: int = PROPS, sample: Mapping[str, int] | None = None,
+                **shape: Any) -> nn.Module:
+    """The family's network for `shape` (rigid-body sample by default: forward(pos0, vel0, props) -> posT)."""
+    fam = resolve_family(family)
+    clean = validate_shape(fam, **shape)
+    return fam.build(dict(sample) if sample is not None else {**RIGID_BODY_SAMPLE, "markers": markers, "props": props},
+                     clean)
 
 
-_register("transformer", transformer)
-_register("transformer-aug", transformer, augment=True)
-_register("gatr", gatr)
+class _Installed(Mapping):
+    """name -> family of every installed family (read-only, loaded on access)."""
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in loader.registered("families"):
+            raise KeyError(name)
+        return get_family(name)
+
+    def __iter__(self):
+        return iter(family_names())
+
+    def __len__(self) -> int:
+        return len(family_names())
+
+
+FAMILIES: Mapping[str, Any] = _Installed()

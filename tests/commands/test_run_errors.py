@@ -160,17 +160,17 @@ def test_a_run_estimated_above_the_threshold_needs_yes_and_writes_nothing(existi
 
 
 def test_the_estimate_counts_only_the_trials_still_to_run(tmp_path):
-    from study.config import load_config
+    from study.config import load_config, resolve
     from study.estimate import completed, estimate
     from study.schema import study_name
 
     config = load_config()
     url = f"sqlite:///{tmp_path / 'e.db'}"
     assert completed(url, ["transformer/1e+10"]) == {} and not (tmp_path / "e.db").exists()
-    full = estimate(config, rate=1e10)
+    full = estimate(resolve(config), rate=1e10)
     assert full.flops == config.trials * len(config.families) * sum(config.budgets)
     budget = config.budgets[0]
-    part = estimate(config, done={study_name("transformer", budget): config.trials}, rate=1e10)
+    part = estimate(resolve(config), done={study_name("transformer", budget): config.trials}, rate=1e10)
     assert full.flops - part.flops == config.trials * budget and full.trials - part.trials == config.trials
     assert part.seconds == part.flops / (1e10 * part.slots * 0.3)
 

@@ -10,7 +10,7 @@ import pytest
 
 from search_spaces import space_for
 from study.adapter import GridSampler
-from study.config import load_config
+from study.config import load_config, study_spec
 from study.errors import ConfigError
 from study.flops import forward_flops, param_count, step_flops
 
@@ -32,7 +32,7 @@ def _sample(family: str, budget: float, config, n: int = 120, seed: int = 0):
     proposals = []
     for _ in range(n):
         trial = study.ask()
-        proposals.append(space_for(family)(trial, budget=budget, config=config))
+        proposals.append(space_for(family)(trial, study_spec(config, family, budget)))
         study.tell(trial, 0.0)
     return proposals, study.trials
 
@@ -83,7 +83,7 @@ def test_lr_follows_the_configured_range():
 @pytest.mark.parametrize("family", FAMILIES)
 def test_budget_below_the_smallest_shape_is_a_config_error_naming_it(family):
     with pytest.raises(ConfigError, match="1e\\+06"):
-        space_for(family).check_budget(1e6, _config())
+        space_for(family).check(study_spec(_config(), family, 1e6))
 
 
 def test_unknown_family_is_a_config_error():
@@ -100,12 +100,12 @@ def _grid_config(**changes):
 def test_isoflop_grid_brackets_the_feasible_sizes_log_evenly_at_one_depth(family, budget):
     config = _grid_config()
     space = space_for(family)
-    grid = space.isoflop_grid(budget, config, config.trials)
+    grid = space.grid(study_spec(config, family, budget), config.trials)
     study = optuna.create_study(sampler=GridSampler(grid, seed=0))
     proposals = []
     for _ in range(config.trials):
         trial = study.ask()
-        proposals.append(space(trial, budget=budget, config=config))
+        proposals.append(space(trial, study_spec(config, family, budget)))
         study.tell(trial, 0.0)
     assert {p.shape["depth"] for p in proposals} == {config.training.grid_depth}
     params = sorted(p.params for p in proposals)
@@ -119,9 +119,9 @@ def test_isoflop_grid_brackets_the_feasible_sizes_log_evenly_at_one_depth(family
 def test_a_grid_that_cannot_meet_the_budget_is_a_config_error():
     deep = _grid_config(training=dataclasses.replace(_grid_config().training, grid_depth=9))
     with pytest.raises(ConfigError, match="depth 9"):
-        space_for("transformer").isoflop_grid(1e11, deep, 6)
+        space_for("transformer").grid(study_spec(deep, "transformer", 1e11), 6)
     with pytest.raises(ConfigError, match="fewer than 100000 trials"):
-        space_for("gatr").isoflop_grid(1e11, _grid_config(), 100000)
+        space_for("gatr").grid(study_spec(_grid_config(), "gatr", 1e11), 100000)
 
 
 def test_per_family_learning_rate_range_is_the_one_searched():
@@ -146,9 +146,9 @@ def test_sqrt_lr_batch_scaling_moves_a_budgets_range_with_its_batch_and_no_other
         proposals, _ = _sample("transformer", budget, config, n=40)
         assert all(factor * lo * (1 - 1e-12) <= p.lr <= factor * hi * (1 + 1e-12) for p in proposals)
         assert max(p.lr for p in proposals) > factor * hi * 0.8        # the range moved, not shrank
-        assert space.isoflop_grid(budget, config, 3)["lr"] == [pytest.approx(factor * 4e-3)]
+        assert space.grid(study_spec(config, "transformer", budget), 3)["lr"] == [pytest.approx(factor * 4e-3)]
     plain = dataclasses.replace(config, training=dataclasses.replace(training, lr_batch_scaling="none"))
-    assert space.isoflop_grid(4e11, plain, 3)["lr"] == [pytest.approx(4e-3)]
+    assert space.grid(study_spec(plain, "transformer", 4e11), 3)["lr"] == [pytest.approx(4e-3)]
 
 
 def test_per_family_step_range_places_that_familys_grid_and_leaves_the_others():
@@ -160,18 +160,18 @@ def test_per_family_step_range_places_that_familys_grid_and_leaves_the_others():
     budget = 3e11
     for family, (lo, hi) in (("transformer", (3000, 12000)), ("gatr", (100, 20000))):
         space = space_for(family)
-        study = optuna.create_study(sampler=GridSampler(space.isoflop_grid(budget, config, config.trials), seed=0))
+        study = optuna.create_study(sampler=GridSampler(space.grid(study_spec(config, family, budget), config.trials), seed=0))
         steps = []
         for _ in range(config.trials):
             trial = study.ask()
-            p = space(trial, budget=budget, config=config)
+            p = space(trial, study_spec(config, family, budget))
             study.tell(trial, 0.0)
             steps.append(math.floor(budget / step_flops(family, batch_size=config.training.batch_size, **p.shape)))
         assert all(lo <= s <= hi for s in steps), (family, steps)
         assert len(set(steps)) == config.trials
     # the transformer's grid moved: without the range its longest run is far beyond 12,000 steps
-    wide = space_for("transformer").isoflop_grid(budget, base, 4)["fwd_flops"]
-    narrow = space_for("transformer").isoflop_grid(budget, config, 4)["fwd_flops"]
+    wide = space_for("transformer").grid(study_spec(base, "transformer", budget), 4)["fwd_flops"]
+    narrow = space_for("transformer").grid(study_spec(config, "transformer", budget), 4)["fwd_flops"]
     assert min(wide) < min(narrow) and max(narrow) <= max(wide)
 
 
@@ -179,4 +179,4 @@ def test_a_step_range_too_narrow_for_a_familys_sizes_is_a_config_error_naming_it
     base = _grid_config()
     narrow = dataclasses.replace(base, training=dataclasses.replace(base.training, step_ranges=(("gatr", 3000, 3300),)))
     with pytest.raises(ConfigError, match="gatr"):
-        space_for("gatr").isoflop_grid(3e10, narrow, 4)
+        space_for("gatr").grid(study_spec(narrow, "gatr", 3e10), 4)
