@@ -55,6 +55,7 @@ class StudyAttrs:
     settings: Mapping[str, Any] | None = None   # training settings that must match on resume (None: unknown)
     kind: str = COMPUTE         # COMPUTE: the budget is searched; DATA: a fixed shape on `train_size` scenes
     train_size: int = 0         # DATA: training scenes (the first of the training split); 0 for COMPUTE
+    claims: Mapping[str, Any] | None = None   # which family is the equivariant one, its baselines (None: unknown)
 
 
 def write_study_attrs(study, attrs: StudyAttrs) -> None:
@@ -73,7 +74,7 @@ def read_study_attrs(attrs: Mapping[str, Any]) -> StudyAttrs | None:
         family=str(attrs[FAMILY]), budget=float(attrs[BUDGET]),
         batch_size=int(attrs.get(BATCH_SIZE, 0)), dataset_key=str(attrs.get(DATASET_KEY, "")),
         target_trials=int(attrs.get(TARGET_TRIALS, 0)), settings=attrs.get(SETTINGS),
-        kind=str(attrs.get(KIND, COMPUTE)), train_size=int(attrs.get(TRAIN_SIZE, 0)),
+        kind=str(attrs.get(KIND, COMPUTE)), train_size=int(attrs.get(TRAIN_SIZE, 0)), claims=attrs.get(CLAIMS),
     )
 
 
