@@ -166,7 +166,7 @@ def test_a_tiny_data_study_beside_a_compute_study_in_one_storage(tmp_path, ray_t
         study = optuna.load_study(study_name=spec.name, storage=url)
         assert study.user_attrs["kind"] == "data" and study.user_attrs["train_size"] == spec.train_size
         trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-        lo, hi = config.training.lr_range(spec.family)
+        lo, hi = config.training.lr_range(spec.family_name)
         assert sorted(t.params["lr"] for t in trials) == pytest.approx([lo, hi])   # the 2-point lr grid
         for trial in trials:
             a = trial.user_attrs
