@@ -16,7 +16,7 @@ from study.kinds.data import DataStudyConfig
 from study.models.registry import family_names
 from study.plugins import loader
 from study.plugins.tables import int_list, parse_table, typed
-from study.schema import COMPUTE, DATA, data_study_name, study_name
+from study.schema import COMPUTE, ClaimFamilies, study_name
 from study.sections import TrainingConfig
 from study.spec import ResourceConfig, RunSpec, StudySpec
 from study.storage import DEFAULT_STORAGE
@@ -24,7 +24,7 @@ from study.storage import DEFAULT_STORAGE
 LR_BATCH_SCALINGS = ("none", "sqrt")   # training.lr_batch_scaling: how the lr ranges follow the batch size
 DEFAULT_TASK = "rigid-body"
 # The flagship comparison: which family is the equivariant one, its baselines, and the augmented baseline.
-DEFAULT_CLAIMS = {"equivariant": "gatr", "baselines": ["transformer", "transformer-aug"], "augmented": "transformer-aug"}
+DEFAULT_CLAIMS = ClaimFamilies().as_attr()
 RAY_GRANULARITY = 1e-4  # Ray rounds resource amounts to this unit (ray_constants.MIN_RESOURCE_GRANULARITY)
 
 # The embedded default study: 3 families x 3 budgets (2e11-2e12) x 3 IsoFLOP grid points, sized for under 10
@@ -70,10 +70,6 @@ class StudyConfig:
     plugins: tuple[tuple[str, str, str], ...] = ()   # (group, name, "module:attribute") from `[plugins]`
     claims: tuple[tuple[str, Any], ...] = ()         # `[claims]`: overrides of DEFAULT_CLAIMS
 
-    def __post_init__(self):
-        if self.data_study is None and self.kind == DATA:
-            object.__setattr__(self, "data_study", DataStudyConfig())
-
     def plugin_path(self, group: str, name: str) -> str | None:
         """The import path the study file gives for plugin `name` of `group` (None: an installed entry point)."""
         return next((path for g, n, path in self.plugins if g == group and n == name), None)
@@ -107,16 +103,18 @@ class StudyConfig:
 def _context(config: StudyConfig, *, resolve_plugins: bool = True) -> KindContext:
     """The kind's view of `config`: plugins loaded (families, spaces, task, sampler), never the config itself."""
     task = loader.load("tasks", config.task, path=config.plugin_path("tasks", config.task))
+    kind = loader.load("kinds", config.kind)
+    section = config.data_study if config.data_study is not None or not kind.section else kind.parse({}, kind.section)
     if resolve_plugins:
         families = tuple(_family(config, name) for name in config.families)
         spaces = ({f.name: loader.load("spaces", f.name, path=config.plugin_path("spaces", f.name)) for f in families}
-                  if config.kind == COMPUTE else {})
+                  if kind.budgets else {})
         sampler = loader.load("samplers", config.sampler)
     else:
         families, spaces, sampler = (), {}, None
     return KindContext(families=families, spaces=spaces, budgets=tuple(config.budgets), trials=config.trials,
                        seed=config.seed, sampler=sampler, training=config.training, task=task,
-                       task_settings=config.data, section=config.data_study,
+                       task_settings=config.data, section=section,
                        known=frozenset(family_names()) | {n for g, n, _ in config.plugins if g == "families"})
 
 
@@ -279,11 +277,12 @@ def _from_dict(raw: dict, where: str) -> StudyConfig:
             kwargs[name] = typed(f"{where}: {name}", value, int)   # trials, seed
     if "data" not in kwargs and task_name != DEFAULT_TASK:
         kwargs["data"] = task.parse({}, f"{where}: [data]")       # the task's own defaults
-    for required in ("families", "budgets") if kind_name == COMPUTE else ("families",):
+    for required in ("families", "budgets") if kind.budgets else ("families",):
         if required not in kwargs:
             raise ConfigError(f"{where}: missing key {required!r}")
-    if kind_name == DATA and "budgets" in kwargs:
-        raise ConfigError(f"{where}: a data study (kind = \"data\") has no budgets: give [data_study] train_sizes")
+    if not kind.budgets and "budgets" in kwargs:
+        raise ConfigError(f"{where}: a {kind_name} study (kind = \"{kind_name}\") has no budgets"
+                          + (f": give [{kind.section}]" if kind.section else ""))
     return StudyConfig(**kwargs)
 
 
@@ -389,7 +388,7 @@ def validate(config: StudyConfig) -> None:
         _known(config, family)
         if not 100 <= lo <= hi:
             raise ConfigError(f"training.{where} must satisfy 100 <= min_steps <= max_steps, got {lo}, {hi}")
-    for family, ranges in t.budget_step_ranges if config.kind == COMPUTE else ():
+    for family, ranges in t.budget_step_ranges if loader.load("kinds", config.kind).budgets else ():
         if len(ranges) != len(aligned):
             raise ConfigError(f"training.budget_step_ranges.{family} has {len(ranges)} entries but there are "
                               f"{len(aligned)} budgets (one [min_steps, max_steps] per budget)")
@@ -434,9 +433,6 @@ def validate(config: StudyConfig) -> None:
         if not math.isfinite(budget) or budget <= 0:
             raise ConfigError(f"budget must be a positive number of FLOPs, got {budget:g}")
     loader.load("kinds", config.kind)         # ConfigError naming an unknown kind
-    if config.kind == DATA:
-        for family, _ in config.data_study.shapes:
-            _known(config, family)  # a misspelt family is an error; a family left out of this run (--family) is ignored
     resolve(config)   # the plugins load, and the kind's checks pass
 
 

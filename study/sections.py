@@ -23,8 +23,7 @@ class TrainingConfig:
     val_samples: int = 256      # val scenes for each periodic evaluation (0 = all); final losses use whole splits
     batch_sizes: tuple[int, ...] = ()   # one batch size per budget (aligned with `budgets`); empty: batch_size
     # per-family (family, lr_min, lr_max) overriding lr_min..lr_max (families not in a study are ignored)
-    lr_ranges: tuple[tuple[str, float, float], ...] = (("transformer", 1e-3, 4e-3), ("transformer-aug", 1e-3, 4e-3),
-                                                       ("gatr", 2e-3, 8e-3))
+    lr_ranges: tuple[tuple[str, float, float], ...] = ()
     # per-family (family, min_steps, max_steps) overriding min_steps..max_steps: where each family's IsoFLOP
     # grid lies (its optimum sits at its own step count; families not in a study are ignored)
     step_ranges: tuple[tuple[str, int, int], ...] = ()

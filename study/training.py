@@ -27,8 +27,8 @@ from typing import Any, Callable
 
 import torch
 
+from study.benchmark.task import task as rigid_body
 from study.models.registry import RIGID_BODY_SAMPLE, get_family, validate_shape
-from study.plugins import loader
 from study.records import TrainResult, TrialPlan
 
 CHECK_EVERY = 100       # steps between finiteness checks of the training loss (a diverged run wastes < this)
@@ -95,7 +95,7 @@ def mse(model: torch.nn.Module, split, *, task=None, batch_size: int = EVAL_BATC
 
 def default_task():
     """The built-in rigid-body task (plans and callers that name none)."""
-    return loader.load("tasks", "rigid-body")
+    return rigid_body
 
 
 def build(plan: TrialPlan) -> torch.nn.Module:

@@ -15,6 +15,7 @@ from study.spec import StudySpec
 class ComputeKind:
     name: str = COMPUTE
     section: str | None = None
+    budgets: bool = True        # one study per budget: the study file must give budgets
 
     def parse(self, raw: Mapping[str, Any], where: str) -> None:
         return None

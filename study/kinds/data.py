@@ -53,6 +53,7 @@ def _shapes(where: str, value: Any) -> tuple[tuple[str, tuple[tuple[str, int], .
 class DataKind:
     name: str = DATA
     section: str | None = "data_study"
+    budgets: bool = False       # its studies are per training-set size, not per budget
 
     def parse(self, raw: Mapping[str, Any], where: str) -> DataStudyConfig:
         return parse_table(DataStudyConfig, raw, where, parsers={"train_sizes": int_list, "shapes": _shapes})
@@ -98,6 +99,9 @@ class DataKind:
                 and any(lo == hi for lo, hi in (t.lr_range(f.name) for f in context.families))):
             raise ConfigError(f"sampler {context.sampler.name!r}: a family's learning-rate range is one value, too "
                               f"few for {context.trials} trials per size")
+        for name, _ in ds.shapes:
+            if name not in context.known:  # a misspelt family is an error; one left out of this run is ignored
+                raise ConfigError(f"data_study.shapes: unknown model family {name!r}")
         for family in context.families:
             validate_shape(family, **ds.shape(family.name))  # ConfigError: no shape, or one the family rejects
 

@@ -78,6 +78,7 @@ class Kind(Protocol):
 
     name: str
     section: str | None     # its study-file table (e.g. "data_study"), None for none
+    budgets: bool           # its studies are per budget (the study file must give budgets) or not (it may not)
 
     def parse(self, raw: Mapping[str, Any], where: str) -> Any: ...
     def validate(self, context: Any) -> None: ...
@@ -92,12 +93,12 @@ MEMBERS: dict[str, tuple[str, ...]] = {
     "tasks": ("name", "parse", "sample_dims", "train_scenes", "describe", "record", "dataset_key", "load", "batch", "augment",
               "errors", "equivariance_error"),
     "samplers": ("name", "counts_points", "make"),
-    "kinds": ("name", "section", "parse", "validate", "studies", "record"),
+    "kinds": ("name", "section", "budgets", "parse", "validate", "studies", "record"),
 }
 
 
 DATA_MEMBERS = {"name", "shape_params", "default_shape", "minimum", "augment", "equivariant", "section",
-                "counts_points"}
+                "counts_points", "budgets"}
 
 
 def check_protocol(obj: Any, group: str, what: str) -> Any:
