@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from analysis import parametric as P
 from analysis.bootstrap import bootstrap_parametric
 
-CSV = Path(__file__).resolve().parents[1] / ".." / "shared" / "validation" / "chinchilla_figure4.csv"
+CSV = Path(__file__).resolve().parents[1] / "validation" / "chinchilla_figure4.csv"
 
 
 def _timed(fn):

@@ -5,7 +5,6 @@ runs without the five highest-loss ones: estimates with standard errors
 E 1.8172 (0.03), A 482.01 (124.58), B 2085.43 (1293.23), α 0.3478 (0.02), β 0.3658 (0.02).
 """
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,35 +14,19 @@ import pytest
 from analysis.bootstrap import bootstrap_parametric, estimate
 from analysis.parametric import fit_parametric
 
-CSV = Path(__file__).parents[2] / ".." / "shared" / "validation" / "chinchilla_figure4.csv"
+CSV = Path(__file__).parents[2] / "validation" / "chinchilla_figure4.csv"   # shipped with the project
 PUBLISHED = {"E": (1.8172, 0.03), "A": (482.01, 124.58), "B": (2085.43, 1293.23),
              "alpha": (0.3478, 0.02), "beta": (0.3658, 0.02)}
 
 
-def require_data(path: Path) -> None:
-    """Missing validation data fails the run under CI (the environment variable CI is set) and skips
-    it elsewhere (a checkout without shared/ beside it)."""
-    if path.is_file():
-        return
-    message = f"validation data absent: {path.resolve()} (shared/ must sit beside the repository)"
-    if os.environ.get("CI"):
-        pytest.fail(message + "; under CI this is a failure, not a skip")
-    pytest.skip(message)
-
-
-def test_missing_data_fails_under_ci_and_skips_elsewhere(tmp_path, monkeypatch):
-    absent = tmp_path / "chinchilla_figure4.csv"
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="under CI this is a failure"):
-        require_data(absent)
-    monkeypatch.delenv("CI")
-    with pytest.raises(pytest.skip.Exception):
-        require_data(absent)
+def test_the_validation_runs_ship_with_the_project():
+    """A clone has the data: the tests that use it fail, never skip, without it."""
+    assert CSV.is_file(), f"validation data missing from the project: {CSV}"
+    assert len(pd.read_csv(CSV)) == 245
 
 
 @pytest.fixture(scope="module")
 def runs():
-    require_data(CSV)
     table = pd.read_csv(CSV)
     assert len(table) == 245
     kept = table.sort_values("loss").iloc[:-5]  # the five highest-loss runs left out, as published
