@@ -26,16 +26,24 @@ class Progress:
     enabled: bool = True
     started: float = field(default_factory=time.monotonic)
     finished_here: int = 0
+    bar: bool = False               # also a progress bar of all trials (tqdm; a widget in a notebook)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _bar: object = None
 
     def __getstate__(self) -> dict:  # Tune pickles its search algorithm (and so this) when it starts
         state = dict(self.__dict__)
         state.pop("_lock")
-        state["stream"] = None
+        state["stream"], state["_bar"] = None, None
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state, _lock=threading.Lock())
+
+    def close(self) -> None:
+        """Close the progress bar (if any)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def add_study(self, name: str, *, complete: int, target: int, best: float | None = None) -> None:
         self.studies[name] = _Study(complete, target, math.inf if best is None else best)
@@ -73,7 +81,17 @@ class Progress:
         total = sum(s.target for s in self.studies.values())
         eta = self.eta_seconds()
         tail = f"| all {done}/{total}" + (f"  ETA {_duration(eta)}" if eta is not None and self.remaining else "")
-        print(f"[{_duration(elapsed)}] {text}  {tail}", file=self.stream or sys.stderr, flush=True)
+        line = f"[{_duration(elapsed)}] {text}  {tail}"
+        if not (self.bar and total):
+            print(line, file=self.stream or sys.stderr, flush=True)
+            return
+        from tqdm.auto import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(total=total, initial=done, unit="trial", desc="equiscale", file=self.stream or sys.stderr)
+        self._bar.write(line, file=self.stream or sys.stderr)
+        self._bar.n = done
+        self._bar.refresh()
 
 
 def _fmt(value: float) -> str:
