@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
 from study.errors import ConfigError, EquiscaleError
 
@@ -126,7 +126,11 @@ _CREATE_ATTEMPTS = 6
 
 def _lost_creation_race(exc: Exception) -> bool:
     """Whether opening failed because another process was creating Optuna's tables in the same new database
-    at that moment (drivers started together on a fresh PostgreSQL): then opening again finds them made."""
+    at that moment (drivers started together on a fresh PostgreSQL or SQLite file: a table or type already
+    made, the version row already written, the SQLite file locked): then opening again finds them made."""
     message = str(exc).lower()
-    return isinstance(exc, (IntegrityError, ProgrammingError)) and ("already exists" in message
-                                                                     or "duplicate" in message)
+    if isinstance(exc, OperationalError):  # SQLite: "table ... already exists", "database is locked"
+        return "already exists" in message or "database is locked" in message
+    return isinstance(exc, (IntegrityError, ProgrammingError)) and (
+        "already exists" in message or "duplicate" in message
+        or ("unique constraint" in message and ("alembic_version" in message or "version_info" in message)))

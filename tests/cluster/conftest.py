@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.support import (
-    MARK, RayCluster, alive_nodes, ray_start, free_port, kill_marked, marked_env, private_dir, start_postgres,
+    MARK, Driver, RayCluster, alive_nodes, ray_start, free_port, kill_marked, marked_env, private_dir, start_postgres,
     stop_postgres, unavailable,
 )
 
@@ -50,6 +50,20 @@ def postgres_url(postgres_server) -> str:
 
 
 # -------------------------------------------------------------------------------------------------- Ray
+
+@pytest.fixture
+def drivers():
+    """`drivers(config, url, cache)` -> a `Driver` (not started); every one made is killed and removed at the end."""
+    made: list[Driver] = []
+
+    def make(config: Path, url: str, cache: Path) -> Driver:
+        made.append(Driver(config, url, cache))
+        return made[-1]
+
+    yield make
+    for driver in made:
+        driver.cleanup()
+
 
 @pytest.fixture
 def ray_tmpdir(monkeypatch):

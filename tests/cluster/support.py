@@ -235,3 +235,41 @@ def alive_nodes(address: str, env: dict[str, str], timeout: float) -> list[dict]
     import json
 
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------- drivers
+
+class Driver:
+    """`python -m study.cli run CONFIG --storage URL --quiet` in its own process group, with its own RAY_TMPDIR
+    (and the marker: its Ray processes are found and killed by it, nothing else)."""
+
+    def __init__(self, config: Path, url: str, cache: Path):
+        self.ray_tmp = private_dir("eqr")
+        self.env = marked_env(self.ray_tmp, RAY_TMPDIR=self.ray_tmp, EQUISCALE_CACHE_DIR=str(cache))
+        self.command = [sys.executable, "-m", "study.cli", "run", str(config), "--storage", url, "--quiet"]
+        self.cwd = config.parent
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Driver:
+        self.process = subprocess.Popen(self.command, env=self.env, cwd=self.cwd, start_new_session=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return self
+
+    def run(self, timeout: float = 420) -> subprocess.CompletedProcess:
+        return subprocess.run(self.command, env=self.env, cwd=self.cwd, capture_output=True, text=True,
+                              timeout=timeout, start_new_session=True)
+
+    def wait(self, timeout: float = 420) -> tuple[int, str, str]:
+        out, err = self.process.communicate(timeout=timeout)
+        return self.process.returncode, out, err
+
+    def kill(self) -> None:
+        """SIGKILL the driver's process group, then any Ray process it left (by its private RAY_TMPDIR)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        kill_marked(self.ray_tmp, grace=0.0)
+
+    def cleanup(self) -> None:
+        self.kill()
+        shutil.rmtree(self.ray_tmp, ignore_errors=True)

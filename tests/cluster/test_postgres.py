@@ -5,8 +5,6 @@ it is dead). Each test gets a fresh database on the session's private server (`p
 from __future__ import annotations
 
 import math
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,66 +18,15 @@ from study import schema
 from study.benchmark import load_dataset
 from study.config import settings, study_name
 from study.flops import param_count, step_flops
+from study.lease import holders
 from study.pipeline import run_study
 from study.resume import STALE_REASON
 from study.storage import open_storage
 from tests.tiny import tiny_config, tiny_toml
-from tests.cluster.support import kill_marked, marked_env, private_dir
 
 pytestmark = pytest.mark.slow
 TrialState = optuna.trial.TrialState
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-class Driver:
-    """`python -m study.cli run CONFIG --storage URL --quiet` in its own process group, with its own RAY_TMPDIR
-    (and the marker: its Ray processes are found and killed by it, nothing else)."""
-
-    def __init__(self, config: Path, url: str, cache: Path):
-        self.ray_tmp = private_dir("eqr")
-        self.env = marked_env(self.ray_tmp, RAY_TMPDIR=self.ray_tmp, EQUISCALE_CACHE_DIR=str(cache))
-        self.command = [sys.executable, "-m", "study.cli", "run", str(config), "--storage", url, "--quiet"]
-        self.cwd = config.parent
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> Driver:
-        self.process = subprocess.Popen(self.command, env=self.env, cwd=self.cwd, start_new_session=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        return self
-
-    def run(self, timeout: float = 420) -> subprocess.CompletedProcess:
-        return subprocess.run(self.command, env=self.env, cwd=self.cwd, capture_output=True, text=True,
-                              timeout=timeout, start_new_session=True)
-
-    def wait(self, timeout: float = 420) -> tuple[int, str, str]:
-        out, err = self.process.communicate(timeout=timeout)
-        return self.process.returncode, out, err
-
-    def kill(self) -> None:
-        """SIGKILL the driver's process group, then any Ray process it left (by its private RAY_TMPDIR)."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        kill_marked(self.ray_tmp, grace=0.0)
-
-    def cleanup(self) -> None:
-        self.kill()
-        import shutil
-
-        shutil.rmtree(self.ray_tmp, ignore_errors=True)
-
-
-@pytest.fixture
-def drivers():
-    made: list[Driver] = []
-
-    def make(config: Path, url: str, cache: Path) -> Driver:
-        made.append(Driver(config, url, cache))
-        return made[-1]
-
-    yield make
-    for driver in made:
-        driver.cleanup()
 
 
 def states(url: str, name: str) -> list[TrialState]:
@@ -99,6 +46,7 @@ def test_a_study_on_postgresql_stores_complete_trials_with_their_attributes(post
     assert summary.short == () and [r.complete for r in summary.rows] == [2, 2, 2, 2]
     assert summary.storage == postgres_url
     dataset = load_dataset(config.data.benchmark(), cache_dir=tmp_path / "cache")  # the key the run used
+    assert holders(postgres_url) == {}                                 # the lease rows deleted when the run ended
 
     t = config.training
     for family, budget in config.studies():
@@ -106,8 +54,7 @@ def test_a_study_on_postgresql_stores_complete_trials_with_their_attributes(post
         attrs = dict(study.user_attrs)
         assert attrs["settings"] == settings(config) and attrs["dataset_key"] == dataset.key
         assert (attrs["family"], attrs["budget"], attrs["target_trials"]) == (family, budget, 2)
-        lease = schema.read_lease(attrs)
-        assert lease is not None and not lease.live(time.time())       # released when the run ended
+        assert schema.LEASE not in attrs                               # the lease is a row of its own
         assert [tr.state for tr in study.trials] == [TrialState.COMPLETE] * 2
         for trial in study.trials:
             a = trial.user_attrs
@@ -165,8 +112,7 @@ def test_two_drivers_on_different_studies_of_one_database_at_once(postgres_url, 
     while first.process.poll() is None and second.process.poll() is None and not together:
         try:
             storage = storage or open_storage(postgres_url, read_only=True)
-            leases = [schema.read_lease(s.user_attrs) for s in optuna.get_all_study_summaries(storage, False)]
-            owners = {lease.pid for lease in leases if lease is not None and lease.live(time.time())}
+            owners = {lease.pid for lease in holders(storage).values() if lease.live(time.time())}
             together = owners == {first.process.pid, second.process.pid}
         except Exception:  # the tables or the studies are not there yet
             pass
@@ -200,7 +146,7 @@ def test_a_second_driver_on_the_same_study_is_refused_while_the_first_lives_and_
         try:
             storage = storage or open_storage(postgres_url, read_only=True)
             study = optuna.load_study(study_name=name, storage=storage)
-            lease = schema.read_lease(study.user_attrs)
+            lease = holders(storage, [name]).get(name)
             holding = (lease is not None and lease.pid == first.process.pid and lease.live(time.time())
                        and TrialState.RUNNING in [t.state for t in study.get_trials(deepcopy=False)])
         except Exception:  # not created yet
@@ -229,7 +175,7 @@ def test_a_second_driver_on_the_same_study_is_refused_while_the_first_lives_and_
     first.kill()                                                       # kill -9: its lease stays, unexpired
     running = states(postgres_url, name).count(TrialState.RUNNING)
     assert running >= 1, "the first driver finished before it could be killed mid-trial"
-    lease = schema.read_lease(optuna.load_study(study_name=name, storage=postgres_url).user_attrs)
+    lease = holders(postgres_url, [name])[name]
     assert lease.pid == first.process.pid and lease.live(time.time())
     took_over = second.run()                                           # a dead driver on this host: at once
     print(f"refusal and take-over on PostgreSQL: {time.monotonic() - started:.0f} s")
