@@ -3,7 +3,7 @@
     from analysis.api import load_runs, fit_study
     runs = load_runs("sqlite:///equiscale.db")
     result = fit_study(runs, n_boot=200)
-    result.laws["gatr"].estimates["parametric"]["a"]       # Estimate(value, low, high, problem)
+    result.laws[family].estimates["parametric"]["a"]       # Estimate(value, low, high, problem)
 
 `equiscale fit`, `export` and `plot` are thin wrappers around these (study/commands/).
 """
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from analysis import axes as X
 from analysis import parametric as P
 from analysis.allocation import FlopsModel
 from analysis.isoflop import DEFAULT_WINDOW
 from analysis.laws import APPROACHES, FamilyLaws, fit_family
 from analysis.trials import BUDGET_TOLERANCE, Runs, load_csv, load_storage
+from study import schema
 from study.storage import DEFAULT_STORAGE
 from study.errors import ConfigError, EquiscaleError
 
@@ -35,7 +37,7 @@ class StudyFit:
         return [f"left out {count} run(s): {reason}" for reason, count in self.excluded.items()]
 
 
-def load_runs(storage: str | None = None, *, loss: str = "val_loss", csv: str | None = None,
+def load_runs(storage: str | None = None, *, loss: str = schema.VAL_LOSS, csv: str | None = None,
               n_column: str | None = None, loss_column: str | None = None, d_column: str | None = None,
               c_column: str | None = None, family_column: str | None = None,
               flops_per_param_sample: float = 6.0, budget_tolerance: float = BUDGET_TOLERANCE) -> Runs:
@@ -75,15 +77,18 @@ def _check(n_boot, level, refine, drop_highest_loss, window) -> None:
 
 def fit_study(runs: Runs, *, approaches=APPROACHES, n_boot: int = 200, seed: int = 0, level: float = 0.95,
               refine: int | None = P.DEFAULT_REFINE, drop_highest_loss: int = 0,
-              window: float | None = DEFAULT_WINDOW, strict: bool = False, n_jobs: int | None = 1) -> StudyFit:
-    """Fit `approaches` to every family of `runs`.
+              window: float | None = DEFAULT_WINDOW, strict: bool = False, n_jobs: int | None = 1,
+              axis: str = X.EXECUTED, reuse: "StudyFit | None" = None, require_fit: bool = True) -> StudyFit:
+    """Fit `approaches` to every family of `runs`, with compute counted on `axis` (`analysis.axes`).
 
     strict=False: an approach the data cannot support is recorded in `FamilyLaws.skipped` with the
-    reason (an error only when no approach at all can be fitted); strict=True: it is an error.
+    reason (an error only when no approach at all can be fitted and `require_fit`); strict=True: it is an error.
     drop_highest_loss leaves out each family's K highest-loss runs (reported in `excluded`).
     window: Approach 2's window, decades of N around each budget's best run (None: every run).
+    reuse: a fit of the same runs on another axis whose Approach-3 L(N, D) fits are taken over.
     """
     _check(n_boot, level, refine, drop_highest_loss, window)
+    runs = runs.on_axis(axis)
     approaches = tuple(approaches)
     excluded = dict(runs.excluded)
     laws = {}
@@ -96,9 +101,16 @@ def fit_study(runs: Runs, *, approaches=APPROACHES, n_boot: int = 200, seed: int
             excluded[f"{family}: among the {drop_highest_loss} highest losses (--drop-highest-loss)"] = drop_highest_loss
         laws[family] = fit_family(
             frame, family=family, approaches=approaches, n_boot=n_boot, seed=seed, level=level,
-            refine=refine or None, flops_model=runs.flops_model, batch_size=runs.batch_sizes.get(family),
-            strict=strict, n_jobs=n_jobs, window=window)
-        if all(a in laws[family].skipped for a in approaches):
+            refine=refine or None, flops_model=runs.flops_model, batch_sizes=runs.batch_sizes_of(family),
+            strict=strict, n_jobs=n_jobs, window=window, axis=runs.axis,
+            reuse=_reusable(reuse, family, len(frame), drop_highest_loss))
+        if require_fit and all(a in laws[family].skipped for a in approaches):
             raise EquiscaleError(f"family {family!r}: no law could be fitted: "
                                  + "; ".join(f"{k}: {v}" for k, v in laws[family].skipped.items()))
     return StudyFit(runs=runs, laws=laws, excluded=excluded, flops_model=runs.flops_model)
+
+
+def _reusable(reuse: StudyFit | None, family: str, n_runs: int, dropped: int):
+    """The other axis's laws of `family` when they were fitted to the same runs (else None: refit)."""
+    laws = reuse.laws.get(family) if reuse is not None and not dropped else None
+    return laws if laws is not None and laws.n_runs == n_runs else None

@@ -126,21 +126,28 @@ def bootstrap_runs(fn, frame: pd.DataFrame, n_boot: int, seed: int, *, group: st
     return {k: np.array([np.nan if d is None else d[k] for d in draws], float) for k in keys}
 
 
-def bootstrap_best_per_budget(fit, budget, loss, n_boot: int, seed: int) -> dict:
-    """Refit `fit(budgets, best loss per budget) -> dict` on n_boot resamples of the runs within each
-    budget. A resample changes only which run is best at each budget and few combinations occur, so
-    each distinct one is fitted once; a resample that cannot be fitted gives NaN."""
+def bootstrap_best_per_budget(fit, budget, loss, n_boot: int, seed: int, *, compute=None) -> dict:
+    """Refit `fit(x, best loss per budget) -> dict` on n_boot resamples of the runs within each budget;
+    x = the budgets, or with `compute` (one value per run: its compute on another axis) the compute of the
+    run that is best at each budget. A resample changes only which run is best at each budget and few
+    combinations occur, so each distinct one is fitted once; a resample that cannot be fitted gives NaN."""
     budget, loss = np.asarray(budget, float), np.asarray(loss, float)
     values, counts = np.unique(budget, return_counts=True)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    x_of = None if compute is None else np.asarray(compute, float)
     rng = np.random.default_rng(seed)
     cache, draws = {}, []
     for _ in range(n_boot):
-        best = np.minimum.reduceat(loss[resample(len(loss), rng, groups=budget)], offsets)
-        key = best.tobytes()
+        idx = resample(len(loss), rng, groups=budget)
+        drawn = loss[idx]
+        best = np.minimum.reduceat(drawn, offsets)
+        x = values
+        if x_of is not None:  # the compute of each budget's best drawn run (first of equals)
+            x = np.array([x_of[idx[o + np.argmin(drawn[o:o + k])]] for o, k in zip(offsets, counts)])
+        key = best.tobytes() + x.tobytes()
         if key not in cache:
             try:
-                cache[key] = fit(values, best)
+                cache[key] = fit(x, best)
             except _REFIT_ERRORS:
                 cache[key] = None
         draws.append(cache[key])

@@ -28,7 +28,8 @@ from study import schema
 from study.errors import EquiscaleError
 
 MIN_SIZES = 3  # the fit on all runs needs this many training-set sizes
-COLUMNS = ["family", "train_size", "loss", "val_loss", "test_loss", "epochs", "lr", "params",
+SIZE = schema.TRAIN_SIZE  # the frame column of the training-set size (the stored name)
+COLUMNS = ["family", SIZE, "loss", schema.VAL_LOSS, schema.TEST_LOSS, "epochs", "lr", "params",
            "equivariance_error", "trial", "study", "curve"]
 
 
@@ -50,15 +51,15 @@ class DataRuns:
 
     def best(self) -> pd.DataFrame:
         """The best trial (lowest loss) of each (family, train_size), sorted by family and size."""
-        order = self.frame.sort_values(["family", "train_size", "loss", "trial"], kind="stable")
-        return order.groupby(["family", "train_size"], sort=True).head(1).reset_index(drop=True)
+        order = self.frame.sort_values(["family", SIZE, "loss", "trial"], kind="stable")
+        return order.groupby(["family", SIZE], sort=True).head(1).reset_index(drop=True)
 
 
 def _count(excluded: dict, reason: str) -> None:
     excluded[reason] = excluded.get(reason, 0) + 1
 
 
-def load_data_storage(url: str, *, loss: str = "val_loss", opened=None) -> DataRuns:
+def load_data_storage(url: str, *, loss: str = schema.VAL_LOSS, opened=None) -> DataRuns:
     """Every COMPLETE trial of every data study in `url` (NoDataStudies when there is none).
 
     opened: `analysis.trials.open_studies(url)` already done (the storage is then read once).
@@ -132,8 +133,8 @@ class DataLaw:
 def fit_data_law(frame: pd.DataFrame, *, family: str, n_boot: int = 200, seed: int = 0,
                  level: float = LEVEL) -> DataLaw:
     """The data law of one family's trials (columns train_size, loss); not identified below MIN_SIZES sizes."""
-    sizes = np.sort(frame["train_size"].unique())
-    best = frame.groupby("train_size")["loss"].min().reindex(sizes).to_numpy(float)
+    sizes = np.sort(frame[SIZE].unique())
+    best = frame.groupby(SIZE)["loss"].min().reindex(sizes).to_numpy(float)
     out = DataLaw(family=family, sizes=tuple(int(n) for n in sizes), best_loss=tuple(float(v) for v in best),
                   level=level)
     if sizes.size < MIN_SIZES:
@@ -150,8 +151,8 @@ def _bootstrap(frame: pd.DataFrame, n_boot: int, seed: int) -> dict[str, np.ndar
     """alpha and coef on resamples of the sizes, each drawn size with its trials resampled (best kept)."""
     if not n_boot:
         return {}
-    groups = [g["loss"].to_numpy(float) for _, g in frame.groupby("train_size", sort=True)]
-    sizes = np.sort(frame["train_size"].unique()).astype(float)
+    groups = [g["loss"].to_numpy(float) for _, g in frame.groupby(SIZE, sort=True)]
+    sizes = np.sort(frame[SIZE].unique()).astype(float)
     rng = np.random.default_rng(seed)
     alpha, coef = np.full(n_boot, np.nan), np.full(n_boot, np.nan)
     for i in range(n_boot):
@@ -199,8 +200,8 @@ def epoch_gap(numerator: dict[int, float], denominator: dict[int, float]) -> tup
 def gap_curves(best: pd.DataFrame, numerator: str, denominator: str) -> list[GapCurve]:
     """One GapCurve per training-set size where both families have a best trial with a learning curve."""
     out = []
-    num = best[best["family"] == numerator].set_index("train_size")
-    den = best[best["family"] == denominator].set_index("train_size")
+    num = best[best["family"] == numerator].set_index(SIZE)
+    den = best[best["family"] == denominator].set_index(SIZE)
     for n in sorted(set(num.index) & set(den.index)):
         epochs, ratio, interpolated = epoch_gap(num.at[n, "curve"], den.at[n, "curve"])
         if epochs.size:
@@ -238,8 +239,8 @@ def analyse(runs: DataRuns, *, ratio_pairs=(), gap_pairs=(), n_boot: int = 200, 
     laws = {f: fit_data_law(runs.frame[runs.frame["family"] == f], family=f, n_boot=n_boot, seed=seed, level=level)
             for f in families}
     present = lambda pairs: [(a, b) for a, b in pairs if a in families and b in families]  # noqa: E731
-    ratios = {(a, b): best_ratios(runs.frame, by="train_size", numerator=a, denominator=b, n_boot=n_boot,
+    ratios = {(a, b): best_ratios(runs.frame, by=SIZE, numerator=a, denominator=b, n_boot=n_boot,
                                   seed=seed, level=level) for a, b in present(ratio_pairs)}
     gaps = {(a, b): gap_curves(best, a, b) for a, b in present(gap_pairs)}
-    shared = set.intersection(*(set(runs.frame.loc[runs.frame["family"] == f, "train_size"]) for f in families))
+    shared = set.intersection(*(set(runs.frame.loc[runs.frame["family"] == f, SIZE]) for f in families))
     return DataAnalysis(runs, best, laws, ratios, gaps, small_sizes(shared) if shared else [])

@@ -11,6 +11,7 @@ from analysis.allocation import optimal_allocation
 from analysis.bootstrap import Estimate, estimate
 from analysis.laws import FamilyLaws, allocation_problem
 from study.errors import ConfigError, EquiscaleError
+from study import schema
 
 FORMATS = ("csv", "md", "tex", "json")
 QUANTITIES = ("N_opt", "D_opt", "steps_opt", "loss")
@@ -25,7 +26,7 @@ def parse_budgets(text: str) -> list[float]:
         except ValueError:
             raise ConfigError(f"--budgets: {item!r} is not a number") from None
         if not (np.isfinite(value) and value > 0):
-            raise ConfigError(f"--budgets: {item!r} must be a positive, finite FLOP count")
+            raise ConfigError(f"--budgets: {item!r} must be a positive, finite compute (FLOPs or seconds)")
         budgets.append(value)
     if not budgets:
         raise ConfigError("--budgets is empty")
@@ -58,6 +59,8 @@ def _fill(ok, values):
 
 def _isoflop_draws(laws: FamilyLaws, c: float) -> tuple[dict, dict, str]:
     f, s = laws.isoflop, laws.samples.get("isoflop", {})
+    if f is None:
+        return {}, {}, "Approach 2 (IsoFLOP): " + laws.skipped.get("isoflop", "not fitted")
     n, d = f.allocation(c)
     point = {"N_opt": float(n), "D_opt": float(d), "loss": float(f.predict_loss(c))}
     draws = {}
@@ -68,28 +71,32 @@ def _isoflop_draws(laws: FamilyLaws, c: float) -> tuple[dict, dict, str]:
     return point, draws, ""
 
 
-def allocation_table(laws_by_family: dict[str, FamilyLaws], budgets, *, approaches=("parametric", "isoflop")) -> pd.DataFrame:
-    """One row per (family, budget, approach) with value, low and high of every quantity.
+def allocation_table(laws_by_family: dict[str, FamilyLaws], budgets, *, approaches=("parametric", "isoflop"),
+                     loss_name: str = "loss") -> pd.DataFrame:
+    """One row per (family, budget, approach) with value, low and high of every quantity; a family whose law
+    of an approach is not identified has its rows too, every quantity empty and `not_identified` saying why.
 
-    steps_opt = D_opt / batch size (empty when the batch size is unknown, e.g. for CSV input).
-    `extrapolation` names every one of N_opt, D_opt and the budget that lies outside the family's
-    trained runs; `not_identified` says why a quantity has no number (its value, low, high are empty).
+    Budgets are compute on the laws' axis (`FamilyLaws.axis`, column `axis`). steps_opt = D_opt / the batch
+    size of the study at that budget (a budget between trained ones: the nearest trained budget's, named
+    in `batch_note`; empty when the batch size is unknown, e.g. for CSV input). loss_name: the column of the
+    predicted loss (e.g. `val_loss`: which split the laws were fitted to). `extrapolation` names every one of
+    N_opt, D_opt and the budget that lies outside the family's trained runs; `not_identified` says why a
+    quantity has no number (its value, low, high are empty).
     """
     rows = []
     for family, laws in laws_by_family.items():
         for approach in approaches:
-            if getattr(laws, approach) is None:
-                continue
             for c in budgets:
                 point, draws, problem = (_parametric_draws if approach == "parametric" else _isoflop_draws)(laws, c)
-                if laws.batch_size and "D_opt" in point:
-                    point["steps_opt"] = point["D_opt"] / laws.batch_size
+                batch, batch_note = laws.batch_for(c)
+                if batch and "D_opt" in point:
+                    point["steps_opt"] = point["D_opt"] / batch
                     if draws:
-                        draws["steps_opt"] = draws["D_opt"] / laws.batch_size
-                row = {"family": family, "budget": c, "approach": approach}
+                        draws["steps_opt"] = draws["D_opt"] / batch
+                row = {"family": family, "budget": c, "axis": laws.axis, "approach": approach}
                 problems = {}  # why -> quantities
                 for q in QUANTITIES:
-                    if q == "steps_opt" and not laws.batch_size:
+                    if q == "steps_opt" and not batch:
                         e = Estimate(float("nan"))
                     else:
                         e = estimate(point.get(q, np.nan), draws.get(q, []), level=laws.level, problem=problem,
@@ -102,10 +109,20 @@ def allocation_table(laws_by_family: dict[str, FamilyLaws], budgets, *, approach
                 outside = laws.trained.outside(n=row["N_opt"], d=row["D_opt"], c=c) if laws.trained else []
                 row["extrapolation"] = "; ".join(outside)
                 row["not_identified"] = problem or "; ".join(f"{', '.join(qs)}: {why}" for why, qs in problems.items())
+                row["batch_note"] = batch_note if batch and np.isfinite(row["steps_opt"]) else ""
                 rows.append(row)
     if not rows:
-        raise EquiscaleError("no family has a fitted allocation law (parametric or IsoFLOP) to tabulate")
-    return pd.DataFrame(rows)
+        raise EquiscaleError("no family to tabulate")
+    table = pd.DataFrame(rows)
+    if loss_name != "loss":
+        table = table.rename(columns={q: q.replace("loss", loss_name) for q in table.columns
+                                      if q in ("loss", "loss_low", "loss_high")})
+    return table
+
+
+def loss_column(table: pd.DataFrame) -> str:
+    """The predicted-loss column of an allocation table (`loss`, `val_loss` or `test_loss`)."""
+    return next(c for c in (schema.VAL_LOSS, schema.TEST_LOSS, "loss") if c in table.columns)
 
 
 def _fmt(x) -> str:
@@ -113,6 +130,7 @@ def _fmt(x) -> str:
 
 
 def _cell(row, q) -> str:
+    q = q if q in row.index else loss_column(row.to_frame().T)
     lo, hi = row[f"{q}_low"], row[f"{q}_high"]
     if not np.isfinite(row[q]):
         return "n/a" if row["not_identified"] else ""
@@ -126,13 +144,19 @@ def _note(row) -> str:
         parts.append("*extrapolation: " + row["extrapolation"])
     if row["not_identified"]:
         parts.append("not identified: " + row["not_identified"])
+    if row.get("batch_note"):
+        parts.append(row["batch_note"])
     return "; ".join(parts)
 
 
 def table_cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """(column heads, rows of cell text) of the Markdown/LaTeX table: value [low, high], '*' and a note
     where a size is an extrapolation, 'n/a' and the reason where a quantity is not identified."""
-    heads = ["family", "budget C [FLOP]", "approach", "N_opt [params]", "D_opt [samples]", "steps_opt", "loss", "note"]
+    from analysis.axes import EXECUTED, budget_label
+
+    axis = str(table["axis"].iloc[0]) if "axis" in table and len(table) else EXECUTED
+    split = {schema.VAL_LOSS: "predicted val loss", schema.TEST_LOSS: "predicted test loss"}.get(loss_column(table), "loss")
+    heads = ["family", budget_label(axis), "approach", "N_opt [params]", "D_opt [samples]", "steps_opt", split, "note"]
     cells = [[str(r["family"]), f"{r['budget']:.3g}", str(r["approach"])] + [_cell(r, q) for q in QUANTITIES]
              + [_note(r)] for _, r in table.iterrows()]
     return heads, cells

@@ -13,6 +13,7 @@ import numpy as np
 
 from analysis.bootstrap import LEVEL, Estimate, bootstrap_best_per_budget, estimate
 from analysis.power import best_per_budget, fit_power_law
+from study.errors import EquiscaleError
 
 MIN_BUDGETS = 4
 
@@ -42,19 +43,59 @@ class HeldOut:
         return bool(p.low <= self.measured <= p.high)
 
 
-def held_out(family: str, budget, loss, *, n_boot: int = 200, seed: int = 0, level: float = LEVEL) -> HeldOut:
-    """Fit L(C) = coef·C^(−exponent) to all budgets but the largest; predict the largest one's best loss."""
+def held_out(family: str, budget, loss, *, n_boot: int = 200, seed: int = 0, level: float = LEVEL,
+             compute=None) -> HeldOut:
+    """Fit L(C) = coef·C^(−exponent) to all budgets but the largest; predict the largest one's best loss.
+
+    compute: each run's compute on another axis (`analysis.axes`): the law is then fitted through each
+    budget's best run at its compute, and predicts the loss at the compute of the largest budget's best run."""
     budget, loss = np.asarray(budget, float), np.asarray(loss, float)
-    budgets, best = best_per_budget(budget, loss)
-    top = float(budgets[-1]) if budgets.size else float("nan")
-    measured = float(best[-1]) if budgets.size else float("nan")
-    if budgets.size < MIN_BUDGETS:
+    x, best = best_per_budget(budget, loss, compute)
+    top = float(x[-1]) if x.size else float("nan")
+    measured = float(best[-1]) if x.size else float("nan")
+    if x.size < MIN_BUDGETS:
         return HeldOut(family, top, (), measured, Estimate(float("nan")),
                        problem=f"needs at least {MIN_BUDGETS} budgets (3 to fit without the largest), "
-                               f"got {budgets.size}")
-    keep = budget < top
-    law = fit_power_law(budgets[:-1], best[:-1])
+                               f"got {x.size}")
+    keep = budget < budget.max()
+    try:
+        law = fit_power_law(x[:-1], best[:-1])
+    except EquiscaleError as exc:
+        return HeldOut(family, top, (), measured, Estimate(float("nan")), problem=str(exc))
     draws = bootstrap_best_per_budget(lambda c, l: {"pred": fit_power_law(c, l).predict(top)},
-                                      budget[keep], loss[keep], n_boot, seed)
+                                      budget[keep], loss[keep], n_boot, seed,
+                                      compute=None if compute is None else np.asarray(compute, float)[keep])
     predicted = estimate(float(law.predict(top)), draws.get("pred", []), level=level, positive=True)
-    return HeldOut(family, top, tuple(float(c) for c in budgets[:-1]), measured, predicted)
+    return HeldOut(family, top, tuple(float(c) for c in x[:-1]), measured, predicted)
+
+
+@dataclass(frozen=True)
+class LeaveOneOut:
+    """L(C)'s exponent refitted without each budget in turn, and the budgets that decide it alone."""
+
+    exponents: dict[float, float]  # left-out budget -> exponent of the law through the other budgets
+    decisive: tuple[float, ...] = ()  # budgets whose removal moves the exponent outside the all-budget interval
+    problem: str = ""  # non-empty: no check (why)
+
+
+def leave_one_budget_out(budget, loss, exponent: Estimate, *, compute=None) -> LeaveOneOut:
+    """Refit L(C) = coef·C^(−exponent) through the best run per budget without each budget in turn (needs
+    MIN_BUDGETS budgets, so that 3 remain); a budget is decisive when the exponent without it lies outside
+    `exponent`'s bootstrap interval: that one budget alone moves the law."""
+    budget, loss = np.asarray(budget, float), np.asarray(loss, float)
+    values = np.unique(budget)
+    if values.size < MIN_BUDGETS:
+        return LeaveOneOut({}, problem=f"needs at least {MIN_BUDGETS} budgets (3 left when one is left out), "
+                                       f"got {values.size}")
+    if exponent.problem or not exponent.has_interval:
+        return LeaveOneOut({}, problem="the exponent has no bootstrap interval to compare with")
+    out = {}
+    for b in values:
+        keep = budget != b
+        x, best = best_per_budget(budget[keep], loss[keep], None if compute is None else np.asarray(compute)[keep])
+        try:
+            out[float(b)] = fit_power_law(x, best).exponent
+        except EquiscaleError as exc:
+            return LeaveOneOut({}, problem=str(exc))
+    decisive = tuple(b for b, e in out.items() if not exponent.low <= e <= exponent.high)
+    return LeaveOneOut(out, decisive)

@@ -39,6 +39,12 @@ class IsoFlopCurve:
     n_used: int = 0  # runs inside the window (fitted)
     n_low: float = float("nan")  # smallest and largest N fitted
     n_high: float = float("nan")
+    compute: float = float("nan")  # compute at N_opt on the fit's axis (the budget for executed FLOPs)
+
+    @property
+    def x(self) -> float:
+        """This budget's compute in the power laws across budgets."""
+        return self.compute if np.isfinite(self.compute) else self.budget
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,20 @@ def window_mask(x: np.ndarray, loss: np.ndarray, window: float | None) -> np.nda
     return keep
 
 
-def fit_curve(budget: float, n, loss, model: FlopsModel, window: float | None = DEFAULT_WINDOW) -> IsoFlopCurve:
-    """Parabola in ln N near the minimum at one budget; error if it brackets no minimum."""
+def compute_at(n_opt: float, n, compute) -> float:
+    """A budget's compute on another axis at N_opt: ln compute linear in ln N through the budget's runs
+    (their geometric mean when N does not vary)."""
+    x, y = np.log(np.asarray(n, float)), np.log(np.asarray(compute, float))
+    if np.ptp(x) == 0:
+        return float(np.exp(y.mean()))
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(np.exp(intercept + slope * np.log(n_opt)))
+
+
+def fit_curve(budget: float, n, loss, model: FlopsModel, window: float | None = DEFAULT_WINDOW,
+              compute=None) -> IsoFlopCurve:
+    """Parabola in ln N near the minimum at one budget; error if it brackets no minimum. compute: each run's
+    compute on another axis (then `IsoFlopCurve.compute` is the budget's compute at N_opt)."""
     n, loss = np.asarray(n, float), np.asarray(loss, float)
     x = np.log(n)
     if np.unique(x).size < 3:
@@ -122,13 +140,17 @@ def fit_curve(budget: float, n, loss, model: FlopsModel, window: float | None = 
     return IsoFlopCurve(
         budget=float(budget), coeffs=(float(c2), float(c1), float(c0)), n_opt=n_opt,
         d_opt=float(model.samples(n_opt, budget)), loss_opt=loss_opt, n_trials=len(n), n_used=int(keep.sum()),
-        n_low=n_low, n_high=n_high,
+        n_low=n_low, n_high=n_high, compute=float(budget) if compute is None else compute_at(n_opt, n, compute),
     )
 
 
 def fit_isoflop(budget, n, loss, *, model: FlopsModel = FlopsModel(),
-                window: float | None = DEFAULT_WINDOW) -> IsoFlopFit:
+                window: float | None = DEFAULT_WINDOW, compute=None) -> IsoFlopFit:
     """Approach 2 over all budgets; N_opt ∝ C^a and D_opt ∝ C^b by least squares in log space.
+
+    model: the FLOP model that gives D_opt from N_opt and the (stored, executed) budget. compute: each
+    run's compute on another axis (`analysis.axes`); the runs stay grouped by their budget, and C in the
+    power laws is each budget's compute at its N_opt (`compute_at`).
 
     Budgets whose parabola brackets no minimum are left out (`rejected`, with the reason); fewer than
     3 bracketed budgets is an error naming each rejected budget and why.
@@ -137,18 +159,22 @@ def fit_isoflop(budget, n, loss, *, model: FlopsModel = FlopsModel(),
         raise EquiscaleError(f"the IsoFLOP window must be a positive number of decades (or None: all runs), got {window}")
     check_isoflop_data(budget, n, loss)
     budget, n, loss = (np.asarray(v, float) for v in (budget, n, loss))
+    compute = None if compute is None else np.asarray(compute, float)
     curves, rejected = [], {}
     for c in np.unique(budget):
         at = budget == c
         try:
-            curves.append(fit_curve(c, n[at], loss[at], model, window))
+            curves.append(fit_curve(c, n[at], loss[at], model, window, None if compute is None else compute[at]))
         except EquiscaleError as exc:
             rejected[float(c)] = str(exc)
     if len(curves) < MIN_BUDGETS:
         raise EquiscaleError(
             f"Approach 2 (IsoFLOP) is not identified: {len(curves)} of {len(curves) + len(rejected)} budgets "
             f"bracket a minimum (needs {MIN_BUDGETS}): " + "; ".join(rejected.values()))
-    logc = np.log([k.budget for k in curves])
+    logc = np.log([k.x for k in curves])
+    if np.unique(logc).size < MIN_BUDGETS:
+        raise EquiscaleError(f"Approach 2 (IsoFLOP) needs {MIN_BUDGETS} bracketed budgets of distinct compute, got "
+                             f"{np.unique(logc).size}")
     a, log_na = np.polyfit(logc, np.log([k.n_opt for k in curves]), 1)
     b, log_db = np.polyfit(logc, np.log([k.d_opt for k in curves]), 1)
     l_slope, log_l = np.polyfit(logc, np.log([k.loss_opt for k in curves]), 1)

@@ -8,6 +8,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from analysis import axes as X
 from analysis import parametric as P
 from analysis.allocation import FlopsModel, allocation_exponents
 from analysis.bootstrap import LEVEL, Estimate, bootstrap_best_per_budget, bootstrap_parametric, bootstrap_runs, estimate
@@ -32,7 +33,7 @@ class TrainedRange:
     @classmethod
     def of(cls, frame: pd.DataFrame) -> "TrainedRange":
         span = lambda col: (float(frame[col].min()), float(frame[col].max()))  # noqa: E731
-        return cls(n=span("params"), d=span("samples"), c=span("budget"))
+        return cls(n=span("params"), d=span("samples"), c=span("compute" if "compute" in frame else "budget"))
 
     def outside(self, *, n=None, d=None, c=None) -> list[str]:
         """Phrases for each of N_opt, D_opt, C that lies outside the trained range (empty: inside)."""
@@ -54,8 +55,8 @@ class FamilyLaws:
     family: str
     n_runs: int
     n_budgets: int
-    flops_model: FlopsModel
-    batch_size: int | None = None
+    flops_model: FlopsModel  # C = K·N^(1+κ)·D with C on `axis`
+    batch_size: int | None = None  # one batch size for every budget (when `batch_sizes` is empty)
     power: PowerLaw | None = None
     power_irreducible: PowerLaw | None = None
     isoflop: IsoFlopFit | None = None
@@ -66,6 +67,21 @@ class FamilyLaws:
     n_boot: int = 0
     level: float = LEVEL
     trained: TrainedRange | None = None
+    axis: str = X.EXECUTED
+    batch_sizes: dict[float, int] = field(default_factory=dict)  # stored budget -> its study's batch size
+    group_compute: dict[float, float] = field(default_factory=dict)  # stored budget -> its runs' compute on `axis`
+
+    def batch_for(self, c: float) -> tuple[int | None, str]:
+        """(batch size, '' or a note) for steps at compute c on `axis`: the batch size of the trained budget
+        whose compute is c, else that of the nearest trained budget in log compute (the note says which)."""
+        if not self.batch_sizes:
+            return self.batch_size, ""
+        points = {self.group_compute.get(b, b): (b, k) for b, k in self.batch_sizes.items()}
+        nearest = min(points, key=lambda x: abs(np.log(x / c)))
+        budget, batch = points[nearest]
+        if abs(nearest / c - 1) <= 0.01 or len(set(self.batch_sizes.values())) == 1:
+            return batch, ""
+        return batch, f"steps at the batch size {batch} of the nearest trained budget {budget:.3g}"
 
 
 def _law_values(fit, names):
@@ -75,9 +91,10 @@ def _law_values(fit, names):
     return values
 
 
-def _isoflop_values(model, window):
+def _isoflop_values(model, window, on_axis):
     def values(frame):  # a resample in which fewer than 3 budgets bracket a minimum gives no draw
-        fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model, window=window)
+        fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model, window=window,
+                          compute=frame["compute"] if on_axis else None)
         return {"a": fit.a, "b": fit.b, "n_coef": fit.n_coef, "d_coef": fit.d_coef,
                 "l_exp": fit.l_exp, "l_coef": fit.l_coef}
     return values
@@ -86,22 +103,33 @@ def _isoflop_values(model, window):
 def fit_family(frame: pd.DataFrame, *, family: str, approaches=APPROACHES, n_boot: int = 200, seed: int = 0,
                level: float = LEVEL, refine: int | None = P.DEFAULT_REFINE, flops_model: FlopsModel | None = None,
                batch_size: int | None = None, strict: bool = True, n_jobs: int | None = 1,
-               window: float | None = DEFAULT_WINDOW) -> FamilyLaws:
-    """Fit the requested approaches to one family's runs (columns budget, params, samples, flops, loss).
+               window: float | None = DEFAULT_WINDOW, axis: str = X.EXECUTED, batch_sizes=None,
+               reuse: "FamilyLaws | None" = None) -> FamilyLaws:
+    """Fit the requested approaches to one family's runs (columns budget, params, samples, flops, loss; on
+    an axis other than executed also compute and executed: `analysis.axes`).
 
     strict: an approach that cannot be fitted (too little data, no minimum) raises; otherwise it is
     recorded in `skipped` with the reason. window: Approach 2's window in decades of N around each
-    budget's best run (None: every run).
+    budget's best run (None: every run). batch_sizes: stored budget -> batch size (steps = D / batch).
+    reuse: laws of the same runs on another axis whose Approach-3 fit L(N, D) (and its bootstrap) is taken
+    over (L(N, D) does not depend on the axis; only the cost model and so a and b do).
     """
     unknown = set(approaches) - set(APPROACHES)
     if unknown:
         raise EquiscaleError(f"unknown approach(es) {sorted(unknown)}; choose from {list(APPROACHES)}")
     model = flops_model or FlopsModel.from_runs(frame["params"], frame["samples"], frame["flops"])
+    on_axis = axis != X.EXECUTED
+    samples_model = (FlopsModel.from_runs(frame["params"], frame["samples"], frame["executed"]) if on_axis
+                     else model)  # D at N_opt spends the stored (executed) budget
+    groups = frame.groupby("budget")["compute" if "compute" in frame else "budget"]
     laws = FamilyLaws(family=family, n_runs=len(frame), n_budgets=frame["budget"].nunique(), flops_model=model,
-                      batch_size=batch_size, n_boot=n_boot, level=level, trained=TrainedRange.of(frame))
-    steps = {"power": lambda: _fit_power(laws, frame, n_boot, seed),
-             "isoflop": lambda: _fit_isoflop(laws, frame, n_boot, seed, model, window),
-             "parametric": lambda: _fit_parametric(laws, frame, n_boot, seed, refine, model, n_jobs)}
+                      batch_size=batch_size, n_boot=n_boot, level=level, trained=TrainedRange.of(frame), axis=axis,
+                      batch_sizes=dict(batch_sizes or {}),
+                      group_compute={float(b): float(np.exp(np.log(v).mean())) for b, v in groups})
+    steps = {"power": lambda: _fit_power(laws, frame, n_boot, seed, on_axis),
+             "isoflop": lambda: _fit_isoflop(laws, frame, n_boot, seed, samples_model, window, on_axis),
+             "parametric": lambda: (_reuse_parametric(laws, reuse, model) if reuse is not None else
+                                    _fit_parametric(laws, frame, n_boot, seed, refine, model, n_jobs))}
     for name in APPROACHES:
         if name not in approaches:
             continue
@@ -175,25 +203,41 @@ def _point_values(laws: FamilyLaws, approach: str) -> dict:
     return {"E": f.E, "A": f.A, "B": f.B, "alpha": f.alpha, "beta": f.beta, "a": a, "b": b}
 
 
-def _fit_power(laws, frame, n_boot, seed):
-    laws.power = fit_power_law(*best_per_budget(frame["budget"], frame["loss"]))
+def _fit_power(laws, frame, n_boot, seed, on_axis=False):
+    compute = frame["compute"].to_numpy(float) if on_axis else None
     budget, loss = frame["budget"].to_numpy(float), frame["loss"].to_numpy(float)
+    best = best_per_budget(budget, loss, compute)
+    laws.power = fit_power_law(*best)
     laws.samples["power"] = bootstrap_best_per_budget(
-        _law_values(fit_power_law, ("coef", "exponent")), budget, loss, n_boot, seed)
+        _law_values(fit_power_law, ("coef", "exponent")), budget, loss, n_boot, seed, compute=compute)
     try:
-        laws.power_irreducible = fit_power_law_irreducible(*best_per_budget(frame["budget"], frame["loss"]))
+        laws.power_irreducible = fit_power_law_irreducible(*best)
         warm = partial(fit_power_law_irreducible, start=laws.power_irreducible)
         laws.samples["power_irreducible"] = bootstrap_best_per_budget(
-            _law_values(warm, ("E", "coef", "exponent")), budget, loss, n_boot, seed)
+            _law_values(warm, ("E", "coef", "exponent")), budget, loss, n_boot, seed, compute=compute)
     except EquiscaleError as exc:
         laws.skipped["power_irreducible"] = str(exc)
 
 
-def _fit_isoflop(laws, frame, n_boot, seed, model, window):
-    fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model, window=window)
+def _fit_isoflop(laws, frame, n_boot, seed, model, window, on_axis=False):
+    fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model, window=window,
+                      compute=frame["compute"] if on_axis else None)
     laws.isoflop = fit
     kept = frame[frame["budget"].isin({k.budget for k in fit.curves})]  # rejected budgets: reported, not resampled
-    laws.samples["isoflop"] = bootstrap_runs(_isoflop_values(model, window), kept, n_boot, seed)
+    laws.samples["isoflop"] = bootstrap_runs(_isoflop_values(model, window, on_axis), kept, n_boot, seed)
+
+
+def _reuse_parametric(laws, other: "FamilyLaws", model):
+    """Take over another axis's L(N, D) fit and draws; a and b follow from this axis's cost model."""
+    if other.parametric is None:
+        raise EquiscaleError(other.skipped.get("parametric", "no Approach-3 fit"))
+    laws.parametric = other.parametric
+    draws = {k: v for k, v in other.samples.get("parametric", {}).items() if k in ("A", "B", "E", "alpha", "beta")}
+    if draws:
+        ok = (draws["alpha"] > 0) & (draws["beta"] > 0)
+        draws["a"], draws["b"] = allocation_exponents(np.where(ok, draws["alpha"], np.nan),
+                                                      np.where(ok, draws["beta"], np.nan), model)
+    laws.samples["parametric"] = draws
 
 
 def _fit_parametric(laws, frame, n_boot, seed, refine, model, n_jobs):

@@ -7,6 +7,7 @@ no backend and touches no global state; `fig.savefig` renders them.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,59 @@ from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
 from analysis.allocation import optimal_allocation
+from analysis.data_efficiency import SIZE
 from analysis.laws import FamilyLaws
+from study import schema
 
 COMPUTE_LABEL = "training compute C [FLOP]"
 FORMATS = ("png", "svg")
+
+
+def _tick_text(v: float, _pos=None) -> str:
+    """A log-axis label: '0.03', '300' or '3×10¹¹' (mathtext), never two labels run together."""
+    if not v > 0:
+        return ""
+    exp = int(np.floor(np.log10(v) + 1e-9))
+    mant = v / 10.0**exp
+    if -3 <= exp <= 3:
+        return np.format_float_positional(float(f"{v:.3g}"), trim="-")
+    m = f"{mant:.2g}"
+    return f"$10^{{{exp}}}$" if m == "1" else f"${m}\\times10^{{{exp}}}$"
+
+
+def log_ticks(ax, which: str = "both", most: int = 7) -> None:
+    """Label a log axis with at most `most` ticks at 1, 2, 5 (or only whole decades) × 10^k inside its
+    limits, and no labels on the minor ticks (matplotlib's default labels minor ticks of a short log axis,
+    which run into each other: '3×10⁴¹¹×10¹¹')."""
+    for name in ("x", "y") if which == "both" else (which,):
+        axis = ax.xaxis if name == "x" else ax.yaxis
+        if axis.get_scale() != "log":
+            continue
+        lo, hi = sorted(ax.get_xlim() if name == "x" else ax.get_ylim())
+        ticks = []
+        for subs in ((1.0,), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0), tuple(np.arange(1.0, 10.0))):
+            found = [m * 10.0**k for k in range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1)
+                     for m in subs if lo <= m * 10.0**k <= hi]
+            if len(found) > most:
+                break
+            ticks = found
+            if len(found) >= 3:
+                break
+        if len(ticks) < 2:  # a very short axis: its two ends
+            ticks = [float(f"{lo * 1.02:.2g}"), float(f"{hi / 1.02:.2g}")]
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_major_formatter(FuncFormatter(_tick_text))
+        axis.set_minor_locator(LogLocator(base=10.0, subs=np.arange(2.0, 10.0)))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def _note(ax, text: str, width: int = 60) -> None:
+    """A panel's note as a wrapped second line under its x label (never over the data, never cut off)."""
+    label = ax.get_xlabel()
+    ax.set_xlabel(label + "\n" + "\n".join(textwrap.wrap(text, width)), fontsize=8)
 
 
 def _colors(families):
@@ -54,24 +102,31 @@ def _line_in_range(ax, x, y, span, color, label, linestyle="-"):
     return bool((~inside).any())
 
 
-def _c_grid(frame, extra=()):
-    c = np.concatenate([frame["budget"].to_numpy(float), np.asarray(extra, float)])
-    return np.geomspace(c.min() / 1.5, c.max() * 1.5, 100)
+def _x(frame: pd.DataFrame) -> str:
+    """The column holding each run's compute on the fit's axis ('budget' for frames without one)."""
+    return "compute" if "compute" in frame else "budget"
 
 
-def loss_vs_compute(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_label: str):
-    """All runs (faint), best per budget, power law with band and the irreducible-term law (dashed)."""
-    fig = Figure(figsize=(6.4, 4.6))
+def loss_vs_compute(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_label: str,
+                    compute_label: str = COMPUTE_LABEL):
+    """All runs (faint), best per budget (selected on `loss`; its test loss as an open marker), power law
+    with band and the irreducible-term law (dashed)."""
+    fig = Figure(figsize=(7.2, 5.0))
     ax = fig.subplots()
     colors = _colors(laws)
-    grid = _c_grid(frame)
+    x = _x(frame)
+    grid = np.geomspace(frame[x].min() / 1.5, frame[x].max() * 1.5, 100)
+    tested = False
     for family, law in laws.items():
         runs = frame[frame["family"] == family]
         col = colors[family]
-        ax.scatter(runs["budget"], runs["loss"], s=8, color=col, alpha=0.25, linewidths=0)
-        best = runs.groupby("budget")["loss"].min()
-        ax.scatter(best.index, best.values, s=28, color=col, edgecolors="black", linewidths=0.5, zorder=3,
+        ax.scatter(runs[x], runs["loss"], s=8, color=col, alpha=0.25, linewidths=0)
+        best = runs.loc[runs.groupby("budget")["loss"].idxmin()]
+        ax.scatter(best[x], best["loss"], s=28, color=col, edgecolors="black", linewidths=0.5, zorder=3,
                    label=f"{family}: best run per budget")
+        if schema.TEST_LOSS in best and np.isfinite(best[schema.TEST_LOSS].to_numpy(float)).any():
+            ax.scatter(best[x], best[schema.TEST_LOSS], s=30, facecolors="none", edgecolors=col, linewidths=1.0, zorder=3)
+            tested = True
         if law.power is not None and _label(law, "power", "exponent", "{}") is not None:
             ax.plot(grid, law.power.predict(grid), color=col, label=f"{family}: L ∝ C^{-law.power.exponent:.3f}")
             s = law.samples.get("power", {})
@@ -82,9 +137,12 @@ def loss_vs_compute(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_la
         if p is not None and all(not e.problem for e in e_est.values()):
             ax.plot(grid, p.predict(grid), color=col, linestyle="--",
                     label=f"{family}: L = {p.E:.3g} + a·C^{-p.exponent:.3f}")
-    ax.set(xscale="log", yscale="log", xlabel=COMPUTE_LABEL, ylabel=loss_label, title="Loss vs training compute")
+    if tested:
+        ax.scatter([], [], s=30, facecolors="none", edgecolors="grey", label="test loss of that run (open)")
+    ax.set(xscale="log", yscale="log", xlabel=compute_label, ylabel=loss_label, title="Loss vs compute")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
+    log_ticks(ax)
     fig.tight_layout()
     return fig
 
@@ -99,7 +157,10 @@ def isoflop_curves(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_lab
     cmap = colormaps["viridis"]
     for ax, family in zip(axes[0], families):
         runs = frame[frame["family"] == family]
-        ax.scatter(runs["params"], runs["loss"], c=cmap(norm(runs["budget"].to_numpy(float))), s=14)
+        colours = cmap(norm(runs["budget"].to_numpy(float)))
+        ax.scatter(runs["params"], runs["loss"], c=colours, s=14)
+        if schema.TEST_LOSS in runs and np.isfinite(runs[schema.TEST_LOSS].to_numpy(float)).any():
+            ax.scatter(runs["params"], runs[schema.TEST_LOSS], s=14, facecolors="none", edgecolors=colours, linewidths=0.7)
         fit = laws[family].isoflop
         if fit is not None:
             for curve in fit.curves:  # each parabola over the sizes it was fitted to (the window)
@@ -108,33 +169,35 @@ def isoflop_curves(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, loss_lab
                 ax.plot(np.exp(x), c2 * x * x + c1 * x + c0, color=cmap(norm(curve.budget)), linewidth=1)
             ax.scatter([k.n_opt for k in fit.curves], [k.loss_opt for k in fit.curves], marker="x", s=50,
                        color="crimson", zorder=4, label="IsoFLOP minimum")
-            if fit.rejected:
-                ax.text(0.02, 0.02, f"{len(fit.rejected)} budget(s) bracket no minimum: left out",
-                        transform=ax.transAxes, fontsize=7)
             ax.legend(fontsize=7)
-        else:
-            ax.text(0.5, 0.95, "no IsoFLOP fit: " + laws[family].skipped.get("isoflop", "")[:60],
-                    transform=ax.transAxes, ha="center", va="top", fontsize=7)
-        ax.set(xscale="log", xlabel="parameters N", ylabel=loss_label, title=f"IsoFLOP curves: {family}")
+        ax.set(xscale="log", xlabel="parameters N (open: test loss)", ylabel=loss_label,
+               title=f"IsoFLOP curves: {family}")
+        if fit is not None and fit.rejected:
+            _note(ax, f"left out (no minimum bracketed): budget(s) "
+                      + ", ".join(f"{c:.3g}" for c in sorted(fit.rejected)), width=55)
+        elif fit is None:
+            _note(ax, "no IsoFLOP fit: " + laws[family].skipped.get("isoflop", ""), width=55)
         ax.grid(True, which="both", alpha=0.3)
+        log_ticks(ax, "x")
     sm = ScalarMappable(norm=norm, cmap=cmap)
     fig.colorbar(sm, ax=list(axes[0]), label=COMPUTE_LABEL)
     return fig
 
 
-def allocation(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, budgets=()):
+def allocation(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, budgets=(), compute_label: str = COMPUTE_LABEL):
     """N_opt and D_opt vs C per family: IsoFLOP minima and law, Approach 3 allocation with band."""
-    fig = Figure(figsize=(11, 4.4))
+    fig = Figure(figsize=(12, 5.0))
     axes = fig.subplots(1, 2)
     colors = _colors(laws)
-    grid = _c_grid(frame, budgets)
+    c_all = np.concatenate([frame[_x(frame)].to_numpy(float), np.asarray(budgets, float)])
+    grid = np.geomspace(c_all.min() / 1.5, c_all.max() * 1.5, 100)
     extrapolated = False
     for family, law in laws.items():
         col = colors[family]
         spans = (law.trained.n, law.trained.d) if law.trained else ((0, np.inf), (0, np.inf))
         if law.isoflop is not None:
             f = law.isoflop
-            c = [k.budget for k in f.curves]
+            c = [k.x for k in f.curves]
             axes[0].scatter(c, [k.n_opt for k in f.curves], color=col, marker="o", s=22,
                             label=f"{family}: IsoFLOP minima")
             axes[1].scatter(c, [k.d_opt for k in f.curves], color=col, marker="o", s=22,
@@ -166,9 +229,10 @@ def allocation(frame: pd.DataFrame, laws: dict[str, FamilyLaws], *, budgets=()):
         for ax in axes:
             ax.plot([], [], color="grey", linestyle=(0, (1, 2)), label="outside the trained sizes (extrapolation)")
     for ax, what in zip(axes, ("compute-optimal parameters N_opt", "compute-optimal samples D_opt")):
-        ax.set(xscale="log", yscale="log", xlabel=COMPUTE_LABEL, ylabel=what, title=what + " vs C")
+        ax.set(xscale="log", yscale="log", xlabel=compute_label, ylabel=what, title=what + " vs C")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
+        log_ticks(ax)
     fig.tight_layout()
     return fig
 
@@ -182,14 +246,17 @@ def data_efficiency(frame: pd.DataFrame, laws: dict, gaps: list, *, loss_label: 
     axes = fig.subplots(1, 2)
     ax = axes[0]
     colors = _colors(sorted(frame["family"].unique()))
-    sizes = frame["train_size"].to_numpy(float)
+    sizes = frame[SIZE].to_numpy(float)
     grid = np.geomspace(sizes.min() / 1.3, sizes.max() * 1.3, 100)
     for family, col in colors.items():
         runs = frame[frame["family"] == family]
-        ax.scatter(runs["train_size"], runs["loss"], s=8, color=col, alpha=0.25, linewidths=0)
-        best = runs.groupby("train_size")["loss"].min()
-        ax.scatter(best.index, best.values, s=28, color=col, edgecolors="black", linewidths=0.5, zorder=3,
+        ax.scatter(runs[SIZE], runs["loss"], s=8, color=col, alpha=0.25, linewidths=0)
+        best = runs.loc[runs.groupby(SIZE)["loss"].idxmin()]
+        ax.scatter(best[SIZE], best["loss"], s=28, color=col, edgecolors="black", linewidths=0.5, zorder=3,
                    label=f"{family}: best trial per size")
+        if schema.TEST_LOSS in best and np.isfinite(best[schema.TEST_LOSS].to_numpy(float)).any():
+            ax.scatter(best[SIZE], best[schema.TEST_LOSS], s=30, facecolors="none", edgecolors=col, linewidths=1.0,
+                       zorder=3)
         law = laws.get(family)
         alpha = law.estimates.get("alpha") if law is not None and law.law is not None else None
         if alpha is not None and not alpha.problem:
@@ -197,10 +264,12 @@ def data_efficiency(frame: pd.DataFrame, laws: dict, gaps: list, *, loss_label: 
             if law.samples:
                 s = law.samples
                 _band(ax, grid, s["coef"][:, None] * grid[None] ** (-s["alpha"][:, None]), col, law.level)
+    ax.scatter([], [], s=30, facecolors="none", edgecolors="grey", label="test loss of that trial (open)")
     ax.set(xscale="log", yscale="log", xlabel="training-set size n [scenes]", ylabel=loss_label,
            title="Loss vs training-set size")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
+    log_ticks(ax)
     ax = axes[1]
     if gaps:
         cmap = colormaps["viridis"]
@@ -216,6 +285,7 @@ def data_efficiency(frame: pd.DataFrame, laws: dict, gaps: list, *, loss_label: 
         ax.set(xscale="log", xlabel="epochs", ylabel="loss ratio on the probe subset",
                title="Gap vs epochs")
         ax.legend(fontsize=7)
+        log_ticks(ax, "x")
     else:
         ax.text(0.5, 0.5, "no learning curves shared by the two families", transform=ax.transAxes,
                 ha="center", va="center", fontsize=8)
@@ -226,14 +296,14 @@ def data_efficiency(frame: pd.DataFrame, laws: dict, gaps: list, *, loss_label: 
 
 
 def save_all(frame: pd.DataFrame, laws: dict[str, FamilyLaws], out: str | Path, *,
-             loss_label: str, budgets=(), formats=FORMATS) -> list[Path]:
+             loss_label: str, budgets=(), formats=FORMATS, compute_label: str = COMPUTE_LABEL) -> list[Path]:
     """Draw every figure into `out` (created if needed); returns the files written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figures = {
-        "loss_vs_compute": loss_vs_compute(frame, laws, loss_label=loss_label),
+        "loss_vs_compute": loss_vs_compute(frame, laws, loss_label=loss_label, compute_label=compute_label),
         "isoflop": isoflop_curves(frame, laws, loss_label=loss_label),
-        "allocation": allocation(frame, laws, budgets=budgets),
+        "allocation": allocation(frame, laws, budgets=budgets, compute_label=compute_label),
     }
     written = []
     for name, fig in figures.items():

@@ -24,11 +24,13 @@ class PowerLaw:
         return self.E + self.coef * np.asarray(c, float) ** (-self.exponent)
 
 
-def best_per_budget(budget, loss) -> tuple[np.ndarray, np.ndarray]:
-    """(budgets, lowest loss at each budget), budgets ascending."""
+def best_per_budget(budget, loss, compute=None) -> tuple[np.ndarray, np.ndarray]:
+    """(x, lowest loss at each budget), budgets ascending; x = the budgets, or with `compute` (one value per
+    run: its compute on another axis) the compute of each budget's best run."""
     frame = pd.DataFrame({"budget": np.asarray(budget, float), "loss": np.asarray(loss, float)})
-    best = frame.groupby("budget")["loss"].min().sort_index()
-    return best.index.to_numpy(), best.to_numpy()
+    frame["x"] = frame["budget"] if compute is None else np.asarray(compute, float)
+    best = frame.loc[frame.groupby("budget")["loss"].idxmin()].sort_values("budget")
+    return best["x"].to_numpy(float), best["loss"].to_numpy(float)
 
 
 def _check(c, loss, minimum: int):
@@ -97,14 +99,13 @@ def fit_power_law_irreducible(c, loss, *, start: PowerLaw | None = None) -> Powe
 def loss_ratios(table: pd.DataFrame, *, reference: str | None = None, loss: str = "loss") -> pd.DataFrame:
     """Best loss of each family divided by the reference family's at every shared budget.
 
-    The reference defaults to `transformer` when present (equivariant-vs-plain), else the first family.
+    The reference (e.g. the claims' plain baseline, `schema.ClaimFamilies.plain`) defaults to the first
+    family, and so does a reference that has no runs.
     """
     best = table.groupby(["family", "budget"])[loss].min().unstack("family")
     families = list(best.columns)
-    if reference is None:
-        reference = "transformer" if "transformer" in families else families[0]
-    if reference not in families:
-        raise EquiscaleError(f"reference family {reference!r} not among {families}")
+    if reference is None or reference not in families:
+        reference = families[0]
     ratio = best.div(best[reference], axis=0).drop(columns=[reference]).dropna(how="all")
     ratio.columns = [f"{f}/{reference}" for f in ratio.columns]
     return ratio

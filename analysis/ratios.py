@@ -5,6 +5,14 @@ by the denominator's. A resample draws each family's runs of that group with rep
 has) and takes the ratio of the two lowest, as the L(C) fit resamples its best run per budget; the
 interval reflects which run happens to be best, not seed-to-seed noise of one run. With a single run of
 either family at a group there is nothing to resample: the ratio has no interval.
+
+Runs are selected on one loss (`loss`, validation) and the same selected runs' other loss (`report`, test)
+is reported beside it (`Ratio.test`).
+
+On a compute axis other than executed FLOPs (`analysis.axes`) the two families' best runs of one stored
+budget no longer cost the same, so `frontier_ratios` compares at equal compute on the axis: the numerator's
+best run of each budget against the denominator's best-run frontier (log loss linear in log compute between
+its budgets' best runs) at the same compute; outside that frontier's range there is no ratio.
 """
 
 from __future__ import annotations
@@ -14,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import LEVEL, Estimate, estimate
+from analysis.bootstrap import LEVEL, Estimate, estimate, resample
+from study import schema
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,9 @@ class Ratio:
     best_numerator: float
     best_denominator: float
     runs: tuple[int, int] = (0, 0)  # runs of the numerator and the denominator family at this group
+    test: Estimate | None = None  # the same selected runs' test-loss ratio
+    budget: float = float("nan")  # the numerator's stored budget (frontier ratios; `at` is then its compute)
+    outside: str = ""  # non-empty: no ratio, `at` lies outside the denominator's trained compute (why)
 
     def why_no_interval(self) -> str:
         """'' when the ratio has an interval (or is not identified), else why it has none."""
@@ -43,19 +55,103 @@ class Ratio:
         return "lower" if e.high < 1 else "higher" if e.low > 1 else "undecided"
 
 
+def _values(part: pd.DataFrame, column: str) -> np.ndarray:
+    return part[column].to_numpy(float) if column in part else np.full(len(part), np.nan)
+
+
 def best_ratios(frame: pd.DataFrame, *, by: str, numerator: str, denominator: str, n_boot: int = 200,
-                seed: int = 0, level: float = LEVEL, loss: str = "loss") -> list[Ratio]:
-    """A `Ratio` at every value of `by` where both families have runs (columns family, `by`, `loss`)."""
+                seed: int = 0, level: float = LEVEL, loss: str = "loss", report: str = schema.TEST_LOSS) -> list[Ratio]:
+    """A `Ratio` at every value of `by` where both families have runs (columns family, `by`, `loss`), and
+    the ratio of the `report` losses of the same selected runs (`Ratio.test`, when the column has values)."""
     num, den = (frame[frame["family"] == f] for f in (numerator, denominator))
     shared = sorted(set(num[by]) & set(den[by]))
     out = []
     for i, at in enumerate(shared):
-        a = num.loc[num[by] == at, loss].to_numpy(float)
-        b = den.loc[den[by] == at, loss].to_numpy(float)
+        a, b = (part.loc[part[by] == at] for part in (num, den))
+        la, lb, ta, tb = _values(a, loss), _values(b, loss), _values(a, report), _values(b, report)
         rng = np.random.default_rng([seed, i])
-        draws = [rng.choice(a, a.size).min() / rng.choice(b, b.size).min()
-                 for _ in range(n_boot if min(a.size, b.size) > 1 else 0)]
-        point = a.min() / b.min()
-        out.append(Ratio(float(at), numerator, denominator, estimate(point, draws, level=level, positive=True),
-                         float(a.min()), float(b.min()), (int(a.size), int(b.size))))
+        draws, test_draws = [], []
+        for _ in range(n_boot if min(la.size, lb.size) > 1 else 0):
+            ia, ib = rng.choice(la.size, la.size), rng.choice(lb.size, lb.size)
+            ja, jb = ia[np.argmin(la[ia])], ib[np.argmin(lb[ib])]
+            draws.append(la[ja] / lb[jb])
+            test_draws.append(ta[ja] / tb[jb])
+        ja, jb = int(np.argmin(la)), int(np.argmin(lb))
+        test = None
+        if np.isfinite(ta[ja]) and np.isfinite(tb[jb]):
+            test = estimate(ta[ja] / tb[jb], test_draws, level=level, positive=True)
+        out.append(Ratio(float(at), numerator, denominator, estimate(la[ja] / lb[jb], draws, level=level, positive=True),
+                         float(la[ja]), float(lb[jb]), (int(la.size), int(lb.size)), test=test, budget=float(at)))
+    return out
+
+
+def _frontier(part: pd.DataFrame, idx: np.ndarray, loss: str, report: str, x: str):
+    """Per budget, the best (lowest `loss`) of the runs `idx` of `part`: (budgets, x, loss, report), by budget."""
+    sub = part.iloc[idx]
+    best = sub.loc[sub.groupby("budget")[loss].idxmin()] if sub.index.is_unique else None
+    if best is None:  # a resample repeats rows: select by position
+        values, order = sub[loss].to_numpy(float), np.argsort(sub["budget"].to_numpy(float), kind="stable")
+        budgets = sub["budget"].to_numpy(float)[order]
+        keep = [order[np.flatnonzero(budgets == b)[np.argmin(values[order][budgets == b])]] for b in np.unique(budgets)]
+        best = sub.iloc[keep]
+    best = best.sort_values("budget")
+    return (best["budget"].to_numpy(float), best[x].to_numpy(float), best[loss].to_numpy(float),
+            _values(best, report))
+
+
+SLACK = 1.25  # a frontier is extended this factor in compute beyond its end budgets (log-linear, its end segment)
+
+
+def _at(x: float, xs: np.ndarray, ys: np.ndarray) -> float:
+    """y at x on the frontier (xs, ys): log y linear in log x; within SLACK beyond either end, the end
+    segment's line; NaN further out."""
+    order = np.argsort(xs)
+    xs, ys = xs[order], ys[order]
+    if xs.size < 2 or not (xs[0] / SLACK <= x <= xs[-1] * SLACK) or not np.all(np.isfinite(ys)):
+        return float("nan")
+    lx, ly, t = np.log(xs), np.log(ys), np.log(x)
+    if xs[0] <= x <= xs[-1]:
+        return float(np.exp(np.interp(t, lx, ly)))
+    i = 0 if x < xs[0] else xs.size - 2
+    if lx[i + 1] == lx[i]:
+        return float(ys[i] if x < xs[0] else ys[-1])
+    return float(np.exp(ly[i] + (ly[i + 1] - ly[i]) * (t - lx[i]) / (lx[i + 1] - lx[i])))
+
+
+def frontier_ratios(frame: pd.DataFrame, *, numerator: str, denominator: str, n_boot: int = 200, seed: int = 0,
+                    level: float = LEVEL, loss: str = "loss", report: str = schema.TEST_LOSS, x: str = "compute") -> list[Ratio]:
+    """numerator ÷ denominator best loss at equal compute `x`: one `Ratio` per numerator budget, at the
+    compute of its best run, against the denominator's best runs interpolated (log-log) to that compute.
+    Resamples draw runs within every budget of both families (the compared compute moves with the draw)."""
+    num, den = (frame[frame["family"] == f].reset_index(drop=True) for f in (numerator, denominator))
+    if num.empty or den.empty:
+        return []
+    nb, nx, nl, nt = _frontier(num, np.arange(len(num)), loss, report, x)
+    _, dx, dl, dt = _frontier(den, np.arange(len(den)), loss, report, x)
+    rng = np.random.default_rng(seed)
+    groups = lambda part: part["budget"].to_numpy(float)  # noqa: E731
+    draws, test_draws = [], []
+    few = min(num.groupby("budget").size().min(), den.groupby("budget").size().min()) < 2
+    for _ in range(0 if few else n_boot):
+        _, bx, bl, bt = _frontier(num, resample(len(num), rng, groups(num)), loss, report, x)
+        _, cx, cl, ct = _frontier(den, resample(len(den), rng, groups(den)), loss, report, x)
+        draws.append([bl[i] / _at(bx[i], cx, cl) for i in range(len(bx))])
+        test_draws.append([bt[i] / _at(bx[i], cx, ct) for i in range(len(bx))])
+    draws, test_draws = np.array(draws).reshape(-1, len(nb)), np.array(test_draws).reshape(-1, len(nb))
+    out = []
+    for i, budget in enumerate(nb):
+        runs = (int((num["budget"] == budget).sum()), int(len(den)))
+        den_loss = _at(nx[i], dx, dl)
+        if not np.isfinite(den_loss):
+            why = (f"{nx[i]:.3g} lies outside {denominator}'s best runs' compute on this axis "
+                   f"[{dx.min():.3g}, {dx.max():.3g}] by more than ×{SLACK:g}")
+            out.append(Ratio(float(nx[i]), numerator, denominator, Estimate(float("nan"), problem=why), float(nl[i]),
+                             float("nan"), runs, budget=float(budget), outside=why))
+            continue
+        den_test = _at(nx[i], dx, dt)
+        test = (estimate(nt[i] / den_test, test_draws[:, i], level=level, positive=True)
+                if np.isfinite(nt[i]) and np.isfinite(den_test) else None)
+        out.append(Ratio(float(nx[i]), numerator, denominator,
+                         estimate(nl[i] / den_loss, draws[:, i], level=level, positive=True), float(nl[i]),
+                         den_loss, runs, test=test, budget=float(budget)))
     return out

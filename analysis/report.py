@@ -1,10 +1,12 @@
 """The report of a study: compute laws, allocation, loss ratios, held-out check, data efficiency, equivariance
 error and a verdict with numbers on each of the three claims, as one `Document` plus its files.
 
-Numbers are never printed as nan: a quantity that is not identified says so and why (`Estimate.problem`),
-a compute-optimal size outside the trained runs carries '*' and an extrapolation note (`analysis.export`).
-A verdict is one of VERDICTS: "not shown" where intervals overlap (or contain 1), "cannot be judged" where
-a needed fit or study is missing.
+The claims compare the families `schema.ClaimFamilies` names (stored with the studies, given on the command
+line, else the flagship's defaults). Runs are selected on validation loss; every table reports the selected
+runs' test loss beside it. Compute is counted on one axis (`analysis.axes`, `--compute`), and a section puts
+claims 2 and 3 under every axis side by side. Numbers are never printed as nan: a quantity that is not
+identified says so and why (`Estimate.problem`), a compute-optimal size outside the trained runs carries '*'
+and an extrapolation note (`analysis.export`). The verdict rules are `analysis.verdicts`.
 """
 
 from __future__ import annotations
@@ -15,39 +17,27 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from analysis import axes as X
 from analysis import plots
 from analysis.api import StudyFit
-from analysis.bootstrap import Estimate
-from analysis.data_efficiency import DataAnalysis
+from analysis.claims import (HOW_COMPUTE, HOW_DATA, ComputeAnalysis, Verdict, analyse_compute, claim1, claim2,
+                             claim3, claim_texts, est, num)
+from analysis.data_efficiency import SIZE, DataAnalysis
 from analysis.document import Bullets, Document, Figure, Heading, Paragraph, Table, to_html, to_markdown
-from analysis.export import allocation_table, render, table_cells
-from analysis.heldout import HeldOut, held_out
-from analysis.ratios import Ratio, best_ratios
-from study.errors import EquiscaleError
-
-EQUIVARIANT, PLAIN, AUGMENTED = "gatr", "transformer", "transformer-aug"
-SUPPORTED, NOT_SUPPORTED, NOT_SHOWN, CANNOT = "supported", "not supported", "not shown", "cannot be judged"
-VERDICTS = (SUPPORTED, NOT_SUPPORTED, NOT_SHOWN, CANNOT)
-CLOSED = 0.05  # claim 1: the gap is closed when transformer-aug's final loss is not shown to exceed GATr's by more
-RATIO_PAIRS = ((EQUIVARIANT, PLAIN), (AUGMENTED, EQUIVARIANT))  # data studies: final best-loss ratios per size
-GAP_PAIRS = ((AUGMENTED, EQUIVARIANT), (PLAIN, EQUIVARIANT))  # data studies: learning-curve ratios vs epochs
-CLAIMS = {
-    1: "equivariance improves data efficiency, but a non-equivariant model trained with data augmentation "
-       "closes the gap given enough epochs",
-    2: "loss scales with compute as a power law, and the equivariant model (gatr) is better at every budget",
-    3: "the compute-optimal split between model size and training length differs between gatr and transformer",
-}
-HOW_COMPUTE = ("run a compute study (`equiscale run studies/cpu.toml --storage URL`, or any study file without "
-               "`kind = \"data\"`) and give its storage with another `--storage`")
-HOW_DATA = ("run a data study (`equiscale run studies/data.toml --storage URL`, or any study file with "
-            "`kind = \"data\"` and a `[data_study]` section) and give its storage with another `--storage`")
+from analysis.export import render, table_cells
+from analysis.heldout import HeldOut
+from analysis.ratios import Ratio
+from analysis.verdicts import CANNOT, CLOSED, NOT_SHOWN, NOT_SUPPORTED, RULES, SUPPORTED, VERDICTS  # noqa: F401
+from study.schema import ClaimFamilies
+from study import schema
 
 
-@dataclass(frozen=True)
-class Verdict:
-    claim: int
-    status: str
-    text: str  # the numbers behind the status
+def data_pairs(c: ClaimFamilies) -> tuple[tuple, tuple]:
+    """(ratio pairs, gap pairs) of the data analysis for these claims: final best-loss ratios equivariant ÷
+    plain and augmented ÷ equivariant per size; learning-curve gaps of each baseline ÷ equivariant."""
+    ratio = [(c.equivariant, c.plain)] + ([(c.augmented, c.equivariant)] if c.augmented else [])
+    gap = ([(c.augmented, c.equivariant)] if c.augmented else []) + [(c.plain, c.equivariant)]
+    return tuple(p for p in ratio if None not in p), tuple(p for p in gap if None not in p)
 
 
 @dataclass
@@ -58,6 +48,7 @@ class Report:
     allocation_csv: str | None
     verdicts: dict[int, Verdict]
     heldout: dict[str, HeldOut] = field(default_factory=dict)
+    axes: dict[str, dict[int, Verdict]] = field(default_factory=dict)  # axis -> claims 2 and 3 on it
 
     def files(self) -> dict[str, bytes]:
         """Relative path -> content of every file the report consists of."""
@@ -68,94 +59,44 @@ class Report:
         return out
 
 
-def num(x: float, digits: int = 4) -> str:
-    """x with `digits` significant digits; '—' for a missing value (never 'nan')."""
-    return f"{x:.{digits}g}" if x is not None and np.isfinite(x) else "—"
-
-
-def est(e: Estimate, digits: int = 4) -> str:
-    """'v [low, high]', 'v' without an interval, or 'not identified: why'."""
-    if e.problem:
-        return f"not identified: {e.problem}"
-    if not np.isfinite(e.value):
-        return "not identified: no finite value"
-    return num(e.value, digits) + (f" [{num(e.low, digits)}, {num(e.high, digits)}]" if e.has_interval else "")
-
-
 def _png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
 
 
-def _combine(statuses: list[str]) -> str:
-    if not statuses:
-        return CANNOT
-    if NOT_SUPPORTED in statuses:
-        return NOT_SUPPORTED
-    if all(s == SUPPORTED for s in statuses):
-        return SUPPORTED
-    return NOT_SHOWN if NOT_SHOWN in statuses or SUPPORTED in statuses else CANNOT
-
-
-def _ratio_phrase(r: Ratio, where: str) -> str:
-    why = r.why_no_interval()
-    return f"{est(r.estimate, 3)} at {where}" + (f" ({why})" if why else "")
-
-
 def _ratio_cell(r: Ratio) -> str:
+    if r.outside:
+        return f"no ratio ({r.outside})"
     why = r.why_no_interval()
     return est(r.estimate) + (f" ({why})" if why else "")
 
 
+def _test_cell(r: Ratio) -> str:
+    return "—" if r.test is None or r.outside else est(r.test)
+
+
+def _val_test(row) -> str:
+    """'val 0.0330 / test 0.0331' of one selected run."""
+    return f"{num(row['loss'])} / {num(row[schema.TEST_LOSS])}"
+
+
 # --- compute studies -------------------------------------------------------------------------------------
-
-@dataclass
-class ComputeAnalysis:
-    fit: StudyFit
-    ratios: dict[str, list[Ratio]]  # baseline family -> gatr ÷ baseline per budget
-    heldout: dict[str, HeldOut]
-    allocation: pd.DataFrame | None
-    allocation_problem: str = ""
-
-
-def analyse_compute(fit: StudyFit, *, budgets=None, n_boot: int, seed: int, level: float) -> ComputeAnalysis:
-    """Ratios of GATr to every other family per budget, the held-out check and the allocation table."""
-    frame = fit.runs.frame
-    families = fit.runs.families()
-    ratios = {}
-    if EQUIVARIANT in families:
-        ratios = {b: best_ratios(frame, by="budget", numerator=EQUIVARIANT, denominator=b, n_boot=n_boot,
-                                 seed=seed, level=level) for b in families if b != EQUIVARIANT}
-    held = {f: held_out(f, frame.loc[frame["family"] == f, "budget"], frame.loc[frame["family"] == f, "loss"],
-                        n_boot=n_boot, seed=seed, level=level) for f in families}
-    budgets = sorted(frame["budget"].unique()) if budgets is None else list(budgets)
-    table, problem = None, ""
-    try:
-        table = allocation_table(fit.laws, budgets)
-    except EquiscaleError as exc:  # no family has an allocation law: the section says why
-        problem = str(exc)
-    return ComputeAnalysis(fit, ratios, held, table, problem)
-
-
-def _compute_sections(doc: Document, c: ComputeAnalysis, *, loss_label: str, level: float) -> None:
-    """Loss vs compute, ratios, held-out check, IsoFLOP curves, allocation exponents and table."""
-    for section in (_loss_section, _ratio_section, _heldout_section, _isoflop_section, _allocation_section):
-        section(doc, c, loss_label=loss_label, pct=f"{level:.0%}")
-
 
 def _context(c: ComputeAnalysis):
     return c.fit.runs.frame, c.fit.laws, c.fit.runs.families()
 
 
 def _loss_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:
-    """Loss vs compute: figure, L(C) per family, best loss per budget."""
+    """Loss vs compute: figure, L(C) per family, best loss per budget (validation-selected, with test)."""
     frame, laws, families = _context(c)
+    axis = c.axis
     doc.add(Heading("Loss vs compute"),
-            Figure("loss_vs_compute", _png(plots.loss_vs_compute(frame, laws, loss_label=loss_label)),
-                   f"Loss vs training compute: every run (faint), the best run per budget, L(C) = coef·C^(−exponent) "
-                   f"through the best runs with its {pct} bootstrap band, and E + coef·C^(−exponent) (dashed) "
-                   f"where identified."))
+            Figure("loss_vs_compute", _png(plots.loss_vs_compute(frame, laws, loss_label=loss_label,
+                                                                  compute_label=X.LABEL[axis])),
+                   f"Loss vs {X.SHORT[axis]}: every run (faint), the best run per budget (selected on validation "
+                   f"loss; its test loss as an open marker), L(C) = coef·C^(−exponent) through the best runs "
+                   f"with its {pct} bootstrap band, and E + coef·C^(−exponent) (dashed) where identified."))
     rows = []
     for f in families:
         law = laws[f]
@@ -174,51 +115,76 @@ def _loss_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: st
     for b in budgets:
         cells = [num(b, 3)]
         for f in families:
-            cells.append(f"{num(best.at[(f, b), 'loss'])} (N = {num(best.at[(f, b), 'params'], 3)})"
-                         if (f, b) in best.index else "—")
+            if (f, b) not in best.index:
+                cells.append("—")
+                continue
+            row = best.loc[(f, b)]
+            at = "" if axis == X.EXECUTED else f", {num(row['compute'], 3)} {X.UNIT[axis]}"
+            cells.append(f"{num(row['loss'])} (N = {num(row['params'], 3)}{at})")
         rows.append(tuple(cells))
-    doc.add(Paragraph(f"Best {loss_label} per budget (the run with the lowest loss; N its parameters):"),
+    doc.add(Paragraph(f"Best {loss_label} per budget (the run with the lowest loss; N its parameters"
+                      + ("" if axis == X.EXECUTED else f", and its {X.SHORT[axis]}") + "):"),
+            Table(("budget C [FLOP]", *families), tuple(rows)))
+    rows = [(num(b, 3), *[num(best.loc[(f, b), schema.TEST_LOSS]) if (f, b) in best.index else "—" for f in families])
+            for b in budgets]
+    doc.add(Paragraph("Test loss [MSE, m²] of the same runs (selected on validation loss above):"),
             Table(("budget C [FLOP]", *families), tuple(rows)))
 
 
 def _ratio_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:
-    """GATr ÷ every other family per budget, with intervals."""
-    frame, laws, families = _context(c)
-    budgets = sorted(frame["budget"].unique())
+    """The equivariant family ÷ each baseline per budget, with intervals, on validation and test."""
+    eq = c.claims.equivariant
     doc.add(Heading("Loss ratio per budget"))
     if not c.ratios:
-        doc.add(Paragraph(f"No ratio: it needs compute studies of `{EQUIVARIANT}` and of at least one other family."))
-    else:
-        bases = list(c.ratios)
-        by_budget = {b: {base: r for base in bases for r in c.ratios[base] if r.at == b} for b in budgets}
-        rows = [(num(b, 3), *[_ratio_cell(by_budget[b][base]) if base in by_budget[b] else "—" for base in bases])
-                for b in budgets]
-        doc.add(Paragraph(f"Best loss of {EQUIVARIANT} ÷ best loss of each other family at every budget, with {pct} "
-                          f"bootstrap intervals (runs resampled within each budget and family: the interval "
-                          f"reflects which run is best, not seed-to-seed noise of one run). Below 1: "
-                          f"{EQUIVARIANT} is better."),
-                Table(("budget C [FLOP]", *[f"{EQUIVARIANT} ÷ {base}" for base in bases]), tuple(rows)))
+        doc.add(Paragraph(f"No ratio: it needs compute studies of `{eq}` and of at least one of its baselines "
+                          f"({', '.join(c.claims.baselines) or 'none named'})."))
+        return
+    where = ("at every budget" if c.axis == X.EXECUTED else
+             f"at equal {X.SHORT[c.axis]}: at the compute of each of {eq}'s best runs, against each baseline's "
+             f"best runs interpolated (log loss linear in log compute) to it")
+    heads, rows = ["budget C [FLOP]"], []
+    if c.axis != X.EXECUTED:
+        heads.append(f"compute [{X.UNIT[c.axis]}]")
+    for base in c.ratios:
+        heads += [f"{eq} ÷ {base} (val)", f"{eq} ÷ {base} (test)"]
+    first = next(iter(c.ratios.values()))
+    for i, r0 in enumerate(first):
+        cells = [num(r0.budget, 3)] + ([num(r0.at, 3)] if c.axis != X.EXECUTED else [])
+        for base, rs in c.ratios.items():
+            r = next((x for x in rs if x.budget == r0.budget), None)
+            cells += ["—", "—"] if r is None else [_ratio_cell(r), _test_cell(r)]
+        rows.append(tuple(cells))
+    doc.add(Paragraph(f"Best loss of {eq} ÷ best loss of each baseline {where}, with {pct} bootstrap intervals (runs "
+                      f"resampled within each budget and family: the interval reflects which run is best, not "
+                      f"seed-to-seed noise of one run). The runs are selected on validation loss; 'test' is the same "
+                      f"runs' test-loss ratio. Below 1: {eq} is better."),
+            Table(tuple(heads), tuple(rows)))
 
 
 def _heldout_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:
-    """L(C) without the largest budget against that budget's best loss."""
+    """L(C) without the largest budget against that budget's best loss; the exponent without each budget."""
     frame, laws, families = _context(c)
+    unit = X.UNIT[c.axis]
     doc.add(Heading("Held-out check"),
             Paragraph(f"L(C) = coef·C^(−exponent) fitted to every budget but the largest predicts the largest "
                       f"budget's best loss ({pct} interval from the bootstrap of that fit); error = predicted ÷ "
-                      f"measured − 1."))
+                      f"measured − 1. Beside it, the exponent refitted without each budget in turn: a budget whose "
+                      f"removal moves the exponent outside its interval decides the law alone."))
     rows = []
     for f in families:
-        h = c.heldout[f]
+        h, lo = c.heldout[f], c.lobo[f]
+        loo = (f"not possible: {lo.problem}" if lo.problem else
+               ", ".join(f"{num(e, 3)} (without {b:.3g})" for b, e in lo.exponents.items())
+               + (f"; decided alone by {', '.join(f'{b:.3g}' for b in lo.decisive)}" if lo.decisive else ""))
         if h.problem or h.predicted.problem:
             rows.append((f, num(h.budget, 3), ", ".join(num(b, 3) for b in h.fitted_budgets) or "—", num(h.measured),
-                         f"not identified: {h.problem or h.predicted.problem}", "—"))
+                         f"not identified: {h.problem or h.predicted.problem}", "—", loo))
             continue
         inside = {True: "inside", False: "outside", None: "no interval"}[h.inside]
         rows.append((f, num(h.budget, 3), ", ".join(num(b, 3) for b in h.fitted_budgets), num(h.measured),
-                     est(h.predicted), f"{h.error:+.1%} (measured {inside} the interval)"))
-    doc.add(Table(("family", "held-out budget C [FLOP]", "fitted on budgets", "measured best loss", "predicted",
-                   "error"), tuple(rows)))
+                     est(h.predicted), f"{h.error:+.1%} (measured {inside} the interval)", loo))
+    doc.add(Table(("family", f"held-out compute [{unit}]", "fitted on", "measured best loss", "predicted",
+                   "error", "exponent without each budget"), tuple(rows)))
 
 
 def _isoflop_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:
@@ -226,8 +192,9 @@ def _isoflop_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct:
     frame, laws, families = _context(c)
     doc.add(Heading("IsoFLOP curves"),
             Figure("isoflop", _png(plots.isoflop_curves(frame, laws, loss_label=loss_label)),
-                   "Loss vs parameters at each budget (colour), with the parabola in ln N fitted near each "
-                   "budget's minimum and its vertex (×) where the parabola brackets a minimum."))
+                   "Validation loss vs parameters at each stored budget (colour; test loss of the same runs as open "
+                   "markers), with the parabola in ln N fitted near each budget's minimum and its vertex (×) where "
+                   "the parabola brackets a minimum."))
     items = []
     for f in families:
         iso = laws[f].isoflop
@@ -243,11 +210,12 @@ def _isoflop_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct:
 def _allocation_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:
     """Allocation figure, exponents a and b, IsoFLOP minima and the allocation table."""
     frame, laws, families = _context(c)
+    unit = X.UNIT[c.axis]
     doc.add(Heading("Compute-optimal parameters and samples"),
-            Figure("allocation", _png(plots.allocation(frame, laws)),
-                   f"N_opt and D_opt vs compute: IsoFLOP minima and their power laws (Approach 2, dashed) and "
-                   f"Approach 3 (L(N, D) = E + A/N^α + B/D^β) with {pct} bands; dotted where outside the trained "
-                   f"sizes (extrapolation)."))
+            Figure("allocation", _png(plots.allocation(frame, laws, compute_label=X.LABEL[c.axis])),
+                   f"N_opt and D_opt vs {X.SHORT[c.axis]}: IsoFLOP minima and their power laws (Approach 2, dashed) "
+                   f"and Approach 3 (L(N, D) = E + A/N^α + B/D^β) with {pct} bands; dotted where outside the "
+                   f"trained sizes (extrapolation)."))
     rows = []
     for f in families:
         law = laws[f]
@@ -260,101 +228,96 @@ def _allocation_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, p
                     list(dict.fromkeys(x.problem for x in pair if x.problem)))
             cells = ("n/a", "n/a") if pair is None else tuple("n/a" if x.problem else est(x) for x in pair)
             rows.append((f, title, *cells, model, "; ".join(f"not identified: {w}" for w in whys)))
-    doc.add(Paragraph("Exponents of N_opt ∝ C^a and D_opt ∝ C^b with their bootstrap intervals ('n/a': not "
-                      "identified, the note says why), and each family's fitted FLOP model."),
-            Table(("family", "approach", "a (N_opt ∝ C^a)", "b (D_opt ∝ C^b)", "FLOP model", "note"), tuple(rows)))
+    doc.add(Paragraph(f"Exponents of N_opt ∝ C^a and D_opt ∝ C^b (C: {X.SHORT[c.axis]} [{unit}]) with their "
+                      f"bootstrap intervals ('n/a': not identified, the note says why), and each family's fitted cost "
+                      f"model."),
+            Table(("family", "approach", "a (N_opt ∝ C^a)", "b (D_opt ∝ C^b)", f"cost model [{unit}]", "note"),
+                  tuple(rows)))
     rows = [(f, num(k.budget, 3), num(k.n_opt), num(k.d_opt), num(k.loss_opt), f"{num(k.n_low, 3)}–{num(k.n_high, 3)}")
+            + (() if c.axis == X.EXECUTED else (num(k.compute, 3),))
             for f in families if laws[f].isoflop is not None for k in laws[f].isoflop.curves]
     if rows:
-        doc.add(Paragraph("IsoFLOP minima (each inside the sizes trained at its budget):"),
-                Table(("family", "budget C [FLOP]", "N_opt", "D_opt", "loss at minimum", "N fitted"), tuple(rows)))
-
+        doc.add(Paragraph("IsoFLOP minima (each inside the sizes trained at its budget; validation loss):"),
+                Table(("family", "budget C [FLOP]", "N_opt", "D_opt", "loss at minimum", "N fitted")
+                      + (() if c.axis == X.EXECUTED else (f"compute at N_opt [{unit}]",)), tuple(rows)))
     doc.add(Heading("Allocation table"))
     if c.allocation is None:
         doc.add(Paragraph(f"No allocation table: {c.allocation_problem}"))
     else:
         heads, cells = table_cells(c.allocation)
-        doc.add(Paragraph(f"Compute-optimal N, D, steps and predicted loss per family, budget and approach, with "
-                          f"{pct} intervals (also `allocation.csv`). '*': outside the trained runs (extrapolation); "
-                          f"'n/a': not identified (the note says why)."),
+        doc.add(Paragraph(f"Compute-optimal N, D, steps and predicted validation loss per family, budget and "
+                          f"approach, with {pct} intervals (also `allocation.csv`). steps_opt = D_opt ÷ the batch size "
+                          f"of the study at that budget (between trained budgets: the nearest one's, as the note "
+                          f"says). '*': outside the trained runs (extrapolation); 'n/a': not identified (the note "
+                          f"says why)."),
                 Table(tuple(heads), tuple(tuple(r) for r in cells)))
 
 
-def _claim2(c: ComputeAnalysis | None) -> Verdict:
-    if c is None:
-        return Verdict(2, CANNOT, f"no compute study was given ({HOW_COMPUTE}).")
-    laws = c.fit.laws
-    parts, statuses = [], []
-    for f in sorted(laws):
-        e = laws[f].estimates.get("power", {}).get("exponent")
-        if e is None or e.problem:
-            statuses.append(CANNOT)
-            parts.append(f"{f}: L(C) not identified ({e.problem if e is not None else laws[f].skipped.get('power', '')})")
-            continue
-        if e.has_interval and e.high < 0:
-            statuses.append(NOT_SUPPORTED)
-        elif e.has_interval and e.low > 0:
-            statuses.append(SUPPORTED)
-        else:
-            statuses.append(NOT_SHOWN)
-        h = c.heldout[f]
-        if h.problem or h.inside is None:
-            statuses.append(CANNOT)
-            held = f"held-out check not possible ({h.problem or h.predicted.problem or 'no interval'})"
-        else:
-            statuses.append(SUPPORTED if h.inside else NOT_SUPPORTED)
-            held = (f"predicts {num(h.predicted.value, 3)} [{num(h.predicted.low, 3)}, {num(h.predicted.high, 3)}] "
-                    f"at {num(h.budget, 3)} where {num(h.measured, 3)} was measured ({h.error:+.1%}, "
-                    f"{'inside' if h.inside else 'outside'} the interval)")
-        parts.append(f"{f}: L ∝ C^−{est(e, 3)}, {held}")
-    power = _combine(statuses)
-    if not c.ratios:
-        better, better_text = CANNOT, f"needs compute studies of {EQUIVARIANT} and another family"
-    else:
-        per = []
-        for base, rs in c.ratios.items():
-            v = [r.verdict() for r in rs]
-            higher = [r for r in rs if r.verdict() == "higher"]
-            undecided = [r for r in rs if r.verdict() == "undecided"]
-            status = NOT_SUPPORTED if higher else SUPPORTED if all(x == "lower" for x in v) and v else NOT_SHOWN
-            per.append(status)
-            detail = "; ".join(_ratio_phrase(r, num(r.at, 3)) for r in rs)
-            note = (f"worse at {len(higher)} of {len(rs)} budgets" if higher else
-                    f"not shown better at {len(undecided)} of {len(rs)} budgets" if undecided else
-                    f"better at all {len(rs)} budgets")
-            parts.append(f"{EQUIVARIANT} ÷ {base} best loss: {detail} ({note})")
-        better = _combine(per)
-        better_text = ""
-    status = _combine([power, better])
-    summary = (f"power law in compute: {power}; {EQUIVARIANT} better at every budget: {better}"
-               + (f" ({better_text})" if better_text else ""))
-    return Verdict(2, status, summary + ". " + ". ".join(parts) + ".")
+def _compute_sections(doc: Document, c: ComputeAnalysis, *, loss_label: str, level: float) -> None:
+    for section in (_loss_section, _ratio_section, _heldout_section, _isoflop_section, _allocation_section):
+        section(doc, c, loss_label=loss_label, pct=f"{level:.0%}")
 
 
-def _claim3(c: ComputeAnalysis | None) -> Verdict:
-    if c is None:
-        return Verdict(3, CANNOT, f"no compute study was given ({HOW_COMPUTE}).")
-    laws = c.fit.laws
-    if EQUIVARIANT not in laws or PLAIN not in laws:
-        return Verdict(3, CANNOT, f"needs compute studies of both {EQUIVARIANT} and {PLAIN}.")
-    parts, statuses = [], []
-    for approach, title in (("isoflop", "Approach 2 (IsoFLOP)"), ("parametric", "Approach 3")):
-        a = {f: laws[f].estimates.get(approach, {}).get("a") for f in (EQUIVARIANT, PLAIN)}
-        missing = {f: (e.problem if e is not None else laws[f].skipped.get(approach, "not fitted"))
-                   for f, e in a.items() if e is None or e.problem or not e.has_interval}
-        if missing:
-            statuses.append(CANNOT)
-            parts.append(f"{title}: a not identified for " + "; ".join(
-                f"{f} ({why or 'no bootstrap interval'})" for f, why in missing.items()))
+def _axes_section(doc: Document, axes: dict[str, ComputeAnalysis], verdicts: dict[str, dict[int, Verdict]],
+                  *, pct: str) -> None:
+    """Claims 2 and 3 under every compute axis side by side, the ratio per budget on each, what changes."""
+    names = next(iter(axes.values())).claims
+    eq = names.equivariant
+    order = [a for a in X.AXES if a in axes]
+    doc.add(Heading("Compute axes"),
+            Paragraph("The same runs with compute counted four ways: " + "; ".join(
+                f"**{a}**: {X.SHORT[a]}" + (f" ({'; '.join(f'{f}: {h}' for f, h in axes[a].fit.runs.axis_notes.items())})"
+                                             if axes[a].fit.runs.axis_notes else "") for a in order)
+                      + ". On every axis the runs stay grouped by the budget they were trained at (the IsoFLOP "
+                        "groups and 'best run per budget'); L(C), the held-out check and the allocation exponents use "
+                        "each run's compute on the axis, and the ratios compare at equal compute on it. Measured "
+                        "seconds are each trial's wall time (training, its periodic probe validation and the final "
+                        "evaluation) on a shared machine: noisy."))
+    keys = list(dict.fromkeys(k for a in order for n in (2, 3) for k in verdicts[a][n].parts))
+    rows = [("claim 2 verdict", *[f"**{verdicts[a][2].status}**" for a in order])]
+    rows += [(k, *[verdicts[a][2].parts.get(k, ("", "—"))[1] for a in order]) for k in keys
+             if any(k in verdicts[a][2].parts for a in order)]
+    rows += [("claim 3 verdict", *[f"**{verdicts[a][3].status}**" for a in order])]
+    rows += [(k, *[verdicts[a][3].parts.get(k, ("", "—"))[1] for a in order]) for k in keys
+             if any(k in verdicts[a][3].parts for a in order)]
+    doc.add(Paragraph(f"Claims 2 and 3 on each axis ({pct} intervals):"), Table(("", *order), tuple(rows)))
+    for base in names.baselines:
+        if not any(base in axes[a].ratios for a in order):
             continue
-        g, t = a[EQUIVARIANT], a[PLAIN]
-        disjoint = g.high < t.low or t.high < g.low
-        statuses.append(SUPPORTED if disjoint else NOT_SHOWN)
-        parts.append(f"{title}: a = {est(g, 3)} for {EQUIVARIANT} vs {est(t, 3)} for {PLAIN} "
-                     f"({'disjoint intervals' if disjoint else 'overlapping intervals: no difference shown'})")
-    known = [s for s in statuses if s != CANNOT]
-    status = CANNOT if not known else SUPPORTED if all(s == SUPPORTED for s in known) else NOT_SHOWN
-    return Verdict(3, status, ". ".join(parts) + ".")
+        budgets = sorted({r.budget for a in order for r in axes[a].ratios.get(base, [])})
+        rows = []
+        for b in budgets:
+            cells = [num(b, 3)]
+            for a in order:
+                r = next((x for x in axes[a].ratios.get(base, []) if x.budget == b), None)
+                cells.append("—" if r is None else _ratio_cell(r) + ("" if r.test is None or r.outside else
+                                                                      f"; test {num(r.test.value)}")
+                             + ("" if a == X.EXECUTED or r.outside else f" at {num(r.at, 3)} {X.UNIT[a]}"))
+            rows.append(tuple(cells))
+        doc.add(Paragraph(f"{eq} ÷ {base} best validation loss per budget of {eq} on each axis ({pct} interval; the "
+                          f"same runs' test-loss ratio; on the other axes at the compute of {eq}'s best run, against "
+                          f"{base}'s best runs interpolated to it):"),
+                Table((f"{eq}'s budget [FLOP]", *order), tuple(rows)))
+    changes = []
+    for n in (2, 3):
+        if len({verdicts[a][n].status for a in order}) > 1:
+            changes.append(f"claim {n}: " + ", ".join(f"{verdicts[a][n].status} ({a})" for a in order))
+        for k in keys:
+            values = {a: verdicts[a][n].parts[k][0] for a in order if k in verdicts[a][n].parts}
+            if len(set(values.values())) > 1:
+                changes.append(f"{k}: " + ", ".join(f"{v} ({a})" for a, v in values.items()))
+    doc.add(Paragraph("What changes with the axis: " + ("; ".join(changes) if changes else
+                                                          "no verdict changes with the axis") + "."))
+
+
+def _rules_paragraph(claims: ClaimFamilies) -> Paragraph:
+    return Paragraph(
+        f"Verdicts: '{SUPPORTED}' where every interval is on the claimed side, '{NOT_SUPPORTED}' where an interval "
+        f"is on the other side, '{NOT_SHOWN}' where intervals overlap or contain 1 (or a ratio has no interval: a "
+        f"single run), '{CANNOT}' where a study or fit is missing or not identified. Rules: "
+        + "; ".join(f"{k}: {v}" for k, v in RULES.items())
+        + f". Claim 1's gap counts as closed where {claims.augmented or 'the augmented baseline'}'s final loss is not "
+          f"shown to exceed {claims.equivariant}'s by more than {CLOSED:.0%} (the interval's lower end ≤ {1 + CLOSED:g}).")
 
 
 # --- data studies ----------------------------------------------------------------------------------------
@@ -365,7 +328,8 @@ def _data_sections(doc: Document, d: DataAnalysis, *, loss_label: str, level: fl
     gaps = [g for curves in d.gaps.values() for g in curves if g.train_size in d.small]
     doc.add(Heading("Data efficiency"),
             Figure("data_efficiency", _png(plots.data_efficiency(frame, d.laws, gaps, loss_label=loss_label)),
-                   f"Left: loss vs training-set size (every trial faint, the best trial per size, "
+                   f"Left: loss vs training-set size (every trial faint, the best trial per size by validation "
+                   f"loss with its test loss as an open marker, "
                    f"L = coef·n^(−α) with its {pct} bootstrap band). Right: "
                    + ("loss ratios on the probe subset vs epochs at the small sizes ("
                       + "; ".join(f"{a} ÷ {b}" for a, b in d.gaps) + ")."
@@ -381,8 +345,8 @@ def _data_sections(doc: Document, d: DataAnalysis, *, loss_label: str, level: fl
                       f"size n, least squares in log-log; {pct} intervals resample the sizes and, within each, "
                       f"its trials."),
             Table(("family", "sizes", "α", "coef"), tuple(rows)))
-    best = d.best.set_index(["family", "train_size"])
-    sizes = sorted(frame["train_size"].unique())
+    best = d.best.set_index(["family", SIZE])
+    sizes = sorted(frame[SIZE].unique())
     rows = []
     for n in sizes:
         cells = [str(int(n))]
@@ -395,14 +359,20 @@ def _data_sections(doc: Document, d: DataAnalysis, *, loss_label: str, level: fl
         rows.append(tuple(cells))
     doc.add(Paragraph(f"Best {loss_label} per training-set size (its epochs and learning rate):"),
             Table(("n [scenes]", *families), tuple(rows)))
+    rows = [(str(int(n)), *[num(best.loc[(f, n), schema.TEST_LOSS]) if (f, n) in best.index else "—" for f in families])
+            for n in sizes]
+    doc.add(Paragraph("Test loss [MSE, m²] of the same trials (selected on validation loss above):"),
+            Table(("n [scenes]", *families), tuple(rows)))
     if d.ratios:
         pairs = list(d.ratios)
         per = {p: {r.at: r for r in d.ratios[p]} for p in pairs}
         rows = [(str(int(n)) + (" (small)" if n in d.small else ""),
-                 *[_ratio_cell(per[p][n]) if n in per[p] else "—" for p in pairs]) for n in sizes]
+                 *[c for p in pairs for c in ((_ratio_cell(per[p][n]), _test_cell(per[p][n])) if n in per[p]
+                                              else ("—", "—"))]) for n in sizes]
         doc.add(Paragraph(f"Final best-loss ratios per size with {pct} intervals (trials resampled within each "
-                          f"size); 'small': the smaller half of the sizes, where claim 1 is judged."),
-                Table(("n [scenes]", *[f"{a} ÷ {b}" for a, b in pairs]), tuple(rows)))
+                          f"size; selected on validation loss, 'test': the same trials' test-loss ratio); 'small': "
+                          f"the smaller half of the sizes, where claim 1 is judged."),
+                Table(("n [scenes]", *[f"{a} ÷ {b} ({s})" for a, b in pairs for s in ("val", "test")]), tuple(rows)))
     for (a, b), curves in d.gaps.items():
         small = [g for g in curves if g.train_size in d.small]
         if not small:
@@ -417,55 +387,6 @@ def _data_sections(doc: Document, d: DataAnalysis, *, loss_label: str, level: fl
                           f"and log loss onto {a}'s epochs)."),
                 Table(("n [scenes]", "epochs compared", "first", "last", "epoch: ratio"), tuple(rows)))
 
-
-def _claim1(d: DataAnalysis | None) -> Verdict:
-    if d is None:
-        return Verdict(1, CANNOT, f"no data study was given ({HOW_DATA}).")
-    if not d.small:
-        return Verdict(1, CANNOT, "no training-set size shared by every family of the data studies.")
-    parts, statuses = [], []
-    small_text = ", ".join(map(str, d.small))  # statuses[0]: data efficiency, statuses[1]: closing the gap
-    efficiency = d.ratios.get((EQUIVARIANT, PLAIN))
-    if efficiency is None:
-        statuses.append(CANNOT)
-        parts.append(f"data efficiency: needs data studies of {EQUIVARIANT} and {PLAIN}")
-    else:
-        rs = [r for r in efficiency if r.at in d.small]
-        v = [r.verdict() for r in rs]
-        statuses.append(NOT_SUPPORTED if "higher" in v else SUPPORTED if v and all(x == "lower" for x in v)
-                        else NOT_SHOWN if v else CANNOT)
-        parts.append(f"{EQUIVARIANT} ÷ {PLAIN} final best loss at the small sizes: "
-                     + "; ".join(_ratio_phrase(r, f"n = {int(r.at)}") for r in rs))
-    closing = d.ratios.get((AUGMENTED, EQUIVARIANT))
-    if closing is None:
-        statuses.append(CANNOT)
-        parts.append(f"closing the gap: needs data studies of {AUGMENTED} and {EQUIVARIANT}")
-    else:
-        gaps = {g.train_size: g for g in d.gaps.get((AUGMENTED, EQUIVARIANT), [])}
-        per = []
-        for r in (r for r in closing if r.at in d.small):
-            e, g = r.estimate, gaps.get(int(r.at))
-            if e.problem:
-                per.append(CANNOT)
-                verdict = ""
-            elif not e.has_interval:
-                per.append(NOT_SHOWN)
-                verdict = f" ({r.why_no_interval()})"
-            else:
-                closed = e.low <= 1 + CLOSED
-                per.append(SUPPORTED if closed else NOT_SUPPORTED)
-                verdict = (f" (closed: not shown to exceed {1 + CLOSED:g})" if closed else
-                           f" (not closed: the interval lies above {1 + CLOSED:g})")
-            curve = (f", on the probe {num(g.ratio[0], 3)} at epoch {num(g.epochs[0], 4)} → "
-                     f"{num(g.ratio[-1], 3)} at epoch {num(g.epochs[-1], 4)}" if g is not None and g.epochs.size else "")
-            parts.append(f"{AUGMENTED} ÷ {EQUIVARIANT} at n = {int(r.at)}: final {est(e, 3)}{curve}{verdict}")
-        statuses.append(_combine(per))
-    summary = (f"{EQUIVARIANT} more data-efficient than {PLAIN}: {statuses[0]}; {AUGMENTED} closes the gap: "
-               f"{statuses[1]}; judged at the small sizes n = {small_text}")
-    return Verdict(1, _combine(statuses), summary + ". " + ". ".join(parts) + ".")
-
-
-# --- equivariance and the whole report -------------------------------------------------------------------
 
 def _equivariance(doc: Document, compute: ComputeAnalysis | None, data: DataAnalysis | None) -> None:
     rows = []
@@ -486,41 +407,61 @@ def _equivariance(doc: Document, compute: ComputeAnalysis | None, data: DataAnal
             Table(("family", "studies", "trials", "median", "min", "max"), tuple(rows)))
 
 
+
 def build_report(*, compute: StudyFit | None, data: DataAnalysis | None, sources: list[str], budgets=None,
                  n_boot: int = 200, seed: int = 0, level: float = 0.95,
-                 loss_label: str = "validation loss [MSE, m²]") -> Report:
-    """The whole report from a compute fit and/or a data analysis (at least one)."""
+                 loss_label: str = "validation loss [MSE, m²]", claims: ClaimFamilies | None = None,
+                 claims_source: str = "the defaults", other_axes: dict[str, StudyFit] | None = None) -> Report:
+    """The whole report from a compute fit (on its axis) and/or a data analysis (at least one).
+
+    claims: which families the claims compare (default `ClaimFamilies()`); other_axes: fits of the same runs on
+    the other compute axes (the section that puts claims 2 and 3 side by side; none: that section is left out).
+    """
     if compute is None and data is None:
         raise ValueError("build_report needs compute or data studies")
-    c = analyse_compute(compute, budgets=budgets, n_boot=n_boot, seed=seed, level=level) if compute else None
-    verdicts = {1: _claim1(data), 2: _claim2(c), 3: _claim3(c)}
+    claims = claims or ClaimFamilies()
+    pct = f"{level:.0%}"
+    c = analyse_compute(compute, claims, budgets=budgets, n_boot=n_boot, seed=seed, level=level) if compute else None
+    verdicts = {1: claim1(data, claims), 2: claim2(c), 3: claim3(c)}
+    axes, axis_verdicts = {}, {}
+    if c is not None:
+        axes[c.axis] = c
+        for axis, fit in (other_axes or {}).items():
+            if axis != c.axis:
+                axes[axis] = analyse_compute(fit, claims, n_boot=n_boot, seed=seed, level=level, allocation=False)
+        axis_verdicts = {a: {2: claim2(x), 3: claim3(x)} for a, x in axes.items()}
     doc = Document("equiscale report")
-    doc.add(Paragraph("Storages: " + ", ".join(f"`{s}`" for s in sources) + f". Intervals: {level:.0%} percentile "
+    doc.add(Paragraph("Storages: " + ", ".join(f"`{s}`" for s in sources) + f". Intervals: {pct} percentile "
                       f"bootstrap, {n_boot} resamples, seed {seed}."))
-    lines = []
+    lines = [f"claims compare: equivariant {claims.equivariant}; baselines {', '.join(claims.baselines) or 'none'}"
+             f" (plain {claims.plain}; augmented {claims.augmented or 'none'}); from {claims_source}"]
     if compute:
         fr = compute.runs.frame
         lines.append(f"compute studies: {len(fr)} runs of {', '.join(compute.runs.families())} at "
-                     f"{fr['budget'].nunique()} budgets ({num(fr['budget'].min(), 3)}–{num(fr['budget'].max(), 3)} FLOPs)")
+                     f"{fr['budget'].nunique()} budgets ({num(fr['budget'].min(), 3)}–{num(fr['budget'].max(), 3)} FLOPs); "
+                     f"compute counted as {X.SHORT[compute.runs.axis]} (`--compute {compute.runs.axis}`)")
         lines += [f"compute studies: {line}" for line in compute.exclusion_lines()]
     if data:
         fr = data.runs.frame
         lines.append(f"data studies: {len(fr)} trials of {', '.join(data.runs.families())} at "
-                     f"{fr['train_size'].nunique()} training-set sizes ({int(fr['train_size'].min())}–"
-                     f"{int(fr['train_size'].max())} scenes)")
+                     f"{fr[SIZE].nunique()} training-set sizes ({int(fr[SIZE].min())}–"
+                     f"{int(fr[SIZE].max())} scenes)")
         lines += [f"data studies: left out {k} trial(s): {r}" for r, k in data.runs.excluded.items()]
+    lines.append("every table and figure selects runs on validation loss and reports their test loss beside it")
     doc.add(Bullets(tuple(lines)))
-    doc.add(Heading("Claims"),
-            Bullets(tuple(f"**Claim {v.claim}** ({CLAIMS[v.claim]}): **{v.status}**. {v.text}"
-                          for v in verdicts.values()), ordered=False),
-            Paragraph(f"Verdicts: '{SUPPORTED}' where every interval is on the claimed side, '{NOT_SUPPORTED}' where "
-                      f"an interval is on the other side, '{NOT_SHOWN}' where intervals overlap or contain 1 (or a ratio has no "
-                      f"interval: a single run), "
-                      f"'{CANNOT}' where a study or fit is missing or not identified. Claim 1's gap counts as "
-                      f"closed where {AUGMENTED}'s final loss is not shown to exceed {EQUIVARIANT}'s by more than "
-                      f"{CLOSED:.0%} (the interval's lower end ≤ {1 + CLOSED:g})."))
+    texts = claim_texts(claims)
+    items = []
+    for v in verdicts.values():
+        item = f"**Claim {v.claim}** ({texts[v.claim]}): **{v.status}**. {v.text}"
+        if v.claim in (2, 3) and len(axis_verdicts) > 1:
+            item += (" On every compute axis (section Compute axes): "
+                     + "; ".join(f"{a}: {axis_verdicts[a][v.claim].status}" for a in X.AXES if a in axis_verdicts) + ".")
+        items.append(item)
+    doc.add(Heading("Claims"), Bullets(tuple(items), ordered=False), _rules_paragraph(claims))
     if c is not None:
         _compute_sections(doc, c, loss_label=loss_label, level=level)
+        if len(axes) > 1:
+            _axes_section(doc, axes, axis_verdicts, pct=pct)
     else:
         _missing(doc, "Compute studies", "compute study", "loss-vs-compute law, IsoFLOP curve, allocation or held-out "
                  "check, and claims 2 and 3 cannot be judged. To add them", HOW_COMPUTE)
@@ -531,7 +472,7 @@ def build_report(*, compute: StudyFit | None, data: DataAnalysis | None, sources
                  "cannot be judged. To add it", HOW_DATA)
     _equivariance(doc, c, data)
     csv = render(c.allocation, "csv") if c is not None and c.allocation is not None else None
-    return Report(doc, csv, verdicts, heldout=c.heldout if c else {})
+    return Report(doc, csv, verdicts, heldout=c.heldout if c else {}, axes=axis_verdicts)
 
 
 def _missing(doc: Document, heading: str, kind: str, what: str, how: str) -> None:

@@ -13,14 +13,19 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from analysis import axes as X
 from analysis.allocation import FlopsModel
 from study import schema
 from study.errors import ConfigError, EquiscaleError
 from study.storage import check_storage, open_storage
 
 BUDGET_TOLERANCE = 0.01  # a run counts when |flops_used / C − 1| ≤ 1%
-COLUMNS = ["family", "budget", "params", "samples", "steps", "flops", "loss", "val_loss", "test_loss",
-           "shape", "lr", "trial", "equivariance_error", "epochs"]
+COLUMNS = ["family", "budget", "params", "samples", "steps", "flops", "loss", schema.VAL_LOSS, schema.TEST_LOSS,
+           "shape", "lr", "trial", "equivariance_error", "epochs", "batch", "bodies",
+           "executed", "nominal", "idealised", "seconds", "compute"]
+# budget: the stored budget (a run's group); flops: its compute on the chosen axis (what the FLOP model fits);
+# compute: its x on that axis (the budget itself under `executed`); executed … seconds: every axis (NaN: not
+# stored, or idealised not yet counted: `Runs.on_axis`).
 
 
 class OnlyDataStudies(EquiscaleError):
@@ -33,12 +38,69 @@ class Runs:
 
     frame: pd.DataFrame
     excluded: dict[str, int] = field(default_factory=dict)
-    batch_sizes: dict[str, int] = field(default_factory=dict)  # family -> batch size (steps = D / batch)
+    batch_sizes: dict[tuple[str, float], int] = field(default_factory=dict)  # (family, budget) -> that study's batch
     source: str = ""
     flops_model: FlopsModel | None = None  # fixed FLOP model (CSV input: C = k·N·D); None: fitted per family
+    axis: str = X.EXECUTED
+    axis_notes: dict[str, str] = field(default_factory=dict)  # family -> how its compute on `axis` was counted
+    source_kind: str = "storage"  # "storage" or "csv"
+    stored_claims: list = field(default_factory=list)  # the distinct `schema.ClaimFamilies` the studies store
+    loss_name: str = schema.VAL_LOSS  # which stored loss `loss` holds ("loss" for a CSV table)
+
+    def claims(self) -> schema.ClaimFamilies:
+        """Which families the claims compare: as the studies store it (`schema.CLAIMS`), else the defaults."""
+        return claims_of(self.stored_claims, self.source)
 
     def families(self) -> list[str]:
         return sorted(self.frame["family"].unique())
+
+    def batch_sizes_of(self, family: str) -> dict[float, int]:
+        """Stored budget -> batch size of each of the family's studies (steps = D / batch at that budget)."""
+        return {budget: batch for (f, budget), batch in self.batch_sizes.items() if f == family}
+
+    def on_axis(self, axis: str) -> "Runs":
+        """These runs with compute counted on `axis` (`analysis.axes`): `flops` and `compute` hold each run's
+        compute on it; the budget (the group) stays the stored one. Runs without a value on the axis are left
+        out, counted in `excluded`; a CSV table has only its own compute (the executed axis)."""
+        X.check_axis(axis)
+        if axis == self.axis:
+            return self
+        frame, notes = X.with_axis_columns(self.frame, (axis,)) if self.source_kind == "storage" else (self.frame, {})
+        if axis != X.EXECUTED and self.source_kind != "storage":
+            raise ConfigError(f"--compute {axis} needs runs from a storage (a CSV table has one compute column)")
+        values = frame[X.COLUMN[axis]].to_numpy(float)
+        ok = np.isfinite(values) & (values > 0)
+        excluded = dict(self.excluded)
+        if not ok.all():
+            excluded[f"no {X.SHORT[axis]} stored (--compute {axis})"] = int((~ok).sum())
+        frame = frame[ok].copy()
+        if frame.empty:
+            raise EquiscaleError(f"--compute {axis}: no run stores its {X.SHORT[axis]}")
+        frame["flops"] = frame[X.COLUMN[axis]]
+        frame["compute"] = frame["budget"] if axis == X.EXECUTED else frame[X.COLUMN[axis]]
+        return Runs(frame, excluded, dict(self.batch_sizes), source=self.source, flops_model=self.flops_model,
+                    axis=axis, axis_notes=notes, source_kind=self.source_kind,
+                    stored_claims=list(self.stored_claims), loss_name=self.loss_name)
+
+
+def claims_of(stored: list, source: str) -> schema.ClaimFamilies:
+    """The one ClaimFamilies the studies store (the defaults when none stores any); an error when they differ."""
+    distinct = list(dict.fromkeys(stored))
+    if len(distinct) > 1:
+        raise EquiscaleError(f"the studies in {source} name different families for the claims "
+                             f"({'; '.join(map(str, distinct))}): give `equiscale report --equivariant F --baselines "
+                             f"F1,F2`")
+    return distinct[0] if distinct else schema.ClaimFamilies()
+
+
+def read_claims(summary, source: str, stored: list) -> None:
+    """Add the ClaimFamilies a study stores (if any) to `stored`; a malformed one is an error naming the study."""
+    try:
+        claims = schema.read_claims(summary.user_attrs)
+    except ValueError as exc:
+        raise EquiscaleError(f"study {summary.study_name!r} in {source}: {exc}") from None
+    if claims is not None and claims not in stored:
+        stored.append(claims)
 
 
 def _count(excluded: dict, reason: str) -> None:
@@ -53,7 +115,7 @@ def open_studies(url: str) -> tuple[object, list]:
     return storage, optuna.get_all_study_summaries(storage, include_best_trial=False)
 
 
-def load_storage(url: str, *, loss: str = "val_loss", tolerance: float = BUDGET_TOLERANCE, opened=None) -> Runs:
+def load_storage(url: str, *, loss: str = schema.VAL_LOSS, tolerance: float = BUDGET_TOLERANCE, opened=None) -> Runs:
     """Every COMPLETE trial that used its full budget, from every `<family>/<budget>` study in `url`.
 
     Data studies (`data/<family>/<size>`, see `analysis.data_efficiency`) are not budget runs and are
@@ -62,7 +124,7 @@ def load_storage(url: str, *, loss: str = "val_loss", tolerance: float = BUDGET_
     storage, summaries = opened or open_studies(url)
     if not summaries:
         raise EquiscaleError(f"storage {url!r} holds no studies (run `equiscale run` first)")
-    rows, excluded, batch, data_studies, compute_studies = [], {}, {}, 0, 0
+    rows, excluded, batch, data_studies, compute_studies, claims = [], {}, {}, 0, 0, []
     for summary in summaries:
         attrs = schema.read_study_attrs(summary.user_attrs)
         if attrs is None:
@@ -72,14 +134,15 @@ def load_storage(url: str, *, loss: str = "val_loss", tolerance: float = BUDGET_
             data_studies += 1
             continue
         compute_studies += 1
+        read_claims(summary, url, claims)
         if attrs.batch_size:
-            batch[attrs.family] = attrs.batch_size
+            batch[(attrs.family, attrs.budget)] = attrs.batch_size
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         for trial in study.get_trials(deepcopy=False):
             if trial.state != optuna.trial.TrialState.COMPLETE:
                 _count(excluded, f"trial state {trial.state.name}")
                 continue
-            row = _trial_row(schema.read_trial(trial), attrs.family, attrs.budget, loss, tolerance, excluded)
+            row = _trial_row(schema.read_trial(trial), attrs, loss, tolerance, excluded)
             if row is not None:
                 rows.append(row)
     if data_studies and not compute_studies:
@@ -90,11 +153,12 @@ def load_storage(url: str, *, loss: str = "val_loss", tolerance: float = BUDGET_
     frame = pd.DataFrame(rows, columns=COLUMNS)
     if frame.empty:
         raise EquiscaleError(f"no COMPLETE full-budget trials in {url}" + _why(excluded))
-    return Runs(frame, excluded, batch, source=url)
+    return Runs(frame, excluded, batch, source=url, stored_claims=claims, loss_name=loss)
 
 
-def _trial_row(record: schema.TrialRecord, family, budget, loss, tolerance, excluded):
-    missing = [k for k in ("params", "samples", "flops_used") if getattr(record, k) is None]
+def _trial_row(record: schema.TrialRecord, attrs: schema.StudyAttrs, loss, tolerance, excluded):
+    family, budget = attrs.family, attrs.budget
+    missing = [k for k in (schema.PARAMS, schema.SAMPLES, schema.FLOPS_USED) if getattr(record, k) is None]
     if missing:
         _count(excluded, f"trial lacks {', '.join(missing)}")
         return None
@@ -109,9 +173,10 @@ def _trial_row(record: schema.TrialRecord, family, budget, loss, tolerance, excl
     if not (n > 0 and d > 0):
         _count(excluded, "non-positive params or samples")
         return None
-    return [family, budget, n, d, record.steps, flops, float(value), record.loss("val_loss"),
-            record.test_loss, record.shape, record.lr, record.number, _or_nan(record.equivariance_error),
-            _or_nan(record.epochs)]
+    return [family, budget, n, d, record.steps, flops, float(value), _or_nan(record.loss(schema.VAL_LOSS)),
+            _or_nan(record.test_loss), record.shape, record.lr, record.number, _or_nan(record.equivariance_error),
+            _or_nan(record.epochs), attrs.batch_size or np.nan, schema.read_bodies(attrs), flops,
+            _or_nan(record.nominal_flops), np.nan, _or_nan(record.wall_seconds), budget]
 
 
 def _or_nan(value) -> float:
@@ -180,9 +245,11 @@ def load_csv(path: str | Path, *, n_column: str, loss_column: str, d_column: str
     frame = pd.DataFrame({
         "family": family.to_numpy(), "budget": group_budgets(flops, tolerance=tolerance), "params": n,
         "samples": d, "steps": np.nan, "flops": flops, "loss": table[loss_column].to_numpy(float),
-        "val_loss": table[loss_column].to_numpy(float), "test_loss": np.nan, "shape": None, "lr": np.nan,
-        "trial": np.arange(len(table)), "equivariance_error": np.nan, "epochs": np.nan,
+        schema.VAL_LOSS: table[loss_column].to_numpy(float), schema.TEST_LOSS: np.nan, "shape": None, "lr": np.nan,
+        "trial": np.arange(len(table)), "equivariance_error": np.nan, "epochs": np.nan, "batch": np.nan,
+        "bodies": np.nan, "executed": flops, "nominal": np.nan, "idealised": np.nan, "seconds": np.nan,
     }, columns=COLUMNS)
+    frame["compute"] = frame["budget"]
     if frame.empty:
         raise EquiscaleError(f"{path.name} has no rows")
-    return Runs(frame, {}, {}, source=str(path))
+    return Runs(frame, {}, {}, source=str(path), source_kind="csv", loss_name="loss")

@@ -1,4 +1,9 @@
-"""`equiscale export`: the compute-optimal allocation table per family and budget."""
+"""`equiscale export`: the compute-optimal allocation table per family and budget.
+
+Every family gets a row per budget and approach; where its law is not identified the row's quantities are
+'n/a' (empty in CSV/JSON) with the reason in `not_identified`, and the command exits 0, as the report does.
+The predicted-loss column is named after the split the laws were fitted to (`val_loss` or `test_loss`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from study.output import check_output_file, write_text
 
 def add_arguments(parser) -> None:
     parser.add_argument("--budgets", required=True, metavar="C1,C2,…",
-                        help="training-FLOP budgets to allocate, comma-separated (e.g. 1e13,1e14)")
+                        help="budgets to allocate, comma-separated (e.g. 1e13,1e14): compute on the --compute axis "
+                             "(FLOPs, or seconds for --compute seconds)")
     parser.add_argument("--format", choices=FORMATS, default="csv", help="table format (default csv)")
     parser.add_argument("--out", metavar="FILE", help="write the table here (default: standard output)")
     add_data_arguments(parser)
@@ -23,9 +29,10 @@ def main(args) -> int:
     if args.out:
         check_output_file(args.out)
     chosen = ("parametric", "isoflop") if args.approach == "all" else (args.approach,)
-    result = fit_from_args(args, approaches=chosen)
+    result = fit_from_args(args, approaches=chosen, strict=False, require_fit=False)  # not identified: 'n/a' rows
     report_exclusions(result)
-    text = render(allocation_table(result.laws, budgets, approaches=chosen), args.format)
+    loss_name = "loss" if args.from_csv else args.loss
+    text = render(allocation_table(result.laws, budgets, approaches=chosen, loss_name=loss_name), args.format)
     if args.out:
         write_text(args.out, text)
     else:

@@ -10,12 +10,14 @@ import argparse
 import json
 import sys
 
+from analysis import axes as X
 from analysis import parametric as P
 from analysis.api import StudyFit, fit_study, load_runs
 from analysis.isoflop import DEFAULT_WINDOW
 from analysis.laws import APPROACHES, FamilyLaws
 from analysis.power import loss_ratios
 from analysis.trials import BUDGET_TOLERANCE
+from study import schema
 from study.storage import DEFAULT_STORAGE
 
 SUMMARY_KEYS = ("E", "A", "B", "alpha", "beta", "a", "b")
@@ -32,8 +34,8 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, bootstrap: int = 200)
     src = parser.add_argument_group("runs")
     src.add_argument("--storage", default=None, metavar="URL",
                      help=f"Optuna storage with the studies (default {DEFAULT_STORAGE})")
-    src.add_argument("--loss", choices=("val_loss", "test_loss"), default="val_loss",
-                     help="which stored loss to fit (storage only; default val_loss)")
+    src.add_argument("--loss", choices=(schema.VAL_LOSS, schema.TEST_LOSS), default=schema.VAL_LOSS,
+                     help=f"which stored loss to fit (storage only; default {schema.VAL_LOSS})")
     src.add_argument("--from-csv", metavar="FILE", help="fit a CSV table of runs instead of a storage")
     src.add_argument("--n-column", metavar="COL", help="CSV column with parameters N")
     src.add_argument("--d-column", metavar="COL", help="CSV column with training samples/tokens D")
@@ -47,6 +49,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, bootstrap: int = 200)
                      help="CSV only: compute values within this relative gap form one budget (default 0.01)")
     src.add_argument("--drop-highest-loss", type=int, default=0, metavar="K",
                      help="leave out the K highest-loss runs of each family (reported, never silent)")
+    add_compute_argument(src)
     fit = parser.add_argument_group("fit")
     fit.add_argument("--approach", choices=(*APPROACHES, "all"), default="all",
                      help="which law(s) to fit (default all: those the data supports, others reported)")
@@ -65,9 +68,18 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, bootstrap: int = 200)
                           "below thousands of runs)")
 
 
-def fit_from_args(args, *, approaches=None) -> StudyFit:
+def add_compute_argument(parser) -> None:
+    """`--compute AXIS`: how a run's compute is counted (analysis.axes)."""
+    parser.add_argument("--compute", choices=X.AXES, default=X.EXECUTED,
+                        help="how compute is counted: executed FLOPs (the budget, default), nominal 3×forward FLOPs, "
+                             "idealised FLOPs (GATr's equivariant maps and bilinears by their nonzero terms) or "
+                             "measured training seconds; runs stay grouped by their stored budget")
+
+
+def fit_from_args(args, *, approaches=None, strict: bool | None = None, require_fit: bool = True) -> StudyFit:
     """Load the runs named by the options and fit them; an approach the data cannot support is an error
-    only when it was asked for by name (with `all` it is reported in `FamilyLaws.skipped`)."""
+    only when it was asked for by name (with `all` it is reported in `FamilyLaws.skipped`; strict=False:
+    never)."""
     runs = load_runs(args.storage, loss=args.loss, csv=args.from_csv, n_column=args.n_column,
                      loss_column=args.loss_column, d_column=args.d_column, c_column=args.c_column,
                      family_column=args.family_column, flops_per_param_sample=args.flops_per_param_sample,
@@ -75,7 +87,9 @@ def fit_from_args(args, *, approaches=None) -> StudyFit:
     chosen = approaches or (APPROACHES if args.approach == "all" else (args.approach,))
     return fit_study(runs, approaches=chosen, n_boot=args.bootstrap, seed=args.seed, level=args.level,
                      refine=args.refine, drop_highest_loss=args.drop_highest_loss,
-                     window=args.isoflop_window or None, strict=args.approach != "all", n_jobs=args.jobs)
+                     window=args.isoflop_window or None,
+                     strict=args.approach != "all" if strict is None else strict, n_jobs=args.jobs,
+                     axis=args.compute, require_fit=require_fit)
 
 
 def report_exclusions(result: StudyFit, stream=None) -> None:
@@ -92,7 +106,7 @@ def family_summary(laws: FamilyLaws) -> dict:
     """JSON of one family: top-level E, A, B, alpha, beta (Approach 3) and a, b (Approach 3, else
     Approach 2), each {"value", "ci"} (value and ci null plus "not_identified": why, where not identified);
     every approach's estimates under "approaches"."""
-    out = {"family": laws.family, "runs": laws.n_runs, "budgets": laws.n_budgets,
+    out = {"family": laws.family, "runs": laws.n_runs, "budgets": laws.n_budgets, "compute": laws.axis,
            "flops_model": {"K": laws.flops_model.K, "kappa": laws.flops_model.kappa},
            "bootstrap": laws.n_boot, "level": laws.level}
     for source in ("isoflop", "parametric"):  # parametric wins where both give a, b
@@ -109,8 +123,9 @@ def family_summary(laws: FamilyLaws) -> dict:
 
 def family_text(laws: FamilyLaws) -> str:
     m = laws.flops_model
-    lines = [f"family {laws.family}: {laws.n_runs} runs, {laws.n_budgets} budgets; "
-             f"C = {m.K:.4g}·N^(1{m.kappa:+.3f})·D; {laws.n_boot} bootstrap resamples, {laws.level:.0%} intervals"]
+    lines = [f"family {laws.family}: {laws.n_runs} runs, {laws.n_budgets} budgets; compute: {X.SHORT[laws.axis]} "
+             f"[{X.UNIT[laws.axis]}]; C = {m.K:.4g}·N^(1{m.kappa:+.3f})·D; {laws.n_boot} bootstrap resamples, "
+             f"{laws.level:.0%} intervals"]
     for approach, est in laws.estimates.items():
         lines.append(f"  {TITLES[approach]}")
         if approach == "isoflop":
@@ -134,9 +149,10 @@ def main(args) -> int:
     result = fit_from_args(args)
     report_exclusions(result)
     laws = result.laws
-    ratios = loss_ratios(result.runs.frame) if len(laws) > 1 else None
+    ratios = loss_ratios(result.runs.frame, reference=result.runs.claims().plain) if len(laws) > 1 else None
     if args.json:
-        doc = {"source": result.runs.source, "families": {f: family_summary(l) for f, l in laws.items()}}
+        doc = {"source": result.runs.source, "compute": result.runs.axis,
+               "families": {f: family_summary(l) for f, l in laws.items()}}
         if len(laws) == 1:
             doc.update({k: v for k, v in next(iter(doc["families"].values())).items() if k in SUMMARY_KEYS})
         if ratios is not None:

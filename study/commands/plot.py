@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from analysis import axes as X
 from analysis.plots import save_all
 from study.commands.fit import add_data_arguments, fit_from_args, report_exclusions
+from study import schema
 from study.errors import EquiscaleError
 from study.output import check_output_dir
 
@@ -24,9 +26,10 @@ def main(args) -> int:
     elif args.from_csv:
         label = f"loss ({args.loss_column})"
     else:
-        label = f"{'validation' if args.loss == 'val_loss' else 'test'} loss [MSE, m²]"
+        label = f"{'validation' if args.loss == schema.VAL_LOSS else 'test'} loss [MSE, m²]"
     try:
-        files = save_all(result.runs.frame, result.laws, args.out, loss_label=label)
+        files = save_all(result.runs.frame, result.laws, args.out, loss_label=label,
+                         compute_label=X.LABEL[result.runs.axis])
     except OSError as exc:
         raise EquiscaleError(f"cannot write figures to {args.out}: {exc}") from None
     for path in files:

@@ -7,13 +7,18 @@ report is built in memory and written all or nothing (`study.output.write_files`
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 
+from analysis import axes as X
 from analysis.api import fit_study
 from analysis.data_efficiency import NoDataStudies, analyse, combine, load_data_storage
 from analysis.export import parse_budgets
-from analysis.report import GAP_PAIRS, RATIO_PAIRS, build_report
-from analysis.trials import OnlyDataStudies, Runs, load_storage, open_studies
+from analysis.report import build_report, data_pairs
+from analysis.trials import OnlyDataStudies, Runs, claims_of, load_storage, open_studies, read_claims
+from study import schema
+from study.commands.fit import add_compute_argument
 from study.errors import ConfigError, EquiscaleError
 from study.output import check_output_dir, write_files
 from study.storage import DEFAULT_STORAGE
@@ -28,8 +33,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", default="report", metavar="DIR", help="output folder (default ./report)")
     parser.add_argument("--budgets", metavar="C1,C2,…",
                         help="budgets of the allocation table (default: the trained budgets)")
-    parser.add_argument("--loss", choices=("val_loss", "test_loss"), default="val_loss",
-                        help="which stored loss to analyse (default val_loss)")
+    parser.add_argument("--loss", choices=(schema.VAL_LOSS, schema.TEST_LOSS), default=schema.VAL_LOSS,
+                        help=f"which stored loss the laws are fitted to and runs are selected on (default "
+                             f"{schema.VAL_LOSS}; the tables show the test loss of the selected runs beside it)")
+    add_compute_argument(parser)
+    names = parser.add_argument_group("claims (default: as the studies store it, else the flagship's)")
+    names.add_argument("--equivariant", metavar="F", help="the family the claims call equivariant (e.g. gatr)")
+    names.add_argument("--baselines", metavar="F1,F2", help="its baselines, comma-separated (e.g. transformer,transformer-aug)")
+    names.add_argument("--augmented", metavar="F", help="the baseline trained with augmentation (claim 1; "
+                                                          "'none' for none)")
     parser.add_argument("--bootstrap", type=int, default=REPORT_BOOTSTRAP, metavar="N",
                         help=f"bootstrap resamples for every interval (default {REPORT_BOOTSTRAP})")
     parser.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
@@ -37,12 +49,15 @@ def add_arguments(parser) -> None:
 
 
 def _load(urls: list[str], loss: str):
-    """(compute Runs or None, data runs or None) from every storage; a storage with neither is an error."""
-    compute, data = [], []
+    """(compute Runs or None, data runs or None, stored claims) from every storage; a storage with neither
+    is an error."""
+    compute, data, stored = [], [], []
     for url in urls:
         opened = open_studies(url)
         if not opened[1]:
             raise EquiscaleError(f"storage {url!r} holds no studies (run `equiscale run` first)")
+        for summary in opened[1]:
+            read_claims(summary, url, stored)
         try:
             compute.append(load_storage(url, loss=loss, opened=opened))
         except OnlyDataStudies:
@@ -51,7 +66,7 @@ def _load(urls: list[str], loss: str):
             data.append(load_data_storage(url, loss=loss, opened=opened))
         except NoDataStudies:
             pass
-    return _merge(compute), combine(data) if data else None
+    return _merge(compute), combine(data) if data else None, stored
 
 
 def _merge(parts: list[Runs]) -> Runs | None:
@@ -59,13 +74,35 @@ def _merge(parts: list[Runs]) -> Runs | None:
         return None
     if len(parts) == 1:
         return parts[0]
-    excluded, batch = {}, {}
+    excluded, batch, stored = {}, {}, []
     for p in parts:
+        stored += [c for c in p.stored_claims if c not in stored]
         batch.update(p.batch_sizes)
         for reason, count in p.excluded.items():
             excluded[reason] = excluded.get(reason, 0) + count
     return Runs(pd.concat([p.frame for p in parts], ignore_index=True), excluded, batch,
-                source=", ".join(p.source for p in parts))
+                source=", ".join(p.source for p in parts), stored_claims=stored, loss_name=parts[0].loss_name)
+
+
+def claims_from(args, stored: list, source: str) -> tuple[schema.ClaimFamilies, str]:
+    """The claims' families: the command line over what the studies store over the defaults; and whence."""
+    base = claims_of(stored, source) if args.equivariant is None or args.baselines is None else schema.ClaimFamilies()
+    if args.equivariant is None and args.baselines is None and args.augmented is None:
+        return base, "the studies' stored `claims`" if stored else "the defaults (the flagship study's)"
+    baselines = base.baselines
+    if args.baselines is not None:
+        baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
+        if not baselines:
+            raise ConfigError("--baselines is empty")
+    equivariant = args.equivariant or base.equivariant
+    if equivariant in baselines:
+        raise ConfigError(f"--equivariant {equivariant} is also among the baselines")
+    augmented = base.augmented if base.augmented in baselines else None
+    if args.augmented is not None:
+        augmented = None if args.augmented == "none" else args.augmented
+        if augmented is not None and augmented not in baselines:
+            raise ConfigError(f"--augmented {augmented} is not among the baselines ({', '.join(baselines)})")
+    return schema.ClaimFamilies(equivariant, baselines, augmented), "the command line"
 
 
 def main(args) -> int:
@@ -79,15 +116,29 @@ def main(args) -> int:
         raise ConfigError(f"--level must be between 0 and 1, got {args.level}")
     budgets = parse_budgets(args.budgets) if args.budgets is not None else None
     check_output_dir(args.out)
-    runs, data_runs = _load(urls, args.loss)
-    fit = fit_study(runs, n_boot=args.bootstrap, seed=args.seed, level=args.level) if runs is not None else None
-    data = (analyse(data_runs, ratio_pairs=RATIO_PAIRS, gap_pairs=GAP_PAIRS, n_boot=args.bootstrap, seed=args.seed, level=args.level)
-            if data_runs is not None else None)
-    label = f"{'validation' if args.loss == 'val_loss' else 'test'} loss [MSE, m²]"
+    runs, data_runs, stored = _load(urls, args.loss)
+    claims, whence = claims_from(args, stored, ", ".join(urls))
+    fit, others = None, {}
+    if runs is not None:
+        fit = fit_study(runs, n_boot=args.bootstrap, seed=args.seed, level=args.level, axis=args.compute,
+                        require_fit=False)
+        for axis in X.AXES:   # the same runs on every other axis, Approach 3's L(N, D) fits taken over
+            if axis != args.compute:
+                try:
+                    others[axis] = fit_study(runs, n_boot=args.bootstrap, seed=args.seed, level=args.level,
+                                             axis=axis, reuse=fit, require_fit=False)
+                except EquiscaleError as exc:   # e.g. no run stores its seconds: the section says so
+                    print(f"compute axis {axis} left out: {exc}", file=sys.stderr)
+    ratio_pairs, gap_pairs = data_pairs(claims)
+    data = (analyse(data_runs, ratio_pairs=ratio_pairs, gap_pairs=gap_pairs, n_boot=args.bootstrap, seed=args.seed,
+                    level=args.level) if data_runs is not None else None)
+    label = f"{'validation' if args.loss == schema.VAL_LOSS else 'test'} loss [MSE, m²]"
     report = build_report(compute=fit, data=data, sources=urls, budgets=budgets, n_boot=args.bootstrap,
-                          seed=args.seed, level=args.level, loss_label=label)
+                          seed=args.seed, level=args.level, loss_label=label, claims=claims, claims_source=whence,
+                          other_axes=others)
     for path in write_files(args.out, report.files()):
         print(path)
     for v in report.verdicts.values():
-        print(f"claim {v.claim}: {v.status}")
+        axes = "; ".join(f"{a}: {d[v.claim].status}" for a, d in report.axes.items()) if v.claim in (2, 3) else ""
+        print(f"claim {v.claim}: {v.status}" + (f" ({axes})" if axes and len(report.axes) > 1 else ""))
     return 0

@@ -47,32 +47,43 @@ def draw_runs(truth: Truth, budgets, per_budget: int, *, noise: float = 0.02, sp
 
 
 def make_storage(url: str, families: dict[str, Truth], budgets, per_budget: int = 8, *, seed: int = 0,
-                 batch_size: int = 64, extras: bool = True, errors: dict[str, float] | None = None) -> None:
+                 batch_size: int | dict = 64, extras: bool = True, errors: dict[str, float] | None = None,
+                 claims: dict | None = None, trial_attrs=None) -> None:
     """One study `<family>/<budget>` per (family, budget) with the contract's attributes. With `extras`,
     each study also gets a FAIL trial and a COMPLETE trial that stopped at half its budget. errors: the
-    `equivariance_error` of each family's trials (default 0)."""
+    `equivariance_error` of each family's trials (default 0). batch_size: one for every study, or
+    budget -> batch size. claims: stored under `schema.CLAIMS` on every study. trial_attrs(family, n, d,
+    flops) -> extra/overriding trial attributes (e.g. wall_seconds, nominal_flops, shape)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
     for i, (family, truth) in enumerate(families.items()):
         budget, n, d, loss = draw_runs(truth, budgets, per_budget, seed=seed + i)
         for c in budgets:
+            batch = batch_size[c] if isinstance(batch_size, dict) else batch_size
             study = optuna.create_study(storage=url, study_name=f"{family}/{c:.0e}")
-            for k, v in {"family": family, "budget": float(c), "batch_size": batch_size, "dataset_key": "test"}.items():
+            for k, v in {"family": family, "budget": float(c), "batch_size": batch, "dataset_key": "test"}.items():
                 study.set_user_attr(k, v)
+            if claims is not None:
+                study.set_user_attr("claims", claims)
             error = (errors or {}).get(family, 0.0)
             for k, (nn, dd, ll) in enumerate(zip(n[budget == c], d[budget == c], loss[budget == c])):
-                study.add_trial(_trial(nn, dd, ll, c * (1 + 0.002), batch_size, dist, error * 1.5**k))
+                extra = trial_attrs(family, nn, dd, c * (1 + 0.002)) if trial_attrs else {}
+                study.add_trial(_trial(nn, dd, ll, c * (1 + 0.002), batch, dist, error * 1.5**k, extra))
             if extras:
                 nn = truth.n_opt(c)
                 half = truth.samples(nn, c) / 2
-                study.add_trial(_trial(nn, half, truth.loss(nn, half), c / 2, batch_size, dist, error))
+                study.add_trial(_trial(nn, half, truth.loss(nn, half), c / 2, batch, dist, error))
                 study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params={"x": 0.5},
                                                           distributions=dist))
 
 
-def _trial(n, d, loss, flops, batch, dist, error=0.0):
+def _trial(n, d, loss, flops, batch, dist, error=0.0, extra=None):
     steps = int(round(d / batch))
     attrs = {"params": int(round(n)), "samples": int(round(d)), "steps": steps, "flops_used": float(flops),
              "val_loss": float(loss), "test_loss": float(loss) * 1.01, "wall_seconds": 1.0,
-             "equivariance_error": float(error), "node": "test", "shape": {"width": 64, "depth": 2}, "lr": 1e-3}
+             "nominal_flops": float(flops) * 1.02,
+             "equivariance_error": float(error), "node": "test", "shape": {"width": 64, "depth": 2}, "lr": 1e-3,
+             **(extra or {})}
+    if "test_loss_factor" in attrs:   # a test loss off the validation loss by this trial's own factor
+        attrs["test_loss"] = float(loss) * attrs.pop("test_loss_factor")
     return optuna.trial.create_trial(value=float(loss), params={"x": 0.5}, distributions=dist, user_attrs=attrs)

@@ -45,3 +45,43 @@ def test_isoflop_and_allocation_figures(fitted):
     assert all(ax.get_xlabel() == "training compute C [FLOP]" for ax in fig.axes)
     assert all(any(t.startswith(f) for t in _texts(fig)) for f in FAMILIES)
     plt.close(fig)
+
+
+def _drawn_labels(fig):
+    """(axis, visible major-tick label texts, non-empty minor-tick label texts) of every log axis."""
+    fig.canvas.draw()
+    out = []
+    for ax in fig.axes:
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            if axis.get_scale() != "log":
+                continue
+            lo, hi = sorted(ax.get_xlim() if name == "x" else ax.get_ylim())
+            major = [t.get_text() for t, v in zip(axis.get_ticklabels(), axis.get_majorticklocs()) if lo <= v <= hi]
+            minor = [t.get_text() for t in axis.get_ticklabels(minor=True) if t.get_text()]
+            out.append((ax, name, major, minor))
+    return out
+
+
+def test_log_axes_carry_few_labels_and_none_on_minor_ticks():
+    """A short log axis (0.026-0.05, or one decade of compute) labels its minor ticks by default, and the labels
+    run into each other ('3×10⁴¹¹×10¹¹'): here only a few major ticks are labelled, none of them twice."""
+    frame = pd.DataFrame({"family": "f", "budget": np.repeat([1e11, 3e11, 1e12], 3), "params": np.tile([1e3, 3e3, 1e4], 3),
+                          "samples": 1e6, "flops": np.repeat([1e11, 3e11, 1e12], 3),
+                          "loss": [0.05, 0.045, 0.048, 0.04, 0.035, 0.038, 0.03, 0.026, 0.029]})
+    laws = {"f": fit_family(frame, family="f", n_boot=0, refine=10, strict=False)}
+    for fig in (plots.loss_vs_compute(frame, laws, loss_label="loss"), plots.allocation(frame, laws)):
+        for ax, name, major, minor in _drawn_labels(fig):
+            assert minor == [], (name, minor)
+            assert 2 <= len(major) <= 7 and len(set(major)) == len(major), (name, major)
+            boxes = [t.get_window_extent() for t in (ax.xaxis if name == "x" else ax.yaxis).get_ticklabels()
+                     if t.get_text() and t.get_visible()]
+            assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), (name, major)
+        plt.close(fig)
+
+
+def test_isoflop_notes_sit_under_the_panel_not_over_the_data(fitted):
+    frame, laws = fitted
+    fig = plots.isoflop_curves(frame, laws, loss_label="loss")
+    fig.canvas.draw()
+    assert not any(t.get_text() for ax in fig.axes for t in ax.texts)   # no note drawn inside a panel
+    plt.close(fig)

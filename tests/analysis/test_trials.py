@@ -25,7 +25,7 @@ def test_storage_keeps_complete_full_budget_trials(storage):
     assert set(frame["family"]) == {"gatr", "transformer"} and set(frame["budget"]) == set(BUDGETS)
     assert np.all(np.abs(frame["flops"] / frame["budget"] - 1) <= 0.01)
     assert runs.excluded == {"did not use its full budget (|flops_used/C − 1| > 1%)": 6, "trial state FAIL": 6}
-    assert runs.batch_sizes == {"gatr": 32, "transformer": 32}
+    assert runs.batch_sizes == {(f, b): 32 for f in ("gatr", "transformer") for b in BUDGETS}
     assert frame["shape"].iloc[0] == {"width": 64, "depth": 2} and frame["lr"].iloc[0] == 1e-3
     np.testing.assert_allclose(frame["loss"], frame["val_loss"])
     test = load_storage(storage, loss="test_loss").frame

@@ -6,7 +6,9 @@ package is the family module the registry reads: it re-exports the family API of
 """
 
 from study.models.gatr.nets import (DEFAULT_SHAPE, EQUIVARIANT, GRANULARITY, MINIMUM, SHAPE_PARAMS, GATr,
-                                    backward_flops, build, forward_flops, heads_for, param_count, validate)
+                                    backward_flops, build, forward_flops, heads_for, idealised_training_flops,
+                                    param_count, validate)
 
 __all__ = ["DEFAULT_SHAPE", "EQUIVARIANT", "GATr", "GRANULARITY", "MINIMUM", "SHAPE_PARAMS",
-           "backward_flops", "build", "forward_flops", "heads_for", "param_count", "validate"]
+           "backward_flops", "build", "forward_flops", "heads_for", "idealised_training_flops", "param_count",
+           "validate"]

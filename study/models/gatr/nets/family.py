@@ -93,3 +93,13 @@ def backward_flops(*, mv_channels: int, s_channels: int, depth: int, bodies: int
 def param_count(*, mv_channels: int, s_channels: int, depth: int, markers: int, props: int) -> int:
     """Trainable parameters (equivariant weights, scalar weights and biases)."""
     return sum(_linear_params(*layer) for layer in _linears(mv_channels, s_channels, depth, markers, props))
+
+
+def idealised_training_flops(*, mv_channels: int, s_channels: int, depth: int, bodies: int, markers: int,
+                             props: int) -> int:
+    """Idealised forward + backward FLOPs of one sample: equivariant maps and bilinears by their nonzero terms
+    (the analysis' `--compute idealised`; defined in study/models/gatr/idealised_flops.py)."""
+    from study.models.gatr.idealised_flops import idealised_training_flops as count   # it imports this module
+
+    return count(mv_channels=mv_channels, s_channels=s_channels, depth=depth, bodies=bodies, markers=markers,
+                 props=props)

@@ -1,0 +1,258 @@
+"""The three claims of the report, judged for the families the claims name (`schema.ClaimFamilies`: which
+family is the equivariant one, which are its baselines, which baseline is augmented), on one compute axis.
+
+`analyse_compute` gathers what claims 2 and 3 need on one axis (ratios, held-out check, leave-one-budget-out
+exponents, the allocation table); `claim1`, `claim2`, `claim3` turn numbers into a `Verdict` by the rules of
+`analysis.verdicts`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis import axes as X
+from analysis.api import StudyFit
+from analysis.bootstrap import Estimate
+from analysis.data_efficiency import DataAnalysis
+from analysis.export import allocation_table
+from analysis.heldout import HeldOut, LeaveOneOut, held_out, leave_one_budget_out
+from analysis.ratios import Ratio, best_ratios, frontier_ratios
+from analysis.verdicts import (CANNOT, CLOSED, NOT_SHOWN, NOT_SUPPORTED, SUPPORTED, better_everywhere, combine,
+                               gap_closed, power_law, smaller_everywhere, split_differs)
+from study.errors import EquiscaleError
+from study.schema import ClaimFamilies
+
+HOW_COMPUTE = ("run a compute study (`equiscale run studies/cpu.toml --storage URL`, or any study file without "
+               "`kind = \"data\"`) and give its storage with another `--storage`")
+HOW_DATA = ("run a data study (`equiscale run studies/data.toml --storage URL`, or any study file with "
+            "`kind = \"data\"` and a `[data_study]` section) and give its storage with another `--storage`")
+HOW_NAMES = "name them with `--equivariant F --baselines F1,F2` or the study file's claims"
+
+
+def claim_texts(c: ClaimFamilies) -> dict[int, str]:
+    aug = c.augmented or "an augmented baseline"
+    return {
+        1: f"equivariance ({c.equivariant}) improves data efficiency over {c.plain}, but a non-equivariant model "
+           f"trained with data augmentation ({aug}) closes the gap given enough epochs",
+        2: f"loss scales with compute as a power law, and the equivariant model ({c.equivariant}) is better than "
+           f"{', '.join(c.baselines) or 'its baselines'} at every budget",
+        3: f"the compute-optimal split between model size and training length differs between {c.equivariant} "
+           f"and {c.plain}",
+    }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: int
+    status: str
+    text: str  # the numbers behind the status
+    parts: dict[str, tuple[str, str]] = field(default_factory=dict)  # sub-verdict name -> (status, cell text)
+
+
+def num(x: float, digits: int = 4) -> str:
+    """x with `digits` significant digits; '—' for a missing value (never 'nan')."""
+    return f"{x:.{digits}g}" if x is not None and np.isfinite(x) else "—"
+
+
+def est(e: Estimate, digits: int = 4) -> str:
+    """'v [low, high]', 'v' without an interval, or 'not identified: why'."""
+    if e.problem:
+        return f"not identified: {e.problem}"
+    if not np.isfinite(e.value):
+        return "not identified: no finite value"
+    return num(e.value, digits) + (f" [{num(e.low, digits)}, {num(e.high, digits)}]" if e.has_interval else "")
+
+
+def ratio_phrase(r: Ratio, where: str) -> str:
+    if r.outside:
+        return f"no ratio at {where} ({r.outside})"
+    why = r.why_no_interval()
+    return f"{est(r.estimate, 3)} at {where}" + (f" ({why})" if why else "")
+
+
+# --- compute studies on one axis -------------------------------------------------------------------------
+
+@dataclass
+class ComputeAnalysis:
+    fit: StudyFit
+    claims: ClaimFamilies
+    ratios: dict[str, list[Ratio]]  # baseline -> equivariant ÷ baseline per budget
+    heldout: dict[str, HeldOut]
+    lobo: dict[str, LeaveOneOut]
+    allocation: pd.DataFrame | None
+    allocation_problem: str = ""
+
+    @property
+    def axis(self) -> str:
+        return self.fit.runs.axis
+
+
+def _default_budgets(fit: StudyFit) -> list[float]:
+    """The trained budgets; on another axis, each stored budget's compute (median over the families)."""
+    frame = fit.runs.frame
+    if fit.runs.axis == X.EXECUTED:
+        return sorted(frame["budget"].unique())
+    by = frame.groupby("budget")["compute"].median()
+    return sorted(float(v) for v in by.to_numpy())
+
+
+def analyse_compute(fit: StudyFit, claims: ClaimFamilies, *, budgets=None, n_boot: int, seed: int,
+                    level: float, allocation: bool = True) -> ComputeAnalysis:
+    """Ratios of the equivariant family to each baseline per budget (at equal compute on the fit's axis), the
+    held-out and leave-one-budget-out checks of every family's L(C), and the allocation table."""
+    frame, axis = fit.runs.frame, fit.runs.axis
+    families = fit.runs.families()
+    on_axis = axis != X.EXECUTED
+    ratios = {}
+    if claims.equivariant in families:
+        for b in (b for b in claims.baselines if b in families and b != claims.equivariant):
+            ratios[b] = (frontier_ratios(frame, numerator=claims.equivariant, denominator=b, n_boot=n_boot, seed=seed,
+                                         level=level) if on_axis else
+                         best_ratios(frame, by="budget", numerator=claims.equivariant, denominator=b, n_boot=n_boot,
+                                     seed=seed, level=level))
+    held, lobo = {}, {}
+    for f in families:
+        part = frame[frame["family"] == f]
+        compute = part["compute"].to_numpy(float) if on_axis else None
+        held[f] = held_out(f, part["budget"], part["loss"], n_boot=n_boot, seed=seed, level=level, compute=compute)
+        exponent = fit.laws[f].estimates.get("power", {}).get("exponent", Estimate(float("nan"), problem="no L(C) fit"))
+        lobo[f] = leave_one_budget_out(part["budget"], part["loss"], exponent, compute=compute)
+    table, problem = None, ""
+    if allocation:
+        try:
+            table = allocation_table(fit.laws, _default_budgets(fit) if budgets is None else list(budgets),
+                                     loss_name=fit.runs.loss_name)
+        except EquiscaleError as exc:
+            problem = str(exc)
+    return ComputeAnalysis(fit, claims, ratios, held, lobo, table, problem)
+
+
+def _batch_note(c: ComputeAnalysis, family: str, budgets) -> str:
+    """', the only budget at batch 64 (others 256)' style note for decisive budgets."""
+    sizes = c.fit.runs.batch_sizes_of(family)
+    notes = []
+    for b in budgets:
+        mine, others = sizes.get(b), {k for x, k in sizes.items() if x != b}
+        if mine is not None and others and mine not in others:
+            notes.append(f"{b:.3g} is the only budget at batch {mine} (others {', '.join(map(str, sorted(others)))})")
+    return ("; " + "; ".join(notes)) if notes else ""
+
+
+def claim2(c: ComputeAnalysis | None) -> Verdict:
+    if c is None:
+        return Verdict(2, CANNOT, f"no compute study was given ({HOW_COMPUTE}).")
+    laws, names = c.fit.laws, c.claims
+    parts, statuses, cells = [], [], {}
+    unit = X.UNIT[c.axis]
+    for f in sorted(laws):
+        e = laws[f].estimates.get("power", {}).get("exponent")
+        status, why = power_law(e, c.heldout.get(f), c.lobo.get(f))
+        statuses.append(status)
+        h = c.heldout[f]
+        if e is None or e.problem:
+            text = f"{f}: L(C) not identified ({e.problem if e is not None else laws[f].skipped.get('power', '')})"
+        else:
+            held = (f"held-out check not possible ({h.problem or h.predicted.problem or 'no interval'})"
+                    if h.problem or h.inside is None else
+                    f"predicts {num(h.predicted.value, 3)} [{num(h.predicted.low, 3)}, {num(h.predicted.high, 3)}] "
+                    f"at {num(h.budget, 3)} {unit} where {num(h.measured, 3)} was measured ({h.error:+.1%}, "
+                    f"{'inside' if h.inside else 'outside'} the interval)")
+            lo = c.lobo[f]
+            loo = ("" if lo.problem else "; exponent without each budget: "
+                   + ", ".join(f"{num(e2, 3)} (without {b:.3g})" for b, e2 in lo.exponents.items()))
+            text = f"{f}: L ∝ C^−{est(e, 3)}, {held}{loo}"
+        batch = _batch_note(c, f, c.lobo[f].decisive) if "single budget" in why else ""
+        parts.append(f"{text} → power law {status}" + (f" ({why}{batch})" if why else ""))
+        cells[f"power law: {f}"] = (status, status + (f" ({why})" if why and status != SUPPORTED else ""))
+    power = combine(statuses)
+    if not c.ratios:
+        better = CANNOT
+        better_text = (f"needs compute studies of {names.equivariant} and at least one of its baselines "
+                       f"({', '.join(names.baselines) or 'none named'}; {HOW_NAMES})")
+        cells[f"{names.equivariant} better"] = (better, better)
+    else:
+        per = []
+        for base, rs in c.ratios.items():
+            status, note = better_everywhere(rs)
+            per.append(status)
+            detail = "; ".join(ratio_phrase(r, f"{num(r.at, 3)} {unit}" + (
+                f" (budget {r.budget:.3g})" if c.axis != X.EXECUTED else "")) for r in rs)
+            parts.append(f"{names.equivariant} ÷ {base} best loss: {detail} ({note})")
+            cells[f"{names.equivariant} better than {base}"] = (status, f"{status} ({note})")
+        better, better_text = combine(per), ""
+    status = combine([power, better])
+    summary = (f"power law in compute: {power}; {names.equivariant} better at every budget: {better}"
+               + (f" ({better_text})" if better_text else ""))
+    return Verdict(2, status, summary + ". " + ". ".join(parts) + ".", cells)
+
+
+def claim3(c: ComputeAnalysis | None) -> Verdict:
+    if c is None:
+        return Verdict(3, CANNOT, f"no compute study was given ({HOW_COMPUTE}).")
+    laws, names = c.fit.laws, c.claims
+    eq, plain = names.equivariant, names.plain
+    if eq not in laws or plain not in laws:
+        return Verdict(3, CANNOT, f"needs compute studies of both {eq} and {plain} ({HOW_NAMES}).",
+                       {"a differs": (CANNOT, CANNOT)})
+    parts, statuses, cells = [], [], {}
+    for approach, title in (("isoflop", "Approach 2 (IsoFLOP)"), ("parametric", "Approach 3")):
+        a = {f: laws[f].estimates.get(approach, {}).get("a") for f in (eq, plain)}
+        status, why = split_differs(a)
+        statuses.append(status)
+        if status == CANNOT:
+            missing = {f: (e.problem if e is not None else laws[f].skipped.get(approach, "not fitted"))
+                       for f, e in a.items() if e is None or e.problem or not e.has_interval}
+            parts.append(f"{title}: a not identified for " + "; ".join(
+                f"{f} ({w or 'no bootstrap interval'})" for f, w in missing.items()))
+            cells[f"a, {title}"] = (CANNOT, "not identified")
+            continue
+        parts.append(f"{title}: a = {est(a[eq], 3)} for {eq} vs {est(a[plain], 3)} for {plain} ({why})")
+        cells[f"a, {title}"] = (status, f"{est(a[eq], 3)} vs {est(a[plain], 3)}: {status}")
+    known = [s for s in statuses if s != CANNOT]
+    status = CANNOT if not known else SUPPORTED if all(s == SUPPORTED for s in known) else NOT_SHOWN
+    return Verdict(3, status, ". ".join(parts) + ".", cells)
+
+
+# --- data studies ----------------------------------------------------------------------------------------
+
+def claim1(d: DataAnalysis | None, names: ClaimFamilies) -> Verdict:
+    if d is None:
+        return Verdict(1, CANNOT, f"no data study was given ({HOW_DATA}).")
+    if not d.small:
+        return Verdict(1, CANNOT, "no training-set size shared by every family of the data studies.")
+    eq, plain, aug = names.equivariant, names.plain, names.augmented
+    parts, statuses = [], []
+    small_text = ", ".join(map(str, d.small))  # statuses[0]: data efficiency, statuses[1]: closing the gap
+    efficiency = d.ratios.get((eq, plain))
+    if efficiency is None:
+        statuses.append(CANNOT)
+        parts.append(f"data efficiency: needs data studies of {eq} and {plain} ({HOW_NAMES})")
+    else:
+        rs = [r for r in efficiency if r.at in d.small]
+        statuses.append(smaller_everywhere(rs))
+        parts.append(f"{eq} ÷ {plain} final best loss at the small sizes: "
+                     + "; ".join(ratio_phrase(r, f"n = {int(r.at)}") for r in rs))
+    closing = d.ratios.get((aug, eq)) if aug else None
+    if closing is None:
+        statuses.append(CANNOT)
+        parts.append(f"closing the gap: needs data studies of {aug or 'an augmented baseline'} and {eq}")
+    else:
+        gaps = {g.train_size: g for g in d.gaps.get((aug, eq), [])}
+        per = []
+        for r in (r for r in closing if r.at in d.small):
+            e, g = r.estimate, gaps.get(int(r.at))
+            status = gap_closed(e)
+            per.append(status)
+            verdict = ("" if status == CANNOT else f" ({r.why_no_interval()})" if status == NOT_SHOWN else
+                       f" (closed: not shown to exceed {1 + CLOSED:g})" if status == SUPPORTED else
+                       f" (not closed: the interval lies above {1 + CLOSED:g})")
+            curve = (f", on the probe {num(g.ratio[0], 3)} at epoch {num(g.epochs[0], 4)} → "
+                     f"{num(g.ratio[-1], 3)} at epoch {num(g.epochs[-1], 4)}" if g is not None and g.epochs.size else "")
+            parts.append(f"{aug} ÷ {eq} at n = {int(r.at)}: final {est(e, 3)}{curve}{verdict}")
+        statuses.append(combine(per))
+    summary = (f"{eq} more data-efficient than {plain}: {statuses[0]}; {aug or 'an augmented baseline'} closes the "
+               f"gap: {statuses[1]}; judged at the small sizes n = {small_text}")
+    return Verdict(1, combine(statuses), summary + ". " + ". ".join(parts) + ".")
