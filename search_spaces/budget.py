@@ -56,6 +56,10 @@ class BudgetSpace:
         """Training FLOPs of one step of the shape (size, depth) at the study's batch size."""
         return spec.batch_size * _costs(spec.family, _sample_key(spec), _key(self.shape(size, depth)))[1]
 
+    def params(self, size: int, depth: int, spec) -> int:
+        """Trainable parameters of the shape (size, depth) for the study's family and task."""
+        return _params(spec.family, _sample_key(spec), _key(self.shape(size, depth)))
+
     def _bounds(self, spec) -> tuple[float, float]:
         """The step FLOPs that keep the step count within the study's [min_steps, max_steps]."""
         lo, hi = spec.step_range

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
 from dataclasses import dataclass, fields, replace
@@ -60,7 +61,8 @@ class StudyConfig:
     trials: int = 6
     storage: str = DEFAULT_STORAGE
     seed: int = 0
-    sampler: str = "tpe"        # "tpe" (Optuna's TPE) or "grid" (an IsoFLOP grid of `trials` sizes, log-spaced)
+    sampler: str = "tpe"        # "tpe" (Optuna's TPE), "grid" (an IsoFLOP grid of `trials` sizes, log-spaced) or
+                                # "isoflop" (adaptive IsoFLOP refinement, settings in `[isoflop]`)
     data: DataConfig = DataConfig()
     training: TrainingConfig = TrainingConfig()
     resources: ResourceConfig = ResourceConfig()
@@ -69,6 +71,7 @@ class StudyConfig:
     task: str = DEFAULT_TASK    # the task plugin (`equiscale.tasks` entry point, or a `[plugins] tasks` path)
     plugins: tuple[tuple[str, str, str], ...] = ()   # (group, name, "module:attribute") from `[plugins]`
     claims: tuple[tuple[str, Any], ...] = ()         # `[claims]`: overrides of DEFAULT_CLAIMS
+    sampler_settings: Any = None                     # the sampler's own table (e.g. `[isoflop]`), None: defaults
 
     def plugin_path(self, group: str, name: str) -> str | None:
         """The import path the study file gives for plugin `name` of `group` (None: an installed entry point)."""
@@ -112,9 +115,10 @@ def _context(config: StudyConfig, *, resolve_plugins: bool = True) -> KindContex
         sampler = loader.load("samplers", config.sampler)
     else:
         families, spaces, sampler = (), {}, None
-    return KindContext(families=families, spaces=spaces, budgets=tuple(config.budgets), trials=config.trials,
+    trials = sampler.target(config.sampler_settings, config.trials) if sampler is not None else config.trials
+    return KindContext(families=families, spaces=spaces, budgets=tuple(config.budgets), trials=trials,
                        seed=config.seed, sampler=sampler, training=config.training, task=task,
-                       task_settings=config.data, section=section,
+                       task_settings=config.data, section=section, sampler_settings=config.sampler_settings,
                        known=frozenset(family_names()) | {n for g, n, _ in config.plugins if g == "families"})
 
 
@@ -176,6 +180,8 @@ def _settings(config: StudyConfig, context: KindContext, kind) -> dict:
             **({"lr_batch_scaling": t.lr_batch_scaling} if t.lr_batch_scaling != "none" else {}),
             **({"lr_batch_scalings": [list(r) for r in t.lr_batch_scalings]} if t.lr_batch_scalings else {}),
             **({"task": config.task} if config.task != DEFAULT_TASK else {}),   # absent: the rigid-body task
+            **({"sampler_settings": dataclasses.asdict(config.sampler_settings)}
+               if config.sampler_settings is not None else {}),
             **kind.record(context)}
     # checkpoint_seconds is left out: when a trial saves its state does not change what it computes
 
@@ -247,7 +253,8 @@ def _from_dict(raw: dict, where: str) -> StudyConfig:
             kwargs[name] = typed(f"{where}: {name}", raw[name], str)
     kind_name = kwargs.get("kind", COMPUTE)
     kind = loader.load("kinds", kind_name)
-    unknown = set(raw) - top - ({kind.section} if kind.section else set())
+    sampler = loader.load("samplers", kwargs.get("sampler", "tpe"))
+    unknown = set(raw) - top - ({kind.section} if kind.section else set()) - ({sampler.section} if sampler.section else set())
     if unknown:
         sections = {k.section: n for n in loader.names("kinds") for k in [loader.load("kinds", n)] if k.section}
         for key in sorted(unknown & set(sections)):
@@ -261,6 +268,8 @@ def _from_dict(raw: dict, where: str) -> StudyConfig:
             continue
         if name == "data":
             kwargs["data"] = task.parse(_table(value, f"{where}: [data]"), f"{where}: [data]")
+        elif name == sampler.section:
+            kwargs["sampler_settings"] = sampler.parse(_table(value, f"{where}: [{name}]"), f"{where}: [{name}]")
         elif name == kind.section:
             kwargs["data_study"] = kind.parse(_table(value, f"{where}: [{name}]"), f"{where}: [{name}]")
         elif name == "training":

@@ -65,10 +65,15 @@ def completed(storage_url: str, names: list[str], *, grid: bool = False) -> dict
             for name in names if name in existing}
 
 
-def estimate(run: RunSpec, *, done: dict[str, int] | None = None, rate: float | None = None) -> Estimate:
-    """The cost of the trials `run` still needs (`done`: COMPLETE trials per study already stored)."""
+def estimate(run: RunSpec, *, done: dict[str, int] | None = None, remaining: dict[str, int] | None = None,
+             rate: float | None = None) -> Estimate:
+    """The cost of the trials `run` still needs: `remaining` per study (as `study.resume.remaining_trials` counts
+    them), else the target less `done` (COMPLETE trials per study already stored)."""
     done = done or {}
-    remaining = {spec: max(0, spec.trials - done.get(spec.name, 0)) for spec in run.studies}
+    if remaining is not None:
+        remaining = {spec: remaining.get(spec.name, spec.trials) for spec in run.studies}
+    else:
+        remaining = {spec: max(0, spec.trials - done.get(spec.name, 0)) for spec in run.studies}
     flops = sum(n * spec.budget for spec, n in remaining.items())
     r = run.resources
     threads = max(1, int(r.cpus_per_trial))

@@ -29,6 +29,7 @@ class StudyState:
     complete: int
     target: int
     stale_failed: int
+    still: int | None = None    # trials still wanted, as the sampler counts them (None: target - complete)
 
     @property
     def name(self) -> str:
@@ -44,7 +45,7 @@ class StudyState:
 
     @property
     def remaining(self) -> int:
-        return max(0, self.target - self.complete)
+        return max(0, self.target - self.complete) if self.still is None else self.still
 
 
 def prepare_studies(storage, run: RunSpec, dataset_key: str) -> list[StudyState]:
@@ -61,8 +62,11 @@ def prepare_studies(storage, run: RunSpec, dataset_key: str) -> list[StudyState]
         study = optuna.create_study(storage=storage, study_name=spec.name, direction="minimize", load_if_exists=True)
         schema.write_study_attrs(study, wanted[spec.name])
         stale = fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
         complete = count_complete(study, grid=spec.sampler.counts_points)
-        states.append(StudyState(spec, complete, spec.trials, stale))
+        still = spec.sampler.remaining(spec, trials)
+        target = complete + still if spec.sampler.adaptive else spec.trials
+        states.append(StudyState(spec, complete, target, stale, still))
     return states
 
 
@@ -74,6 +78,26 @@ def check_studies(existing: dict, run: RunSpec, dataset_key: str) -> dict[str, S
         if name in existing:
             check_compatible(name, existing[name].user_attrs, attrs)
     return wanted
+
+
+def remaining_trials(storage_url: str, run: RunSpec) -> dict[str, int]:
+    """Trials each study of `run` still needs, as its sampler counts them from the storage (read only: a missing
+    or empty storage needs every study's full count). A RUNNING trial of a dead driver counts as not there."""
+    from study.storage import holds_studies, open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    existing = set()
+    if holds_studies(storage_url):
+        rdb = open_storage(storage_url, read_only=True)
+        existing = {s.study_name for s in optuna.get_all_study_summaries(rdb, include_best_trial=False)}
+    out = {}
+    for spec in run.studies:
+        trials = []
+        if spec.name in existing:
+            trials = [t for t in optuna.load_study(study_name=spec.name, storage=rdb).get_trials(deepcopy=False)
+                      if t.state != TrialState.RUNNING]
+        out[spec.name] = spec.sampler.remaining(spec, trials)
+    return out
 
 
 def count_complete(study: optuna.Study, *, grid: bool) -> int:

@@ -1,14 +1,28 @@
-"""The built-in samplers (`study.plugins.Sampler`, entry points `equiscale.samplers`): TPE and the IsoFLOP grid.
+"""The built-in samplers (`study.plugins.Sampler`, entry points `equiscale.samplers`): TPE, the IsoFLOP grid and
+the adaptive IsoFLOP refinement.
 
 A sampler plugin makes the Optuna sampler of one study from its `StudySpec` and a seed (fixed by the study,
-how many trials it already has and the run's seed, so a resumed study gets a fresh but reproducible one).
+how many trials it already has and the run's seed, so a resumed study gets a fresh but reproducible one), and
+says how many trials a study still needs from what it holds (`remaining`). An adaptive sampler (`adaptive`)
+also decides each next point itself from the stored trials (`next_params`), so that it resumes.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import optuna
+from optuna.trial import TrialState
+
+from search_spaces.refine import Decision, Ladder, Observation, RefineSettings, decide
+from study.errors import ConfigError
+from study.plugins.tables import parse_table
+
+
+def _complete(trials) -> list:
+    return [t for t in trials if t.state == TrialState.COMPLETE]
 
 
 @dataclass(frozen=True)
@@ -17,9 +31,24 @@ class TPE:
 
     name: str = "tpe"
     counts_points: bool = False
+    section: str | None = None
+    adaptive: bool = False
+
+    def parse(self, raw: Mapping[str, Any], where: str) -> None:
+        return None
 
     def make(self, spec, *, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+    def check(self, spec) -> None:
+        """Any study works with TPE."""
+
+    def target(self, settings, trials: int) -> int:
+        """A study's target: the study file's `trials`."""
+        return trials
+
+    def remaining(self, spec, trials) -> int:
+        return max(0, spec.trials - len(_complete(trials)))
 
 
 @dataclass(frozen=True)
@@ -29,12 +58,116 @@ class Grid:
 
     name: str = "grid"
     counts_points: bool = True
+    section: str | None = None
+    adaptive: bool = False
+
+    def parse(self, raw: Mapping[str, Any], where: str) -> None:
+        return None
 
     def make(self, spec, *, seed: int) -> optuna.samplers.BaseSampler:
         from study.adapter import GridSampler
 
         return GridSampler(spec.space.grid(spec, spec.trials), seed=seed)
 
+    def check(self, spec) -> None:
+        """ConfigError when the space's grid cannot meet the study (too few sizes, no shape at the grid depth)."""
+        spec.space.grid(spec, spec.trials)
+
+    def target(self, settings, trials: int) -> int:
+        """A study's target: the study file's `trials` distinct points."""
+        return trials
+
+    def remaining(self, spec, trials) -> int:
+        points = {tuple(sorted(t.params.items())) for t in _complete(trials)}
+        return max(0, spec.trials - len(points))
+
+
+@dataclass(frozen=True)
+class IsoFLOPRefinement:
+    """Adaptive IsoFLOP refinement (`search_spaces.refine`): coarse grid, extension past an edge minimum,
+    refinement around the best point, an lr sweep at it, replicates; settings in the study file's `[isoflop]`
+    table; `trials` is unused (the `cap` bounds a study). Every decision is made from the stored trials."""
+
+    name: str = "isoflop"
+    counts_points: bool = False
+    section: str | None = "isoflop"
+    adaptive: bool = True
+
+    def parse(self, raw: Mapping[str, Any], where: str) -> RefineSettings:
+        settings = parse_table(RefineSettings, raw, where)
+        if settings.start < 3 or settings.max_points < settings.start or settings.seeds < 1 or settings.cap < 1:
+            raise ConfigError(f"{where}: needs start >= 3, max_points >= start, seeds >= 1 and cap >= 1")
+        if not (0 < settings.coarse_fraction <= 1 and settings.refine_decades > 0 and settings.lr_factor > 1
+                and settings.lr_extend >= 0):
+            raise ConfigError(f"{where}: needs 0 < coarse_fraction <= 1, refine_decades > 0, lr_factor > 1 and "
+                              f"lr_extend >= 0")
+        return settings
+
+    def make(self, spec, *, seed: int) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.RandomSampler(seed=seed)   # unused: every trial's parameters are fixed by `decide`
+
+    def check(self, spec) -> None:
+        """ConfigError when no size of the grid depth fits the study, or it has fewer than the coarse points."""
+        if not hasattr(spec.space, "feasible"):
+            raise ConfigError(f"sampler 'isoflop' refines a budget's model size: study {spec.name!r} has no "
+                              f"budget-constrained space (use it with kind = \"compute\")")
+        ladder = self.ladder(spec)
+        if len(ladder.sizes) < self.settings(spec).start:
+            raise ConfigError(f"sampler 'isoflop': only {len(ladder.sizes)} {spec.family_name} sizes of depth "
+                              f"{spec.grid_depth} fit budget {spec.budget:.3g}, fewer than start = "
+                              f"{self.settings(spec).start}")
+
+    def settings(self, spec) -> RefineSettings:
+        return spec.sampler_settings if spec.sampler_settings is not None else RefineSettings()
+
+    def ladder(self, spec) -> Ladder:
+        """The sizes of the study space's grid at `spec.grid_depth` within the step limits."""
+        table = spec.space.feasible(spec).get(spec.grid_depth)
+        if not table:
+            raise ConfigError(f"sampler 'isoflop': no {spec.family_name} shape of depth {spec.grid_depth} fits "
+                              f"budget {spec.budget:.3g} within {spec.step_range[0]}..{spec.step_range[1]} steps")
+        params = [spec.space.params(size, spec.grid_depth, spec) for _, size in table]
+        return Ladder(sizes=tuple(size for _, size in table), flops=tuple(f for f, _ in table), params=tuple(params))
+
+    def lr_rule(self, spec) -> float:
+        """The family's rule learning rate at this budget: the geometric mean of the study's lr range."""
+        lo, hi = spec.lr_range
+        return math.sqrt(lo * hi)
+
+    def observations(self, spec, trials) -> list[Observation]:
+        """The study's trials as the decision reads them: finished ones with their loss, running ones without."""
+        ladder, unit, out = self.ladder(spec), 3 * spec.batch_size, []
+        for t in trials:
+            if t.state not in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING):
+                continue
+            params = t.params or t.system_attrs.get("fixed_params", {})
+            if "fwd_flops" not in params or "lr" not in params:
+                continue
+            size = ladder.nearest(math.log(params["fwd_flops"] * unit))
+            out.append(Observation(size, float(params["lr"]), t.value if t.state == TrialState.COMPLETE else None))
+        return out
+
+    def decide(self, spec, trials) -> Decision:
+        return decide(self.ladder(spec), self.settings(spec), self.observations(spec, trials),
+                      lr_rule=self.lr_rule(spec), lr_range=tuple(spec.lr_range))
+
+    def params(self, spec, size: int, lr: float) -> dict:
+        """The space's parameters that train `size` at `lr` (the space maps them back to exactly this size)."""
+        ladder = self.ladder(spec)
+        return {"depth": spec.grid_depth, "fwd_flops": ladder.flops[ladder.index(size)] / (3 * spec.batch_size),
+                "lr": lr}
+
+    def target(self, settings, trials: int) -> int:
+        """A study's target: at most `cap` trials (the refinement may end sooner)."""
+        return (settings or RefineSettings()).cap
+
+    def remaining(self, spec, trials) -> int:
+        decision = self.decide(spec, trials)
+        if decision.done:
+            return 0
+        return max(1, self.settings(spec).cap - len(self.observations(spec, trials)))
+
 
 tpe = TPE()
 grid = Grid()
+isoflop = IsoFLOPRefinement()

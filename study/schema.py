@@ -23,6 +23,7 @@ VAL_LOSS, TEST_LOSS, TRAIN_LOSS = "val_loss", "test_loss", "train_loss"
 WALL_SECONDS, EQUIVARIANCE_ERROR, NODE, SHAPE, LR, MEASURED_PARAMS, EPOCHS = (
     "wall_seconds", "equivariance_error", "node", "shape", "lr", "measured_params", "epochs")
 FAIL_REASON = "fail_reason"
+SEED = "seed"       # the trial's initialisation and minibatch seed: replicates of one point differ only in it
 # Data studies only (a compute study has neither: absent `kind` means compute).
 KIND, TRAIN_SIZE = "kind", "train_size"
 COMPUTE, DATA = "compute", "data"   # the study kinds
@@ -120,6 +121,7 @@ def trial_attrs(plan: TrialPlan, result: TrainResult) -> dict[str, Any]:
         SHAPE: dict(plan.shape),
         LR: float(plan.lr),
         MEASURED_PARAMS: int(result.params),
+        SEED: int(plan.seed),
         EPOCHS: float(result.epochs),
         **({TRAIN_SIZE: int(plan.train_size)} if plan.train_size else {}),
     }
@@ -151,6 +153,7 @@ class TrialRecord:
     nominal_flops: float | None = None   # 3 × forward × samples
     wall_seconds: float | None = None    # the run's measured seconds
     flops_per_sample: float | None = None  # forward FLOPs of one sample
+    seed: int | None = None                # stored since replicates (0.3); earlier trials: None
 
     def loss(self, which: str) -> float | None:
         """`val_loss` or `test_loss` (val falls back to the trial's objective value)."""
@@ -173,7 +176,7 @@ def read_trial(trial) -> TrialRecord:
         test_loss=number(TEST_LOSS), shape=ua.get(SHAPE), lr=number(LR), epochs=number(EPOCHS),
         equivariance_error=number(EQUIVARIANCE_ERROR), train_size=number(TRAIN_SIZE, int),
         nominal_flops=number(NOMINAL_FLOPS), wall_seconds=number(WALL_SECONDS),
-        flops_per_sample=number(FLOPS_PER_SAMPLE),
+        flops_per_sample=number(FLOPS_PER_SAMPLE), seed=number(SEED, int),
     )
 
 

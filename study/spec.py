@@ -63,6 +63,7 @@ class StudySpec:
     steps: int = 0                      # data study: the fixed step count
     eval_at: tuple[int, ...] = ()       # data study: validation after these steps (ends of epochs)
     optimiser: Optimiser = Optimiser()
+    sampler_settings: Any = None        # the sampler's own parsed table (e.g. `[isoflop]`), None: its defaults
 
     @property
     def family_name(self) -> str:

@@ -123,16 +123,31 @@ def trial_seed(study: str, number: int, base_seed: int) -> int:
 
 
 def _study_search_class():
+    from ray.tune.search import Searcher
+
     class StudySearch(optuna_search_base()):
         """OptunaSearch for one study: a typed plan per trial, curves at training steps, honest final states."""
 
-        def __init__(self, *, name: str, defaults: PlanDefaults, progress: Progress, **kwargs):
+        def __init__(self, *, name: str, defaults: PlanDefaults, progress: Progress, spec: StudySpec | None = None,
+                     **kwargs):
             super().__init__(study_name=name, metric=METRIC, mode="min", **kwargs)
-            self.name, self.defaults, self.progress = name, defaults, progress
+            self.name, self.defaults, self.progress, self.spec = name, defaults, progress, spec
+            self.finished = False
             self.plans: dict[str, TrialPlan] = {}
             self.errors: dict[str, str] = {}  # the last exception a trial's worker reported, per Tune trial
 
         def suggest(self, trial_id: str):
+            if self.spec is not None and self.spec.sampler.adaptive:   # the sampler picks the point from the storage
+                decision = self.spec.sampler.decide(self.spec, self._ot_study.get_trials(deepcopy=False))
+                if decision.done:
+                    self.finished = True
+                    for note in decision.notes:
+                        self.progress.message(f"{self.name}: {note}")
+                    return Searcher.FINISHED
+                if not decision.propose:
+                    return None                                        # wait for a running trial's result
+                self._ot_study.enqueue_trial(self.spec.sampler.params(self.spec, *decision.propose[0]),
+                                             skip_if_exists=False)
             suggestion = super().suggest(trial_id)
             if not isinstance(suggestion, dict):
                 return suggestion  # FINISHED or None: nothing to plan
@@ -187,14 +202,27 @@ def _multi_searcher_class():
             # most trials to go first; among equals the largest budget (longest trials first: shorter tail)
             return self.remaining[name], self.searchers[name].defaults.budget
 
+        @property
+        def finished(self) -> bool:
+            """Every study has what it needs (its count is reached, or its adaptive sampler is done)."""
+            return all(n <= 0 for n in self.remaining.values())
+
         def suggest(self, trial_id: str):
-            name = max(self.remaining, key=self._priority, default=None)
-            if name is None or self.remaining[name] <= 0:
-                return Searcher.FINISHED
-            config = self.searchers[name].suggest(trial_id)
-            self.remaining[name] -= 1
-            self.owner[trial_id] = name
-            return config
+            waiting = False
+            for name in sorted(self.remaining, key=self._priority, reverse=True):
+                if self.remaining[name] <= 0:
+                    continue
+                config = self.searchers[name].suggest(trial_id)
+                if config == Searcher.FINISHED:
+                    self.remaining[name] = 0       # an adaptive study decided it is done
+                    continue
+                if config is None:
+                    waiting = True                 # it waits for a running trial: try the next study
+                    continue
+                self.remaining[name] -= 1
+                self.owner[trial_id] = name
+                return config
+            return None if waiting else Searcher.FINISHED
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             self.searchers[self.owner[trial_id]].on_trial_result(trial_id, result)
@@ -253,7 +281,7 @@ def run_round(run: RunSpec, storage, states: list[StudyState], dataset, progress
     for s in todo:
         n_trials = len(optuna.load_study(study_name=s.name, storage=storage).get_trials(deepcopy=False))
         searchers[s.name] = StudySearch(name=s.name, space=_space(s.spec), storage=storage,
-                                        sampler=sampler_for(s, n_trials),
+                                        sampler=sampler_for(s, n_trials), spec=s.spec,
                                         defaults=plan_defaults(s.spec, run.resources), progress=progress)
     searcher = MultiStudySearcher(searchers, {s.name: s.remaining for s in todo})
     total = sum(s.remaining for s in todo)
@@ -271,7 +299,7 @@ def run_round(run: RunSpec, storage, states: list[StudyState], dataset, progress
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )
         results = tuner.fit()
-    if results.num_terminated + results.num_errors < total:
+    if results.num_terminated + results.num_errors < total and not searcher.finished:
         raise KeyboardInterrupt("the Tune run stopped before all its trials ended")  # e.g. Ctrl-C
 
 

@@ -126,8 +126,8 @@ BAD_PLUGINS = [
      "family 'mlp': module 'study.models.registry' has no 'nothing'"),
     ('families = ["mlp"]\n[plugins]\nfamilies = { mlp = "search_spaces.transformer:space" }',
      "is missing 'name'"),
-    ('families = ["transformer"]\ntask = "toy"\n[plugins]\ntasks = { toy = "study.samplers:tpe" }',
-     "is missing 'parse'"),
+    ('families = ["transformer"]\ntask = "toy"\n[plugins]\ntasks = { toy = "study.kinds.compute:kind" }',
+     "is missing 'sample_dims'"),
     ('families = ["transformer"]\nsampler = "cmaes"', "unknown sampler 'cmaes'"),
     ('families = ["transformer"]\n[plugins]\nsamplers = { x = "a:b" }', "unknown plugin group 'samplers'"),
 ]

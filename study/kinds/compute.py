@@ -38,8 +38,7 @@ class ComputeKind:
             raise ConfigError(f"budgets {list(context.budgets)} collide at one significant digit (study names {names})")
         for spec in specs:
             spec.space.check(spec)
-            if context.sampler.counts_points:
-                spec.space.grid(spec, context.trials)   # ConfigError when the grid cannot meet the budget
+            context.sampler.check(spec)   # e.g. ConfigError when the sampler's grid cannot meet the budget
 
     def record(self, context: KindContext) -> dict:
         return {}

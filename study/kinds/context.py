@@ -26,6 +26,7 @@ class KindContext:
     task_settings: Any
     section: Any = None                 # the kind's own parsed table (None: it has none)
     known: frozenset = frozenset()      # every family name the run could name (installed or given a path)
+    sampler_settings: Any = None        # the sampler's own parsed table (None: its defaults)
 
     @property
     def sample(self) -> dict[str, int]:
@@ -58,7 +59,7 @@ class KindContext:
         return StudySpec(
             name=name, family=family, kind=kind, budget=float(budget), batch_size=int(batch_size), space=space,
             sampler=self.sampler, task=self.task, sample=self.sample, trials=self.trials, seed=self.seed,
-            lr_range=lr_range, grid_depth=t.grid_depth,
+            lr_range=lr_range, grid_depth=t.grid_depth, sampler_settings=self.sampler_settings,
             optimiser=Optimiser(weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction,
                                 grad_clip=t.grad_clip, evals=t.evals, val_samples=t.val_samples,
                                 checkpoint_seconds=t.checkpoint_seconds),

@@ -99,6 +99,8 @@ class DataKind:
                 and any(lo == hi for lo, hi in (t.lr_range(f.name) for f in context.families))):
             raise ConfigError(f"sampler {context.sampler.name!r}: a family's learning-rate range is one value, too "
                               f"few for {context.trials} trials per size")
+        for spec in self.studies(context):
+            context.sampler.check(spec)
         for name, _ in ds.shapes:
             if name not in context.known:  # a misspelt family is an error; one left out of this run is ignored
                 raise ConfigError(f"data_study.shapes: unknown model family {name!r}")

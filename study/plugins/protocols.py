@@ -65,12 +65,20 @@ class Task(Protocol):
 
 
 class Sampler(Protocol):
-    """Which Optuna sampler a study uses: `make(spec, seed)` -> optuna.samplers.BaseSampler."""
+    """Which Optuna sampler a study uses: `make(spec, seed)` -> optuna.samplers.BaseSampler, and how many trials a
+    study still needs given its stored trials. An adaptive sampler (`adaptive`) also has `decide(spec, trials)`
+    -> `search_spaces.refine.Decision` and `params(spec, size, lr)`: it picks every point itself."""
 
     name: str
     counts_points: bool     # the target counts distinct points (a grid), not trials
+    section: str | None     # its own study-file table (e.g. "isoflop"), None for none
+    adaptive: bool
 
+    def parse(self, raw: Mapping[str, Any], where: str) -> Any: ...
     def make(self, spec: Any, *, seed: int) -> Any: ...
+    def check(self, spec: Any) -> None: ...                         # ConfigError: the study cannot use it
+    def target(self, settings: Any, trials: int) -> int: ...       # a study's target from the file's `trials`
+    def remaining(self, spec: Any, trials: Sequence[Any]) -> int: ...
 
 
 class Kind(Protocol):
@@ -92,13 +100,13 @@ MEMBERS: dict[str, tuple[str, ...]] = {
     "spaces": ("__call__", "check", "grid"),
     "tasks": ("name", "parse", "sample_dims", "train_scenes", "describe", "record", "dataset_key", "load", "batch", "augment",
               "errors", "equivariance_error"),
-    "samplers": ("name", "counts_points", "make"),
+    "samplers": ("name", "counts_points", "section", "adaptive", "parse", "make", "check", "target", "remaining"),
     "kinds": ("name", "section", "budgets", "parse", "validate", "studies", "record"),
 }
 
 
 DATA_MEMBERS = {"name", "shape_params", "default_shape", "minimum", "augment", "equivariant", "section",
-                "counts_points", "budgets"}
+                "counts_points", "budgets", "adaptive"}
 
 
 def check_protocol(obj: Any, group: str, what: str) -> Any:

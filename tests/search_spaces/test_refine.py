@@ -1,0 +1,130 @@
+"""The adaptive IsoFLOP refinement on synthetic loss landscapes: it extends past an edge minimum, brackets,
+refines, sweeps the learning rate until the best is inside, replicates, and resumes after a kill without
+training a point twice. The landscape (a parabola in log N and in log lr, plus seed noise) is the test's own."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from search_spaces.refine import Ladder, Observation, RefineSettings, coarse_sizes, decide
+
+SIZES = tuple(range(1, 61))
+LADDER = Ladder(sizes=SIZES, flops=tuple(1e6 * 1.1**i for i in SIZES), params=tuple(int(1e4 * 1.1**i) for i in SIZES))
+LR = 0.01
+LR_RANGE = (LR / 16, LR * 16)
+
+
+def landscape(n_opt_size: int, lr_opt: float, *, noise: float = 0.0):
+    """Loss = 1 + (log10 N − log10 N*)² + 0.3 (log2 lr − log2 lr*)² (+ seed noise)."""
+    def loss(size: int, lr: float, rng: random.Random) -> float:
+        return (1 + (LADDER.log_n(size) - LADDER.log_n(n_opt_size)) ** 2
+                + 0.3 * (math.log2(lr) - math.log2(lr_opt)) ** 2 + noise * rng.gauss(0, 1))
+    return loss
+
+
+def run_to_the_end(loss, settings=RefineSettings(), *, trials=None, slots: int = 2, seed: int = 0,
+                   kill_after: int | None = None):
+    """Simulate a driver with `slots` parallel trials; each proposal finishes after the next decision. With
+    `kill_after`, the driver dies after that many proposals: its running trials are dropped (FAIL), and the
+    returned trials are what a resumed driver finds."""
+    rng, trials, running, proposed, phases = random.Random(seed), list(trials or []), [], 0, []
+    for _ in range(500):
+        decision = decide(LADDER, settings, trials + running, lr_rule=LR, lr_range=LR_RANGE)
+        phases.append(decision.phase)
+        if decision.done:
+            return trials, phases, decision
+        if decision.propose and len(running) < slots:
+            size, lr = decision.propose[0]
+            running.append(Observation(size, lr, None))
+            proposed += 1
+            if kill_after is not None and proposed >= kill_after:
+                return trials, phases, None
+            continue
+        done = running.pop(0)   # the oldest running trial finishes
+        trials.append(Observation(done.size, done.lr, loss(done.size, done.lr, rng)))
+    raise AssertionError("the refinement did not finish in 500 decisions")
+
+
+def test_a_minimum_in_the_middle_is_bracketed_refined_lr_checked_and_replicated():
+    settings = RefineSettings(seeds=3)
+    trials, phases, decision = run_to_the_end(landscape(30, LR), settings)
+    assert decision.done and "extend" not in phases
+    coarse, _ = coarse_sizes(LADDER, settings)
+    profile = {t.size for t in trials if t.lr == LR}
+    assert set(coarse) <= profile
+    mean = {s: sum(v := [t.value for t in trials if t.size == s and t.lr == LR]) / len(v) for s in profile}
+    best = min(profile, key=mean.get)
+    assert abs(LADDER.log_n(best) - LADDER.log_n(30)) <= settings.refine_decades   # near the true optimum
+    below, above = max(s for s in profile if s < best), min(s for s in profile if s > best)
+    assert LADDER.log_n(best) - LADDER.log_n(below) <= settings.refine_decades
+    assert LADDER.log_n(above) - LADDER.log_n(best) <= settings.refine_decades
+    lrs = sorted({t.lr for t in trials if t.size == best})
+    assert lrs[0] < LR < lrs[-1]                           # the optimum's lr is strictly inside the range tried
+    for point in ((best, LR), (below, LR), (above, LR)):
+        assert sum(1 for t in trials if (t.size, t.lr) == point) == 3
+    assert len(trials) <= settings.cap
+    pairs = [(t.size, t.lr) for t in trials]
+    assert all(pairs.count(p) == 1 for p in pairs if p not in ((best, LR), (below, LR), (above, LR)))
+
+
+def test_a_minimum_below_the_coarse_grid_is_reached_by_extending():
+    coarse, _ = coarse_sizes(LADDER, RefineSettings())
+    trials, phases, decision = run_to_the_end(landscape(3, LR))
+    assert "extend" in phases and min(t.size for t in trials) < min(coarse)
+    profile = {t.size for t in trials if t.lr == LR}
+    best = min(profile, key=lambda s: next(t.value for t in trials if t.size == s and t.lr == LR))
+    assert min(profile) < best < max(profile)              # bracketed after extending
+
+
+def test_a_minimum_beyond_the_step_limits_is_reported_not_bracketed():
+    trials, phases, decision = run_to_the_end(landscape(60, LR))   # the grid's largest size is best
+    assert decision.done
+    assert any("not bracketed" in note for note in decision.notes)
+    assert max(t.size for t in trials) == SIZES[-1]
+
+
+def test_an_optimal_lr_outside_the_first_sweep_is_followed_until_it_is_inside():
+    trials, phases, decision = run_to_the_end(landscape(30, LR * 4))
+    profile = {t.size: t.value for t in trials if t.lr == LR}
+    best = min(profile, key=profile.get)
+    at_best = {}
+    for t in trials:
+        if t.size == best:
+            at_best.setdefault(t.lr, []).append(t.value)
+    best_lr = min(at_best, key=lambda lr: min(at_best[lr]))
+    assert best_lr == pytest.approx(LR * 4)
+    assert min(at_best) < best_lr < max(at_best)
+    assert sum(1 for t in trials if t.size == best and t.lr == best_lr) == 3   # the replicates use the best lr
+
+
+def test_a_kill_and_resume_trains_no_point_twice_and_ends_where_an_uninterrupted_run_ends():
+    loss = landscape(22, LR)
+    whole, _, _ = run_to_the_end(loss)
+    for kill_after in (3, 8, 14):
+        kept, _, _ = run_to_the_end(loss, kill_after=kill_after)       # the running trials die with the driver
+        resumed, _, decision = run_to_the_end(loss, trials=kept)
+        assert decision.done
+        points = [(t.size, t.lr) for t in resumed]
+        expected = [(t.size, t.lr) for t in whole]
+        assert sorted(points) == sorted(expected)      # the same points, each as often: nothing duplicated
+
+
+def test_noise_between_seeds_does_not_stop_the_procedure():
+    trials, _, decision = run_to_the_end(landscape(30, LR, noise=0.02), seed=3)
+    assert decision.done and len(trials) <= RefineSettings().cap
+
+
+def test_the_cap_ends_a_study():
+    settings = RefineSettings(cap=7)
+    trials, _, decision = run_to_the_end(landscape(30, LR), settings)
+    assert len(trials) == 7 and any("cap" in n for n in decision.notes)
+
+
+def test_max_points_bounds_the_distinct_sizes_even_with_trials_in_flight():
+    settings = RefineSettings(max_points=6, refine_decades=0.01)
+    for slots in (1, 2, 4):
+        trials, _, _ = run_to_the_end(landscape(30, LR), settings, slots=slots)
+        assert len({t.size for t in trials if t.lr == LR}) == 6
