@@ -24,6 +24,10 @@ WALL_SECONDS, EQUIVARIANCE_ERROR, NODE, SHAPE, LR, MEASURED_PARAMS, EPOCHS = (
     "wall_seconds", "equivariance_error", "node", "shape", "lr", "measured_params", "epochs")
 FAIL_REASON = "fail_reason"
 SEED = "seed"       # the trial's initialisation and minibatch seed: replicates of one point differ only in it
+# Adaptive IsoFLOP studies (sampler "isoflop"): why the trial was proposed (coarse, extend, refine, lr, replicate)
+# and the study's rule learning rate (the profile's; trials at other lrs are the lr sweep at the best point).
+PHASE, RULE_LR = "phase", "rule_lr"
+TRAIN_SECONDS = "train_seconds"   # the training loop's seconds alone (wall_seconds adds the final evaluation)
 # Data studies only (a compute study has neither: absent `kind` means compute).
 KIND, TRAIN_SIZE = "kind", "train_size"
 COMPUTE, DATA = "compute", "data"   # the study kinds
@@ -122,6 +126,7 @@ def trial_attrs(plan: TrialPlan, result: TrainResult) -> dict[str, Any]:
         LR: float(plan.lr),
         MEASURED_PARAMS: int(result.params),
         SEED: int(plan.seed),
+        TRAIN_SECONDS: float(result.train_seconds),
         EPOCHS: float(result.epochs),
         **({TRAIN_SIZE: int(plan.train_size)} if plan.train_size else {}),
     }
@@ -178,6 +183,12 @@ def read_trial(trial) -> TrialRecord:
         nominal_flops=number(NOMINAL_FLOPS), wall_seconds=number(WALL_SECONDS),
         flops_per_sample=number(FLOPS_PER_SAMPLE), seed=number(SEED, int),
     )
+
+
+def write_proposal(trial, *, phase: str, rule_lr: float) -> None:
+    """Store on an adaptive study's `optuna.Trial` why it was proposed and the study's rule learning rate."""
+    trial.set_user_attr(PHASE, phase)
+    trial.set_user_attr(RULE_LR, float(rule_lr))
 
 
 def write_fail_reason(trial, reason: str) -> None:

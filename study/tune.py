@@ -149,6 +149,9 @@ def _study_search_class():
                 self._ot_study.enqueue_trial(self.spec.sampler.params(self.spec, *decision.propose[0]),
                                              skip_if_exists=False)
             suggestion = super().suggest(trial_id)
+            if self.spec is not None and self.spec.sampler.adaptive and isinstance(suggestion, dict):
+                schema.write_proposal(self.study_trial(trial_id), phase=decision.phase,
+                                      rule_lr=self.spec.sampler.lr_rule(self.spec))
             if not isinstance(suggestion, dict):
                 return suggestion  # FINISHED or None: nothing to plan
             seed = trial_seed(self.name, self.study_trial(trial_id).number, self.defaults.base_seed)
