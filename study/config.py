@@ -5,20 +5,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
-from dataclasses import dataclass, fields, replace
-from functools import partial
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from study.benchmark.task import DataConfig
+from study.benchmark.task import DataConfig  # the rigid-body task's [data] table (the default task)
 from study.errors import ConfigError
 from study.kinds.context import KindContext, nearest
-from study.kinds.data import DataStudyConfig
+from study.kinds.data import DataStudyConfig  # noqa: F401  (re-exported: the data kind's table)
 from study.models.registry import family_names
 from study.plugins import loader
-from study.plugins.tables import int_list, parse_table, typed
+from study.plugins.tables import parse_table, typed
 from study.schema import COMPUTE, ClaimFamilies, study_name
-from study.sections import TrainingConfig
+from study.sections import TrainingConfig, parse_training
 from study.spec import ResourceConfig, RunSpec, StudySpec
 from study.storage import DEFAULT_STORAGE
 
@@ -334,44 +333,7 @@ def _claims(raw: dict, where: str) -> tuple[tuple[str, Any], ...]:
 
 
 def _section(cls, raw: dict, where: str):
-    parsers = {"lr_ranges": partial(_family_ranges, kind=float, bounds="lr_min, lr_max"),
-               "step_ranges": partial(_family_ranges, kind=int, bounds="min_steps, max_steps"),
-               "budget_step_ranges": _family_budget_ranges,
-               "lr_batch_scalings": _family_strings, "batch_sizes": int_list}
-    return parse_table(cls, raw, where, parsers=parsers, derived=frozenset(DERIVED))
-
-
-def _family_ranges(where: str, value: Any, *, kind: type, bounds: str) -> tuple[tuple[str, Any, Any], ...]:
-    """`{ gatr = [lo, hi], ... }` as ((family, lo, hi), ...), both of `kind` (`lr_ranges`, `step_ranges`)."""
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a table of family = [{bounds}], got {value!r}")
-    out = []
-    for family, pair in value.items():
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise ConfigError(f"{where}.{family} must be [{bounds}], got {pair!r}")
-        out.append((family, *(typed(f"{where}.{family}", v, kind) for v in pair)))
-    return tuple(out)
-
-
-def _family_budget_ranges(where: str, value: Any) -> tuple[tuple[str, tuple[tuple[int, int], ...]], ...]:
-    """`{ gatr = [[lo, hi], ...], ... }` (one pair per budget) as ((family, ((lo, hi), ...)), ...)."""
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a table of family = [[min_steps, max_steps], ...] (one per budget), "
-                          f"got {value!r}")
-    out = []
-    for family, ranges in value.items():
-        if not isinstance(ranges, list) or not all(isinstance(r, list) and len(r) == 2 for r in ranges):
-            raise ConfigError(f"{where}.{family} must be [[min_steps, max_steps], ...] (one per budget), got {ranges!r}")
-        out.append((family, tuple(tuple(typed(f"{where}.{family}", v, int) for v in r) for r in ranges)))
-    return tuple(out)
-
-
-def _family_strings(where: str, value: Any) -> tuple[tuple[str, str], ...]:
-    """`{ gatr = "none", ... }` as ((family, value), ...) (`lr_batch_scalings`)."""
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where} must be a table of family = \"value\", got {value!r}")
-    return tuple((family, typed(f"{where}.{family}", v, str)) for family, v in value.items())
-
+    return parse_training(raw, where, derived=frozenset(DERIVED))
 
 def validate(config: StudyConfig) -> None:
     """Every check that needs no Ray and no storage: ranges, plugins, and the kind's checks (budgets vs the

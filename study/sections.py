@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from study.errors import ConfigError
+from study.plugins.tables import int_list, parse_table, typed
 
 
 @dataclass(frozen=True)
@@ -58,3 +63,44 @@ class TrainingConfig:
     def step_range(self, family: str) -> tuple[int, int]:
         """The step limits of `family`'s trials (its own range, else min_steps..max_steps)."""
         return next(((lo, hi) for name, lo, hi in self.step_ranges if name == family), (self.min_steps, self.max_steps))
+
+
+def parse_training(raw: dict, where: str, *, derived: frozenset[str] = frozenset()) -> TrainingConfig:
+    """The `[training]` table as a TrainingConfig (per-family tables parsed by name; `derived` keys refused)."""
+    parsers = {"lr_ranges": partial(_family_ranges, kind=float, bounds="lr_min, lr_max"),
+               "step_ranges": partial(_family_ranges, kind=int, bounds="min_steps, max_steps"),
+               "budget_step_ranges": _family_budget_ranges,
+               "lr_batch_scalings": _family_strings, "batch_sizes": int_list}
+    return parse_table(TrainingConfig, raw, where, parsers=parsers, derived=derived)
+
+
+def _family_ranges(where: str, value: Any, *, kind: type, bounds: str) -> tuple[tuple[str, Any, Any], ...]:
+    """`{ gatr = [lo, hi], ... }` as ((family, lo, hi), ...), both of `kind` (`lr_ranges`, `step_ranges`)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table of family = [{bounds}], got {value!r}")
+    out = []
+    for family, pair in value.items():
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ConfigError(f"{where}.{family} must be [{bounds}], got {pair!r}")
+        out.append((family, *(typed(f"{where}.{family}", v, kind) for v in pair)))
+    return tuple(out)
+
+
+def _family_budget_ranges(where: str, value: Any) -> tuple[tuple[str, tuple[tuple[int, int], ...]], ...]:
+    """`{ gatr = [[lo, hi], ...], ... }` (one pair per budget) as ((family, ((lo, hi), ...)), ...)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table of family = [[min_steps, max_steps], ...] (one per budget), "
+                          f"got {value!r}")
+    out = []
+    for family, ranges in value.items():
+        if not isinstance(ranges, list) or not all(isinstance(r, list) and len(r) == 2 for r in ranges):
+            raise ConfigError(f"{where}.{family} must be [[min_steps, max_steps], ...] (one per budget), got {ranges!r}")
+        out.append((family, tuple(tuple(typed(f"{where}.{family}", v, int) for v in r) for r in ranges)))
+    return tuple(out)
+
+
+def _family_strings(where: str, value: Any) -> tuple[tuple[str, str], ...]:
+    """`{ gatr = "none", ... }` as ((family, value), ...) (`lr_batch_scalings`)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table of family = \"value\", got {value!r}")
+    return tuple((family, typed(f"{where}.{family}", v, str)) for family, v in value.items())

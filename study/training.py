@@ -105,7 +105,7 @@ def build(plan: TrialPlan) -> torch.nn.Module:
     return family.build(sample, validate_shape(family, **plan.shape))
 
 
-def train(plan: TrialPlan, dataset: Dataset, *, report: Callable[[int, float], None] | None = None,
+def train(plan: TrialPlan, dataset, *, report: Callable[[int, float], None] | None = None,
           checkpoint: Callable[[dict[str, Any]], None] | None = None,
           resume: dict[str, Any] | None = None) -> TrainResult:
     """Train `plan` for exactly `plan.steps` steps on `dataset.train`; final losses on the whole val/test splits.
