@@ -8,6 +8,9 @@ Modules (one concept each):
   parametric  Approach 3: L = E + A/N^α + B/D^β, Huber(δ=1e-3) on log L, L-BFGS + analytic gradients
   allocation  FLOP model C = K·N^(1+κ)·D (fitted per family) and the closed-form optimal N, D
   bootstrap   resampling runs, percentile intervals (or why there is none), batched parametric refits
+  points      replicates (same shape and lr, stored seeds) averaged into points; the hierarchical bootstrap
+              (points within budgets, seeds within points) behind every interval of the compute laws
+  replicates  seed spread per family and budget; lr_opt per budget, lr_opt ∝ C^γ, the lr-inside-range check
   laws        all of the above for one family (`fit_family` -> `FamilyLaws`)
   export      allocation tables (csv, md, tex, json);  plots: figures (PNG + SVG)
   api         the library entry point: `load_runs(...)`, `fit_study(runs, ...) -> StudyFit`

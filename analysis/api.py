@@ -32,6 +32,14 @@ class StudyFit:
     excluded: dict[str, int] = field(default_factory=dict)  # reason -> count (storage filters + drops)
     flops_model: FlopsModel | None = None  # fixed model (CSV input); None: fitted per family
 
+    def points_frame(self):
+        """Every family's points (one row per point: the mean over its seeds, `analysis.points`); the runs'
+        frame when a family has no points (laws built elsewhere)."""
+        import pandas as pd
+
+        parts = [self.laws[f].points.frame for f in self.laws if self.laws[f].points is not None]
+        return pd.concat(parts, ignore_index=True) if parts and len(parts) == len(self.laws) else self.runs.frame
+
     def exclusion_lines(self) -> list[str]:
         """One line per reason runs were left out, so that nothing is dropped silently."""
         return [f"left out {count} run(s): {reason}" for reason, count in self.excluded.items()]

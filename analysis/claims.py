@@ -15,13 +15,15 @@ import pandas as pd
 
 from analysis import axes as X
 from analysis.api import StudyFit
-from analysis.bootstrap import Estimate
+from analysis.bootstrap import Estimate, estimate
 from analysis.data_efficiency import DataAnalysis
 from analysis.export import allocation_table
 from analysis.heldout import HeldOut, LeaveOneOut, held_out, leave_one_budget_out
+from analysis.points import Points
 from analysis.ratios import Ratio, best_ratios, frontier_ratios
+from analysis.replicates import LrLaw, SeedSpread, fit_lr_law, seed_spread
 from analysis.verdicts import (CANNOT, CLOSED, NOT_SHOWN, NOT_SUPPORTED, SUPPORTED, better_everywhere, combine,
-                               gap_closed, power_law, smaller_everywhere, split_differs)
+                               difference_differs, gap_closed, power_law, smaller_everywhere, split_differs)  # noqa: F401
 from study.errors import EquiscaleError
 from study.schema import ClaimFamilies
 
@@ -40,7 +42,7 @@ def claim_texts(c: ClaimFamilies) -> dict[int, str]:
         2: f"loss scales with compute as a power law, and the equivariant model ({c.equivariant}) is better than "
            f"{', '.join(c.baselines) or 'its baselines'} at every budget",
         3: f"the compute-optimal split between model size and training length differs between {c.equivariant} "
-           f"and {c.plain}",
+           f"and each of {', '.join(c.baselines) or c.plain}",
     }
 
 
@@ -84,6 +86,8 @@ class ComputeAnalysis:
     lobo: dict[str, LeaveOneOut]
     allocation: pd.DataFrame | None
     allocation_problem: str = ""
+    spread: dict[str, list[SeedSpread]] = field(default_factory=dict)  # family -> seed spread per budget
+    lr: dict[str, LrLaw] = field(default_factory=dict)                # family -> lr_opt per budget and ∝ C^γ
 
     @property
     def axis(self) -> str:
@@ -115,9 +119,10 @@ def analyse_compute(fit: StudyFit, claims: ClaimFamilies, *, budgets=None, n_boo
                                      seed=seed, level=level))
     held, lobo = {}, {}
     for f in families:
-        part = frame[frame["family"] == f]
+        points = fit.laws[f].points if fit.laws[f].points is not None else Points.of(frame[frame["family"] == f])
+        part = points.frame
         compute = part["compute"].to_numpy(float) if on_axis else None
-        held[f] = held_out(f, part["budget"], part["loss"], n_boot=n_boot, seed=seed, level=level, compute=compute)
+        held[f] = held_out(f, n_boot=n_boot, seed=seed, level=level, points=points, on_axis=on_axis)
         exponent = fit.laws[f].estimates.get("power", {}).get("exponent", Estimate(float("nan"), problem="no L(C) fit"))
         lobo[f] = leave_one_budget_out(part["budget"], part["loss"], exponent, compute=compute)
     table, problem = None, ""
@@ -127,7 +132,26 @@ def analyse_compute(fit: StudyFit, claims: ClaimFamilies, *, budgets=None, n_boo
                                      loss_name=fit.runs.loss_name)
         except EquiscaleError as exc:
             problem = str(exc)
-    return ComputeAnalysis(fit, claims, ratios, held, lobo, table, problem)
+    spread, lr = {}, {}
+    for f in families if allocation else ():   # the main axis only (the other axes' sections show claims 2 and 3)
+        points = fit.laws[f].points if fit.laws[f].points is not None else Points.of(frame[frame["family"] == f])
+        spread[f] = seed_spread(points)
+        lr[f] = fit_lr_law(points, n_boot=n_boot, seed=seed, level=level, on_axis=on_axis)
+    return ComputeAnalysis(fit, claims, ratios, held, lobo, table, problem, spread, lr)
+
+
+def a_difference(laws: dict, eq: str, base: str, approach: str) -> Estimate | None:
+    """a(eq) − a(base) of one approach with the interval of the paired bootstrap draws (draw i of one family
+    minus draw i of the other; the families' resamples are independent); None when a family lacks the fit."""
+    ea, eb = (laws[f].estimates.get(approach, {}).get("a") for f in (eq, base))
+    if ea is None or eb is None:
+        return None
+    for f, e in ((eq, ea), (base, eb)):
+        if e.problem:
+            return Estimate(float("nan"), problem=f"a of {f} not identified ({e.problem})")
+    da, db = (laws[f].samples.get(approach, {}).get("a", np.array([])) for f in (eq, base))
+    draws = da - db if len(da) == len(db) else np.array([])
+    return estimate(ea.value - eb.value, draws, level=laws[eq].level)
 
 
 def _batch_note(c: ComputeAnalysis, family: str, budgets) -> str:
@@ -193,24 +217,27 @@ def claim3(c: ComputeAnalysis | None) -> Verdict:
     if c is None:
         return Verdict(3, CANNOT, f"no compute study was given ({HOW_COMPUTE}).")
     laws, names = c.fit.laws, c.claims
-    eq, plain = names.equivariant, names.plain
-    if eq not in laws or plain not in laws:
-        return Verdict(3, CANNOT, f"needs compute studies of both {eq} and {plain} ({HOW_NAMES}).",
+    eq = names.equivariant
+    bases = [b for b in names.baselines if b in laws and b != eq]
+    if eq not in laws or not bases:
+        return Verdict(3, CANNOT, f"needs compute studies of both {eq} and {names.plain} ({HOW_NAMES}).",
                        {"a differs": (CANNOT, CANNOT)})
     parts, statuses, cells = [], [], {}
     for approach, title in (("isoflop", "Approach 2 (IsoFLOP)"), ("parametric", "Approach 3")):
-        a = {f: laws[f].estimates.get(approach, {}).get("a") for f in (eq, plain)}
-        status, why = split_differs(a)
-        statuses.append(status)
-        if status == CANNOT:
-            missing = {f: (e.problem if e is not None else laws[f].skipped.get(approach, "not fitted"))
-                       for f, e in a.items() if e is None or e.problem or not e.has_interval}
-            parts.append(f"{title}: a not identified for " + "; ".join(
-                f"{f} ({w or 'no bootstrap interval'})" for f, w in missing.items()))
-            cells[f"a, {title}"] = (CANNOT, "not identified")
-            continue
-        parts.append(f"{title}: a = {est(a[eq], 3)} for {eq} vs {est(a[plain], 3)} for {plain} ({why})")
-        cells[f"a, {title}"] = (status, f"{est(a[eq], 3)} vs {est(a[plain], 3)}: {status}")
+        a = {f: laws[f].estimates.get(approach, {}).get("a") for f in (eq, *bases)}
+        shown = "; ".join(f"{f} {est(e, 3) if e is not None else 'not fitted: ' + laws[f].skipped.get(approach, '')}"
+                          for f, e in a.items())
+        diffs = []
+        for base in bases:
+            diff = a_difference(laws, eq, base, approach)
+            status, why = difference_differs(diff)
+            statuses.append(status)
+            text = ("not identified: " + (diff.problem if diff is not None and diff.problem else
+                                          laws[base].skipped.get(approach, laws[eq].skipped.get(approach, "not fitted")))
+                    if status == CANNOT else est(diff, 3))
+            diffs.append(f"a({eq}) − a({base}) = {text}" + ("" if status == CANNOT else f" ({why})"))
+            cells[f"a({eq}) − a({base}), {title}"] = (status, f"{text}: {status}")
+        parts.append(f"{title}: a = {shown}; " + "; ".join(diffs))
     known = [s for s in statuses if s != CANNOT]
     status = CANNOT if not known else SUPPORTED if all(s == SUPPORTED for s in known) else NOT_SHOWN
     return Verdict(3, status, ". ".join(parts) + ".", cells)

@@ -1,7 +1,7 @@
 """Held-out check of L(C): the power law fitted without the largest budget predicts that budget's best loss.
 
-The law and its bootstrap (runs resampled within each budget, as in `analysis.laws`) use the other
-budgets only; the prediction's interval is the percentile interval of the resampled laws at the held-out
+The law and its bootstrap (points resampled within each budget and seeds within each point, as in
+`analysis.laws`; `analysis.points`) use the other budgets only; the prediction's interval is the percentile interval of the resampled laws at the held-out
 budget. Needs 4 budgets (3 to fit).
 """
 
@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.bootstrap import LEVEL, Estimate, bootstrap_best_per_budget, estimate
+from analysis.bootstrap import LEVEL, Estimate, estimate
+from analysis.points import Points, bootstrap_best
 from analysis.power import best_per_budget, fit_power_law
 from study.errors import EquiscaleError
 
@@ -43,13 +44,20 @@ class HeldOut:
         return bool(p.low <= self.measured <= p.high)
 
 
-def held_out(family: str, budget, loss, *, n_boot: int = 200, seed: int = 0, level: float = LEVEL,
-             compute=None) -> HeldOut:
+def held_out(family: str, budget=None, loss=None, *, n_boot: int = 200, seed: int = 0, level: float = LEVEL,
+             compute=None, points: Points | None = None, on_axis: bool | None = None) -> HeldOut:
     """Fit L(C) = coef·C^(−exponent) to all budgets but the largest; predict the largest one's best loss.
 
     compute: each run's compute on another axis (`analysis.axes`): the law is then fitted through each
-    budget's best run at its compute, and predicts the loss at the compute of the largest budget's best run."""
-    budget, loss = np.asarray(budget, float), np.asarray(loss, float)
+    budget's best run at its compute, and predicts the loss at the compute of the largest budget's best run.
+    points: the family's points (`analysis.points`, best = lowest mean over seeds) instead of budget, loss and
+    compute (each run its own point); on_axis: x is the points' compute (default: when `compute` is given)."""
+    if points is None:
+        points = Points.from_arrays(budget, loss, compute=compute)
+        on_axis = compute is not None
+    frame = points.frame
+    budget, loss = frame["budget"].to_numpy(float), frame["loss"].to_numpy(float)
+    compute = frame["compute"].to_numpy(float) if on_axis else None
     x, best = best_per_budget(budget, loss, compute)
     top = float(x[-1]) if x.size else float("nan")
     measured = float(best[-1]) if x.size else float("nan")
@@ -62,9 +70,8 @@ def held_out(family: str, budget, loss, *, n_boot: int = 200, seed: int = 0, lev
         law = fit_power_law(x[:-1], best[:-1])
     except EquiscaleError as exc:
         return HeldOut(family, top, (), measured, Estimate(float("nan")), problem=str(exc))
-    draws = bootstrap_best_per_budget(lambda c, l: {"pred": fit_power_law(c, l).predict(top)},
-                                      budget[keep], loss[keep], n_boot, seed,
-                                      compute=None if compute is None else np.asarray(compute, float)[keep])
+    draws = bootstrap_best(lambda c, l: {"pred": fit_power_law(c, l).predict(top)}, points.subset(keep), n_boot,
+                           seed, on_axis=bool(on_axis))
     predicted = estimate(float(law.predict(top)), draws.get("pred", []), level=level, positive=True)
     return HeldOut(family, top, tuple(float(c) for c in x[:-1]), measured, predicted)
 

@@ -6,9 +6,13 @@ it). A parabola through every run of a wide grid (say 3 decades of N, losses up 
 pulled away from the minimum by the far, asymmetric tails of the true curve; near the minimum the
 parabola is a good local model. `window=None` fits every run (the old behaviour).
 
-A budget is left out, with the reason recorded in `IsoFlopFit.rejected`, when its parabola opens
-downwards or its vertex lies outside the sizes trained at that budget (no minimum bracketed: the
-optimum would be an extrapolation). Fewer than 3 bracketed budgets is an error saying which and why.
+One bracketing rule (`BRACKET_RULE`, `bracket`), the one `fit`, `export`, `plot` and `report` print: a budget
+is bracketed when its best point (lowest mean loss over seeds: `analysis.points`) has a trained point on each
+side in N. A budget that is not bracketed is left out, with the reason recorded in `IsoFlopFit.rejected`; so
+is a bracketed one whose parabola opens downwards or has its vertex outside the sizes it was fitted to. The
+window always holds the best point's neighbour on each side, so a bracketed minimum is fitted between them.
+Fewer than 3 bracketed budgets is an error saying which and why. The fit takes points (one per shape, the
+mean over its seeds); runs without replicates are points of their own.
 """
 
 from __future__ import annotations
@@ -71,8 +75,8 @@ class IsoFlopFit:
     def describe_window(self) -> str:
         if self.window is None:
             return "each budget's parabola through all its runs"
-        return (f"each budget's parabola through the runs within ±{self.window:g} decades of N of its best run "
-                f"(at least the {MIN_TRIALS} nearest sizes)")
+        return (f"each budget's parabola through the point means within ±{self.window:g} decades of N of its best "
+                f"point (at least the {MIN_TRIALS} nearest sizes and its neighbour on each side)")
 
 
 def check_isoflop_data(budget, n, loss) -> None:
@@ -93,15 +97,57 @@ def check_isoflop_data(budget, n, loss) -> None:
             raise EquiscaleError(f"{name} must be positive and finite for the IsoFLOP fit")
 
 
+BRACKET_RULE = ("a budget is bracketed when its best point (lowest mean loss over seeds) has a trained point on "
+                "each side in N; its parabola in ln N is fitted to the point means within the window around the "
+                "best point (always including its neighbour on each side), and a budget that is not bracketed, or "
+                "whose parabola opens downwards or has its vertex outside the sizes fitted, is left out")
+
+
+@dataclass(frozen=True)
+class Bracket:
+    """Whether a budget's best point has a trained point on each side in N (`BRACKET_RULE`)."""
+
+    bracketed: bool
+    best_n: float
+    below: float | None  # the nearest trained N below the best point's (None: none)
+    above: float | None
+    why: str = ""        # not bracketed: why
+
+    def text(self) -> str:
+        if self.bracketed:
+            return f"bracketed (best N = {self.best_n:.3g} between {self.below:.3g} and {self.above:.3g})"
+        return f"not bracketed: {self.why}"
+
+
+def bracket(n, loss) -> Bracket:
+    """The bracketing rule on one budget's points (N, mean loss): the best point's nearest trained N on each side."""
+    n, loss = np.asarray(n, float), np.asarray(loss, float)
+    best = float(n[np.argmin(loss)])
+    lower, upper = n[n < best * (1 - 1e-12)], n[n > best * (1 + 1e-12)]
+    below = float(lower.max()) if lower.size else None
+    above = float(upper.min()) if upper.size else None
+    if below is not None and above is not None:
+        return Bracket(True, best, below, above)
+    side = ("the smallest and the largest" if below is None and above is None else
+            "the smallest" if below is None else "the largest")
+    return Bracket(False, best, below, above, f"its best point (N = {best:.3g}) is {side} trained size")
+
+
 def window_mask(x: np.ndarray, loss: np.ndarray, window: float | None) -> np.ndarray:
-    """Runs (ln N = x) within `window` decades of the best run, widened to the MIN_TRIALS nearest sizes."""
+    """Points (ln N = x) within `window` decades of the best point, widened to the MIN_TRIALS nearest sizes and
+    to the best point's nearest size on each side (so that a bracketed minimum is fitted between them)."""
     if window is None:
         return np.ones(x.size, bool)
-    dist = np.abs(x - x[np.argmin(loss)])
+    best = x[np.argmin(loss)]
+    dist = np.abs(x - best)
     keep = dist <= window * LN10 * (1 + 1e-12)
     if np.unique(x[keep]).size < MIN_TRIALS:
         nearest = np.unique(dist)[:MIN_TRIALS]  # distances of the nearest distinct sizes (ties kept)
         keep = dist <= nearest[-1] * (1 + 1e-12)
+    for side in (x < best, x > best):
+        if side.any():
+            edge = x[side][np.argmin(np.abs(x[side] - best))]
+            keep |= np.isclose(x, edge, rtol=0, atol=1e-12)
     return keep
 
 
@@ -123,16 +169,19 @@ def fit_curve(budget: float, n, loss, model: FlopsModel, window: float | None = 
     x = np.log(n)
     if np.unique(x).size < 3:
         raise EquiscaleError(f"budget {budget:.3g}: the IsoFLOP parabola needs at least 3 distinct sizes N")
+    rule = bracket(n, loss)
+    if not rule.bracketed:
+        raise EquiscaleError(f"budget {budget:.3g}: {rule.text()}")
     keep = window_mask(x, loss, window)
     xs, ls = x[keep], loss[keep]
     c2, c1, c0 = np.polyfit(xs, ls, 2)
     if not c2 > 0:
-        raise EquiscaleError(f"budget {budget:.3g}: the IsoFLOP parabola opens downwards (no minimum bracketed)")
+        raise EquiscaleError(f"budget {budget:.3g}: bracketed, but the IsoFLOP parabola opens downwards")
     x_opt = -c1 / (2 * c2)
     n_low, n_high = float(np.exp(xs.min())), float(np.exp(xs.max()))
-    if not x.min() <= x_opt <= x.max():
-        raise EquiscaleError(f"budget {budget:.3g}: the IsoFLOP minimum N = {np.exp(x_opt):.3g} lies outside the "
-                             f"trained sizes [{n.min():.3g}, {n.max():.3g}] (no minimum bracketed)")
+    if not xs.min() <= x_opt <= xs.max():
+        raise EquiscaleError(f"budget {budget:.3g}: bracketed, but the parabola's vertex N = {np.exp(x_opt):.3g} lies "
+                             f"outside the sizes it was fitted to [{n_low:.3g}, {n_high:.3g}]")
     loss_opt = float(c0 - c1 * c1 / (4 * c2))
     if not loss_opt > 0:
         raise EquiscaleError(f"budget {budget:.3g}: the IsoFLOP parabola's minimum is not a positive loss")

@@ -11,8 +11,9 @@ import pandas as pd
 from analysis import axes as X
 from analysis import parametric as P
 from analysis.allocation import FlopsModel, allocation_exponents
-from analysis.bootstrap import LEVEL, Estimate, bootstrap_best_per_budget, bootstrap_parametric, bootstrap_runs, estimate
-from analysis.isoflop import DEFAULT_WINDOW, IsoFlopFit, fit_isoflop
+from analysis.bootstrap import LEVEL, Estimate, bootstrap_parametric, estimate
+from analysis.isoflop import BRACKET_RULE, DEFAULT_WINDOW, Bracket, IsoFlopFit, bracket, fit_isoflop
+from analysis.points import Points, bootstrap_best, bootstrap_parametric_points, bootstrap_points
 from analysis.power import PowerLaw, best_per_budget, fit_power_law, fit_power_law_irreducible
 from study.errors import EquiscaleError
 
@@ -70,6 +71,8 @@ class FamilyLaws:
     axis: str = X.EXECUTED
     batch_sizes: dict[float, int] = field(default_factory=dict)  # stored budget -> its study's batch size
     group_compute: dict[float, float] = field(default_factory=dict)  # stored budget -> its runs' compute on `axis`
+    points: Points | None = None  # the family's trials grouped into points (mean over seeds: `analysis.points`)
+    brackets: dict[float, Bracket] = field(default_factory=dict)  # budget -> the bracketing rule on its profile
 
     def batch_for(self, c: float) -> tuple[int | None, str]:
         """(batch size, '' or a note) for steps at compute c on `axis`: the batch size of the trained budget
@@ -82,6 +85,19 @@ class FamilyLaws:
         if abs(nearest / c - 1) <= 0.01 or len(set(self.batch_sizes.values())) == 1:
             return batch, ""
         return batch, f"steps at the batch size {batch} of the nearest trained budget {budget:.3g}"
+
+
+def bracket_lines(laws: FamilyLaws) -> list[str]:
+    """'budget 1e+12: bracketed (…)' per budget of the family's IsoFLOP profile, by `BRACKET_RULE`."""
+    return [f"budget {b:.3g}: {k.text()}" for b, k in sorted(laws.brackets.items())]
+
+
+def bracket_text(laws_by_family: dict) -> str:
+    """The bracketing rule and every family's budgets under it (what `fit`, `export` and `plot` print)."""
+    lines = [f"bracketing rule: {BRACKET_RULE}"]
+    for family, laws in laws_by_family.items():
+        lines += [f"  {family}: {line}" for line in bracket_lines(laws)]
+    return "\n".join(lines)
 
 
 def _law_values(fit, names):
@@ -122,14 +138,17 @@ def fit_family(frame: pd.DataFrame, *, family: str, approaches=APPROACHES, n_boo
     samples_model = (FlopsModel.from_runs(frame["params"], frame["samples"], frame["executed"]) if on_axis
                      else model)  # D at N_opt spends the stored (executed) budget
     groups = frame.groupby("budget")["compute" if "compute" in frame else "budget"]
+    points = Points.of(frame)
+    profile = points.profile().frame
     laws = FamilyLaws(family=family, n_runs=len(frame), n_budgets=frame["budget"].nunique(), flops_model=model,
                       batch_size=batch_size, n_boot=n_boot, level=level, trained=TrainedRange.of(frame), axis=axis,
                       batch_sizes=dict(batch_sizes or {}),
-                      group_compute={float(b): float(np.exp(np.log(v).mean())) for b, v in groups})
-    steps = {"power": lambda: _fit_power(laws, frame, n_boot, seed, on_axis),
-             "isoflop": lambda: _fit_isoflop(laws, frame, n_boot, seed, samples_model, window, on_axis),
+                      group_compute={float(b): float(np.exp(np.log(v).mean())) for b, v in groups}, points=points,
+                      brackets={float(b): bracket(p["params"], p["loss"]) for b, p in profile.groupby("budget")})
+    steps = {"power": lambda: _fit_power(laws, points, n_boot, seed, on_axis),
+             "isoflop": lambda: _fit_isoflop(laws, points, n_boot, seed, samples_model, window, on_axis),
              "parametric": lambda: (_reuse_parametric(laws, reuse, model) if reuse is not None else
-                                    _fit_parametric(laws, frame, n_boot, seed, refine, model, n_jobs))}
+                                    _fit_parametric(laws, points, n_boot, seed, refine, model, n_jobs))}
     for name in APPROACHES:
         if name not in approaches:
             continue
@@ -203,28 +222,33 @@ def _point_values(laws: FamilyLaws, approach: str) -> dict:
     return {"E": f.E, "A": f.A, "B": f.B, "alpha": f.alpha, "beta": f.beta, "a": a, "b": b}
 
 
-def _fit_power(laws, frame, n_boot, seed, on_axis=False):
+def _fit_power(laws, points: Points, n_boot, seed, on_axis=False):
+    """L(C) through each budget's best point (lowest mean over seeds, any lr); hierarchical bootstrap."""
+    frame = points.frame
     compute = frame["compute"].to_numpy(float) if on_axis else None
     budget, loss = frame["budget"].to_numpy(float), frame["loss"].to_numpy(float)
     best = best_per_budget(budget, loss, compute)
     laws.power = fit_power_law(*best)
-    laws.samples["power"] = bootstrap_best_per_budget(
-        _law_values(fit_power_law, ("coef", "exponent")), budget, loss, n_boot, seed, compute=compute)
+    laws.samples["power"] = bootstrap_best(_law_values(fit_power_law, ("coef", "exponent")), points, n_boot, seed,
+                                           on_axis=on_axis)
     try:
         laws.power_irreducible = fit_power_law_irreducible(*best)
         warm = partial(fit_power_law_irreducible, start=laws.power_irreducible)
-        laws.samples["power_irreducible"] = bootstrap_best_per_budget(
-            _law_values(warm, ("E", "coef", "exponent")), budget, loss, n_boot, seed, compute=compute)
+        laws.samples["power_irreducible"] = bootstrap_best(_law_values(warm, ("E", "coef", "exponent")), points,
+                                                           n_boot, seed, on_axis=on_axis)
     except EquiscaleError as exc:
         laws.skipped["power_irreducible"] = str(exc)
 
 
-def _fit_isoflop(laws, frame, n_boot, seed, model, window, on_axis=False):
+def _fit_isoflop(laws, points: Points, n_boot, seed, model, window, on_axis=False):
+    """Approach 2 on the IsoFLOP profile's point means (`BRACKET_RULE`); hierarchical bootstrap."""
+    profile = points.profile()
+    frame = profile.frame
     fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model, window=window,
                       compute=frame["compute"] if on_axis else None)
     laws.isoflop = fit
-    kept = frame[frame["budget"].isin({k.budget for k in fit.curves})]  # rejected budgets: reported, not resampled
-    laws.samples["isoflop"] = bootstrap_runs(_isoflop_values(model, window, on_axis), kept, n_boot, seed)
+    kept = profile.subset(frame["budget"].isin({k.budget for k in fit.curves}).to_numpy())  # rejected: not resampled
+    laws.samples["isoflop"] = bootstrap_points(_isoflop_values(model, window, on_axis), kept, n_boot, seed)
 
 
 def _reuse_parametric(laws, other: "FamilyLaws", model):
@@ -240,11 +264,20 @@ def _reuse_parametric(laws, other: "FamilyLaws", model):
     laws.samples["parametric"] = draws
 
 
-def _fit_parametric(laws, frame, n_boot, seed, refine, model, n_jobs):
+def _fit_parametric(laws, points: Points, n_boot, seed, refine, model, n_jobs):
+    """L(N, D) through the IsoFLOP profile's point means; the bootstrap resamples points and, where a point has
+    several seeds, its seeds (without replicates: the bootstrap of runs, as before)."""
+    profile = points.profile()
+    frame = profile.frame
     n, d, loss = frame["params"].to_numpy(), frame["samples"].to_numpy(), frame["loss"].to_numpy()
     fit = P.fit_parametric(n, d, loss, refine=refine)
     laws.parametric = fit
-    draws = bootstrap_parametric(n, d, loss, fit, n_boot=n_boot, seed=seed, n_jobs=n_jobs) if n_boot else {}
+    if not n_boot:
+        draws = {}
+    elif profile.replicated:
+        draws = bootstrap_parametric_points(profile, fit, n_boot=n_boot, seed=seed)
+    else:
+        draws = bootstrap_parametric(n, d, loss, fit, n_boot=n_boot, seed=seed, n_jobs=n_jobs)
     if draws:
         ok = (draws["alpha"] > 0) & (draws["beta"] > 0)
         a, b = allocation_exponents(np.where(ok, draws["alpha"], np.nan), np.where(ok, draws["beta"], np.nan), model)

@@ -175,6 +175,7 @@ def minimise_batch(thetas: np.ndarray, logn, logd, logl, weights: np.ndarray, *,
     ψ(r)/r = 1/max(|r|, δ)), every problem stepping together in numpy: a 5×5 solve per problem and
     iteration instead of a scipy call per problem. A problem stops when an accepted step lowers its
     objective by less than `rtol` (relative) or no step helps; returns (θ, converged) with θ (S, 5).
+    logn, logd, logl: one data set (n,) for every problem, or one per problem (S, n) (hierarchical resamples).
     """
     theta = np.array(thetas, float, copy=True)
     w = np.asarray(weights, float)
@@ -188,17 +189,18 @@ def minimise_batch(thetas: np.ndarray, logn, logd, logl, weights: np.ndarray, *,
         if idx.size == 0:
             break
         th, wi = theta[idx], w[idx]
-        t = _terms(th, logn, logd)  # (s, n, 3)
+        ln, ld, ll = (v[idx] if np.ndim(v) == 2 else v for v in (logn, logd, logl))  # per-problem data
+        t = _terms(th, ln, ld)  # (s, n, 3)
         m = t.max(axis=-1)
         share = np.exp(t - m[..., None])
         total = share.sum(axis=-1)
         share /= total[..., None]
-        r = m + np.log(total) - logl
+        r = m + np.log(total) - ll
         absr = np.abs(r)
         psi = np.where(absr <= delta, r / delta, np.sign(r)) * wi
         curv = wi / np.maximum(absr, delta)
         jac = np.stack([share[..., 0], share[..., 1], share[..., 2],
-                        -share[..., 0] * logn, -share[..., 1] * logd], axis=-1)  # (s, n, 5)
+                        -share[..., 0] * ln, -share[..., 1] * ld], axis=-1)  # (s, n, 5)
         grad = np.einsum("sn,snk->sk", psi, jac)
         hess = np.einsum("sn,snk,snl->skl", curv, jac, jac)
         diag = np.einsum("skk->sk", hess) + 1e-12
@@ -208,7 +210,7 @@ def minimise_batch(thetas: np.ndarray, logn, logd, logl, weights: np.ndarray, *,
         except np.linalg.LinAlgError:
             step = -grad / diag
         trial = th + step
-        new = objective_batch(trial, logn, logd, logl, weights=wi, delta=delta)
+        new = objective_batch(trial, ln, ld, ll, weights=wi, delta=delta)
         better = np.isfinite(new) & (new < value[idx])
         gain = value[idx] - new
         theta[idx[better]] = trial[better]

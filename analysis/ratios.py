@@ -1,10 +1,12 @@
 """Best-loss ratios between two families per budget (or per training-set size), with bootstrap intervals.
 
-The ratio at a group (a budget, a training-set size) is the numerator family's lowest loss there divided
-by the denominator's. A resample draws each family's runs of that group with replacement (as many as it
-has) and takes the ratio of the two lowest, as the L(C) fit resamples its best run per budget; the
-interval reflects which run happens to be best, not seed-to-seed noise of one run. With a single run of
-either family at a group there is nothing to resample: the ratio has no interval.
+The ratio at a group (a budget, a training-set size) is the numerator family's lowest point loss there (the mean
+over the point's seeds, `analysis.points`) divided by the denominator's. A resample draws each family's points
+of that group with replacement (as many as it has) and, within each drawn point, its seeds with replacement,
+and takes the ratio of the two lowest means, as the L(C) fit resamples its best point per budget: the interval
+reflects which point happens to be best and the seed-to-seed noise of its mean. Runs without replicates are
+points of their own (then the interval reflects which run is best). With a single point of one seed of either
+family at a group there is nothing to resample: the ratio has no interval.
 
 Runs are selected on one loss (`loss`, validation) and the same selected runs' other loss (`report`, test)
 is reported beside it (`Ratio.test`).
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import LEVEL, Estimate, estimate, resample
+from analysis.bootstrap import LEVEL, Estimate, estimate
+from analysis.points import Points
 from study import schema
 
 
@@ -59,29 +62,44 @@ def _values(part: pd.DataFrame, column: str) -> np.ndarray:
     return part[column].to_numpy(float) if column in part else np.full(len(part), np.nan)
 
 
+def _mean(points: Points, draw, column: str) -> np.ndarray:
+    return points.mean(draw, column) if column in points.trials else np.full(len(draw.copies), np.nan)
+
+
+def _resamplable(points: Points, by: str) -> bool:
+    """Every group of `by` has more than one point or a point with more than one seed."""
+    f = points.frame
+    return bool(((f.groupby(by).size() > 1) | (f.groupby(by)["seeds"].max() > 1)).all())
+
+
 def best_ratios(frame: pd.DataFrame, *, by: str, numerator: str, denominator: str, n_boot: int = 200,
                 seed: int = 0, level: float = LEVEL, loss: str = "loss", report: str = schema.TEST_LOSS) -> list[Ratio]:
     """A `Ratio` at every value of `by` where both families have runs (columns family, `by`, `loss`), and
-    the ratio of the `report` losses of the same selected runs (`Ratio.test`, when the column has values)."""
-    num, den = (frame[frame["family"] == f] for f in (numerator, denominator))
-    shared = sorted(set(num[by]) & set(den[by]))
+    the ratio of the `report` losses of the same selected points (`Ratio.test`, when the column has values).
+    Replicates (rows with a stored `seed`, same shape and lr) are averaged into points; the bootstrap draws
+    points within the group and seeds within each drawn point (`analysis.points`)."""
+    num, den = (Points.of(frame[frame["family"] == f], group=by) for f in (numerator, denominator))
+    shared = sorted(set(num.frame[by]) & set(den.frame[by]))
     out = []
     for i, at in enumerate(shared):
-        a, b = (part.loc[part[by] == at] for part in (num, den))
-        la, lb, ta, tb = _values(a, loss), _values(b, loss), _values(a, report), _values(b, report)
+        a, b = (p.subset((p.frame[by] == at).to_numpy()) for p in (num, den))
+        la, lb, ta, tb = (_values(p.frame, c) for p, c in ((a, loss), (b, loss), (a, report), (b, report)))
         rng = np.random.default_rng([seed, i])
         draws, test_draws = [], []
-        for _ in range(n_boot if min(la.size, lb.size) > 1 else 0):
-            ia, ib = rng.choice(la.size, la.size), rng.choice(lb.size, lb.size)
-            ja, jb = ia[np.argmin(la[ia])], ib[np.argmin(lb[ib])]
-            draws.append(la[ja] / lb[jb])
-            test_draws.append(ta[ja] / tb[jb])
+        go = all(len(p) > 1 or p.replicated for p in (a, b))
+        for _ in range(n_boot if go else 0):
+            ia, ib = rng.choice(len(a), len(a)), rng.choice(len(b), len(b))
+            da, db = a.seeds_of(ia, rng), b.seeds_of(ib, rng)
+            ma, mb = a.mean(da, loss), b.mean(db, loss)
+            ja, jb = int(np.argmin(ma)), int(np.argmin(mb))
+            draws.append(ma[ja] / mb[jb])
+            test_draws.append(_mean(a, da, report)[ja] / _mean(b, db, report)[jb])
         ja, jb = int(np.argmin(la)), int(np.argmin(lb))
         test = None
         if np.isfinite(ta[ja]) and np.isfinite(tb[jb]):
             test = estimate(ta[ja] / tb[jb], test_draws, level=level, positive=True)
         out.append(Ratio(float(at), numerator, denominator, estimate(la[ja] / lb[jb], draws, level=level, positive=True),
-                         float(la[ja]), float(lb[jb]), (int(la.size), int(lb.size)), test=test, budget=float(at)))
+                         float(la[ja]), float(lb[jb]), (len(a.trials), len(b.trials)), test=test, budget=float(at)))
     return out
 
 
@@ -122,25 +140,30 @@ def frontier_ratios(frame: pd.DataFrame, *, numerator: str, denominator: str, n_
                     level: float = LEVEL, loss: str = "loss", report: str = schema.TEST_LOSS, x: str = "compute") -> list[Ratio]:
     """numerator ÷ denominator best loss at equal compute `x`: one `Ratio` per numerator budget, at the
     compute of its best run, against the denominator's best runs interpolated (log-log) to that compute.
-    Resamples draw runs within every budget of both families (the compared compute moves with the draw)."""
-    num, den = (frame[frame["family"] == f].reset_index(drop=True) for f in (numerator, denominator))
-    if num.empty or den.empty:
+    Resamples draw points within every budget of both families and seeds within each drawn point (the compared
+    compute moves with the draw)."""
+    parts = [frame[frame["family"] == f].reset_index(drop=True) for f in (numerator, denominator)]
+    if parts[0].empty or parts[1].empty:
         return []
+    pn, pd_ = (Points.of(p) for p in parts)
+    num, den = pn.frame, pd_.frame
     nb, nx, nl, nt = _frontier(num, np.arange(len(num)), loss, report, x)
     _, dx, dl, dt = _frontier(den, np.arange(len(den)), loss, report, x)
     rng = np.random.default_rng(seed)
-    groups = lambda part: part["budget"].to_numpy(float)  # noqa: E731
+    columns = [c for c in dict.fromkeys(("budget", loss, report, x)) if c in num]
     draws, test_draws = [], []
-    few = min(num.groupby("budget").size().min(), den.groupby("budget").size().min()) < 2
+    few = not (_resamplable(pn, "budget") and _resamplable(pd_, "budget"))
     for _ in range(0 if few else n_boot):
-        _, bx, bl, bt = _frontier(num, resample(len(num), rng, groups(num)), loss, report, x)
-        _, cx, cl, ct = _frontier(den, resample(len(den), rng, groups(den)), loss, report, x)
+        drawn = pn.drawn(pn.draw(rng), columns)
+        _, bx, bl, bt = _frontier(drawn, np.arange(len(drawn)), loss, report, x)
+        drawn = pd_.drawn(pd_.draw(rng), columns)
+        _, cx, cl, ct = _frontier(drawn, np.arange(len(drawn)), loss, report, x)
         draws.append([bl[i] / _at(bx[i], cx, cl) for i in range(len(bx))])
         test_draws.append([bt[i] / _at(bx[i], cx, ct) for i in range(len(bx))])
     draws, test_draws = np.array(draws).reshape(-1, len(nb)), np.array(test_draws).reshape(-1, len(nb))
     out = []
     for i, budget in enumerate(nb):
-        runs = (int((num["budget"] == budget).sum()), int(len(den)))
+        runs = (int(pn.count[num["budget"].to_numpy() == budget].sum()), int(len(pd_.trials)))
         den_loss = _at(nx[i], dx, dl)
         if not np.isfinite(den_loss):
             why = (f"{nx[i]:.3g} lies outside {denominator}'s best runs' compute on this axis "

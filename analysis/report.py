@@ -26,6 +26,7 @@ from analysis.data_efficiency import SIZE, DataAnalysis
 from analysis.document import Bullets, Document, Figure, Heading, Paragraph, Table, to_html, to_markdown
 from analysis.export import render, table_cells
 from analysis.heldout import HeldOut
+from analysis.isoflop import BRACKET_RULE
 from analysis.ratios import Ratio
 from analysis.verdicts import CANNOT, CLOSED, NOT_SHOWN, NOT_SUPPORTED, RULES, SUPPORTED, VERDICTS  # noqa: F401
 from study.schema import ClaimFamilies
@@ -84,7 +85,8 @@ def _val_test(row) -> str:
 # --- compute studies -------------------------------------------------------------------------------------
 
 def _context(c: ComputeAnalysis):
-    return c.fit.runs.frame, c.fit.laws, c.fit.runs.families()
+    """(points of every family: one row per point, the mean over its seeds; laws; families)."""
+    return c.fit.points_frame(), c.fit.laws, c.fit.runs.families()
 
 
 def _loss_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:
@@ -122,7 +124,7 @@ def _loss_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: st
             at = "" if axis == X.EXECUTED else f", {num(row['compute'], 3)} {X.UNIT[axis]}"
             cells.append(f"{num(row['loss'])} (N = {num(row['params'], 3)}{at})")
         rows.append(tuple(cells))
-    doc.add(Paragraph(f"Best {loss_label} per budget (the run with the lowest loss; N its parameters"
+    doc.add(Paragraph(f"Best {loss_label} per budget (the point with the lowest mean loss over its seeds; N its parameters"
                       + ("" if axis == X.EXECUTED else f", and its {X.SHORT[axis]}") + "):"),
             Table(("budget C [FLOP]", *families), tuple(rows)))
     rows = [(num(b, 3), *[num(best.loc[(f, b), schema.TEST_LOSS]) if (f, b) in best.index else "—" for f in families])
@@ -154,10 +156,12 @@ def _ratio_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: s
             r = next((x for x in rs if x.budget == r0.budget), None)
             cells += ["—", "—"] if r is None else [_ratio_cell(r), _test_cell(r)]
         rows.append(tuple(cells))
-    doc.add(Paragraph(f"Best loss of {eq} ÷ best loss of each baseline {where}, with {pct} bootstrap intervals (runs "
-                      f"resampled within each budget and family: the interval reflects which run is best, not "
-                      f"seed-to-seed noise of one run). The runs are selected on validation loss; 'test' is the same "
-                      f"runs' test-loss ratio. Below 1: {eq} is better."),
+    doc.add(Paragraph(f"Best loss of {eq} ÷ best loss of each baseline {where}, with {pct} bootstrap intervals. A "
+                      f"point's loss is the mean over its seeds; the hierarchical bootstrap draws points within each "
+                      f"budget and family and seeds within each drawn point, so the interval includes seed-to-seed "
+                      f"noise as well as which point is best (a point with a single seed adds no seed noise: see "
+                      f"Seed noise). The points are selected on validation loss; 'test' is the same points' test-loss "
+                      f"ratio. Below 1: {eq} is better."),
             Table(tuple(heads), tuple(rows)))
 
 
@@ -200,11 +204,16 @@ def _isoflop_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct:
         iso = laws[f].isoflop
         if iso is None:
             items.append(f"{f}: not identified: {laws[f].skipped.get('isoflop', 'not fitted')}")
-            continue
-        kept = ", ".join(num(k.budget, 3) for k in iso.curves)
-        left = "; ".join(iso.rejected.values())
-        items.append(f"{f}: minimum bracketed at budgets {kept}" + (f"; left out: {left}" if left else ""))
-    doc.add(Bullets(tuple(items)))
+        else:
+            kept = ", ".join(num(k.budget, 3) for k in iso.curves)
+            left = "; ".join(iso.rejected.values())
+            items.append(f"{f}: minimum bracketed at budgets {kept}" + (f"; left out: {left}" if left else ""))
+    doc.add(Paragraph(f"Bracketing rule (the same in `fit`, `export`, `plot` and `report`): {BRACKET_RULE}. Each "
+                      f"budget's IsoFLOP profile is its points at the study's rule learning rate (every point where "
+                      f"none is stored); a point's loss is the mean over its seeds."), Bullets(tuple(items)))
+    rows = [(f, num(b, 3), k.text()) for f in families for b, k in sorted(laws[f].brackets.items())]
+    if rows:
+        doc.add(Table(("family", "budget C [FLOP]", "bracketing rule"), tuple(rows)))
 
 
 def _allocation_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:
@@ -253,8 +262,70 @@ def _allocation_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, p
                 Table(tuple(heads), tuple(tuple(r) for r in cells)))
 
 
+def _seed_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:
+    """Each family's seed spread per budget."""
+    doc.add(Heading("Seed noise"))
+    if not c.spread:
+        return
+    replicated = any(s.replicated for rows in c.spread.values() for s in rows)
+    doc.add(Paragraph("Trials of one family and budget with the same shape and learning rate and a stored seed are "
+                      "one point; its loss is the mean over the seeds. Per family and budget: the points (how many "
+                      "with more than one seed), the best point (lowest mean over seeds, any learning rate) with its "
+                      "seeds, mean ± standard deviation over them, and the pooled relative standard deviation and "
+                      "largest relative range over seeds of the replicated points. Every interval of this report "
+                      "resamples points within budgets and seeds within points."
+                      + ("" if replicated else " No point of these studies has more than one seed (trials without a "
+                         "stored seed are points of their own): the intervals cannot include seed noise, and the "
+                         "seed spread is unknown.")))
+    rows = []
+    for f, spreads in c.spread.items():
+        for s in spreads:
+            sd = (f"{num(s.best_mean)} ± {num(s.best_sd, 2)} ({s.best_rel_sd:.1%})" if np.isfinite(s.best_sd)
+                  else f"{num(s.best_mean)} (one seed)")
+            rows.append((f, num(s.budget, 3), f"{s.points} ({s.replicated})",
+                         f"N = {num(s.best_n, 3)}, lr {num(s.best_lr, 3)}", str(s.best_seeds), sd,
+                         f"{s.pooled_rel_sd:.1%}" if np.isfinite(s.pooled_rel_sd) else "—",
+                         f"{s.max_rel_range:.1%}" if np.isfinite(s.max_rel_range) else "—"))
+    doc.add(Table(("family", "budget C [FLOP]", "points (replicated)", "best point", "seeds", "mean ± SD over seeds",
+                   "pooled relative SD", "largest relative range"), tuple(rows)))
+
+
+def _lr_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:
+    """lr_opt per budget, lr_opt ∝ C^γ per family, and the lr-inside-range check."""
+    if not c.lr:
+        return
+    unit = X.UNIT[c.axis]
+    doc.add(Heading("Learning rate at each optimum"),
+            Paragraph("At each budget's reported optimum (the best point of its IsoFLOP profile) the learning rates "
+                      "tried there (mean loss over seeds) and the best of them, lr_opt; the check asks whether lr_opt "
+                      "lies strictly inside the learning rates tried at that point. lr_opt ∝ C^γ is fitted (least "
+                      "squares in log-log) through the budgets whose optimum has a sweep (at least 2 learning rates), "
+                      f"with a {pct} interval from the hierarchical bootstrap of the sweeps (learning-rate points "
+                      "within each sweep, seeds within each point; the shape stays the optimum's)."))
+    rows = []
+    for f, law in c.lr.items():
+        for s in law.sweeps:
+            tried = ", ".join(f"{num(lr, 3)}: {num(l)}" + (f" ({k} seeds)" if k > 1 else "")
+                              for lr, l, k in zip(s.tried, s.losses, s.seeds))
+            where = num(s.params, 3) + ("" if not np.isfinite(s.profile_best) or s.profile_best == s.params else
+                                        f" (the profile's best point by mean: N = {num(s.profile_best, 3)})")
+            rows.append((f, num(s.budget, 3), where, tried, num(s.best_lr, 3),
+                         "inside" if s.inside else f"not inside: {s.why_not_inside()}"))
+    doc.add(Table(("family", "budget C [FLOP]", "N at the optimum", "lr tried: mean loss", "lr_opt",
+                   "strictly inside the lrs tried"), tuple(rows)))
+    rows = [(f, ", ".join(num(b, 3) for b in law.used) or "none",
+             est(law.gamma, 3) if not law.problem else f"not identified: {law.problem}",
+             est(law.coef, 3) if not law.problem else "—") for f, law in c.lr.items()]
+    doc.add(Paragraph(f"lr_opt = coef·C^γ (C: {X.SHORT[c.axis]} [{unit}]), a hyperparameter scaling law beside "
+                      f"N_opt and D_opt:"), Table(("family", "budgets with a sweep", "γ", "coef"), tuple(rows)))
+    outside = [f"{f} at {num(s.budget, 3)}: {s.why_not_inside()}" for f, law in c.lr.items() for s in law.not_inside]
+    doc.add(Paragraph("Optima whose learning rate is not strictly inside the learning rates tried there: "
+                      + ("; ".join(outside) if outside else "none") + "."))
+
+
 def _compute_sections(doc: Document, c: ComputeAnalysis, *, loss_label: str, level: float) -> None:
-    for section in (_loss_section, _ratio_section, _heldout_section, _isoflop_section, _allocation_section):
+    for section in (_loss_section, _seed_section, _ratio_section, _heldout_section, _isoflop_section,
+                    _allocation_section, _lr_section):
         section(doc, c, loss_label=loss_label, pct=f"{level:.0%}")
 
 

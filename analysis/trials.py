@@ -22,10 +22,12 @@ from study.storage import check_storage, open_storage
 BUDGET_TOLERANCE = 0.01  # a run counts when |flops_used / C − 1| ≤ 1%
 COLUMNS = ["family", "budget", "params", "samples", "steps", "flops", "loss", schema.VAL_LOSS, schema.TEST_LOSS,
            "shape", "lr", "trial", "equivariance_error", "epochs", "batch", "bodies",
-           "executed", "nominal", "idealised", "seconds", "compute"]
+           "executed", "nominal", "idealised", "seconds", "compute", "seed", "rule_lr", "phase"]
 # budget: the stored budget (a run's group); flops: its compute on the chosen axis (what the FLOP model fits);
 # compute: its x on that axis (the budget itself under `executed`); executed … seconds: every axis (NaN: not
-# stored, or idealised not yet counted: `Runs.on_axis`).
+# stored, or idealised not yet counted: `Runs.on_axis`). seed, rule_lr, phase: stored by replicated/adaptive studies
+# (NaN/None before them); trials sharing (family, budget, shape, lr) with a stored seed are one point
+# (`analysis.points`), a trial without one is its own point.
 
 
 class OnlyDataStudies(EquiscaleError):
@@ -142,7 +144,8 @@ def load_storage(url: str, *, loss: str = schema.VAL_LOSS, tolerance: float = BU
             if trial.state != optuna.trial.TrialState.COMPLETE:
                 _count(excluded, f"trial state {trial.state.name}")
                 continue
-            row = _trial_row(schema.read_trial(trial), attrs, loss, tolerance, excluded)
+            row = _trial_row(schema.read_trial(trial), attrs, loss, tolerance, excluded,
+                             schema.read_proposal(trial.user_attrs))
             if row is not None:
                 rows.append(row)
     if data_studies and not compute_studies:
@@ -156,7 +159,7 @@ def load_storage(url: str, *, loss: str = schema.VAL_LOSS, tolerance: float = BU
     return Runs(frame, excluded, batch, source=url, stored_claims=claims, loss_name=loss)
 
 
-def _trial_row(record: schema.TrialRecord, attrs: schema.StudyAttrs, loss, tolerance, excluded):
+def _trial_row(record: schema.TrialRecord, attrs: schema.StudyAttrs, loss, tolerance, excluded, proposal=(None, None)):
     family, budget = attrs.family, attrs.budget
     missing = [k for k in (schema.PARAMS, schema.SAMPLES, schema.FLOPS_USED) if getattr(record, k) is None]
     if missing:
@@ -176,7 +179,8 @@ def _trial_row(record: schema.TrialRecord, attrs: schema.StudyAttrs, loss, toler
     return [family, budget, n, d, record.steps, flops, float(value), _or_nan(record.loss(schema.VAL_LOSS)),
             _or_nan(record.test_loss), record.shape, record.lr, record.number, _or_nan(record.equivariance_error),
             _or_nan(record.epochs), attrs.batch_size or np.nan, schema.read_bodies(attrs), flops,
-            _or_nan(record.nominal_flops), np.nan, _or_nan(record.wall_seconds), budget]
+            _or_nan(record.nominal_flops), np.nan, _or_nan(record.wall_seconds), budget, _or_nan(record.seed),
+            _or_nan(proposal[1]), proposal[0]]
 
 
 def _or_nan(value) -> float:
@@ -248,6 +252,7 @@ def load_csv(path: str | Path, *, n_column: str, loss_column: str, d_column: str
         schema.VAL_LOSS: table[loss_column].to_numpy(float), schema.TEST_LOSS: np.nan, "shape": None, "lr": np.nan,
         "trial": np.arange(len(table)), "equivariance_error": np.nan, "epochs": np.nan, "batch": np.nan,
         "bodies": np.nan, "executed": flops, "nominal": np.nan, "idealised": np.nan, "seconds": np.nan,
+        "seed": np.nan, "rule_lr": np.nan, "phase": None,
     }, columns=COLUMNS)
     frame["compute"] = frame["budget"]
     if frame.empty:

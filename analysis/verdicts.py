@@ -26,8 +26,10 @@ RULES = {
              "interval); not supported when the interval lies below 0 or the held-out prediction misses, and "
              "no single budget decides; not shown otherwise (a single budget, e.g. the only one at another "
              "batch size, cannot decide alone)",
-    "split": "the compute-optimal split differs: supported when the two families' intervals of a (N_opt ∝ C^a) "
-             "are disjoint in every approach that identifies both, not shown when they overlap",
+    "split": "the compute-optimal split differs: per approach and baseline, the difference a(equivariant) − "
+             "a(baseline) of the exponents of N_opt ∝ C^a with its interval from paired bootstrap resamples (draw i "
+             "of one family minus draw i of the other); supported when every difference that is identified has an "
+             "interval excluding 0, not shown when one contains 0",
     "efficiency": "more data-efficient: supported when every small-size ratio's interval lies below 1, not "
                   "supported when one lies above 1",
     "closed": f"the gap closes: supported at a size where the interval's lower end is ≤ {1 + CLOSED:g} (the "
@@ -109,3 +111,12 @@ def gap_closed(e: Estimate) -> str:
     if not e.has_interval:
         return NOT_SHOWN
     return SUPPORTED if e.low <= 1 + CLOSED else NOT_SUPPORTED
+
+
+def difference_differs(diff: Estimate | None) -> tuple[str, str]:
+    """RULES["split"] on one difference a(equivariant) − a(baseline): (status, why)."""
+    if diff is None or diff.problem or not diff.has_interval:
+        return CANNOT, "the difference is not identified" + (f" ({diff.problem})" if diff and diff.problem else "")
+    if diff.low > 0 or diff.high < 0:
+        return SUPPORTED, "its interval excludes 0"
+    return NOT_SHOWN, "its interval contains 0: no difference shown"

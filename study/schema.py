@@ -191,6 +191,13 @@ def write_proposal(trial, *, phase: str, rule_lr: float) -> None:
     trial.set_user_attr(RULE_LR, float(rule_lr))
 
 
+def read_proposal(attrs: Mapping[str, Any]) -> tuple[str | None, float | None]:
+    """(phase, rule learning rate) from a trial's user attributes (`write_proposal`); (None, None) for a trial of a
+    study that was not adaptive (the analysis then treats every point as part of the IsoFLOP profile)."""
+    phase, rule = attrs.get(PHASE), attrs.get(RULE_LR)
+    return (None if phase is None else str(phase)), (None if rule is None else float(rule))
+
+
 def write_fail_reason(trial, reason: str) -> None:
     """Store why a trial failed on an `optuna.Trial`."""
     trial.set_user_attr(FAIL_REASON, reason)

@@ -7,7 +7,10 @@ The predicted-loss column is named after the split the laws were fitted to (`val
 
 from __future__ import annotations
 
+import sys
+
 from analysis.export import FORMATS, allocation_table, parse_budgets, render
+from analysis.laws import bracket_text
 from study.commands.fit import add_data_arguments, fit_from_args, report_exclusions
 from study.errors import EquiscaleError
 from study.output import check_output_file, write_text
@@ -37,4 +40,6 @@ def main(args) -> int:
         write_text(args.out, text)
     else:
         print(text, end="")
+    if "isoflop" in chosen:   # the rule Approach 2's rows follow (stderr, once the table is out: stdout holds it alone)
+        print(bracket_text(result.laws), file=sys.stderr)
     return 0

@@ -14,7 +14,8 @@ from analysis import axes as X
 from analysis import parametric as P
 from analysis.api import StudyFit, fit_study, load_runs
 from analysis.isoflop import DEFAULT_WINDOW
-from analysis.laws import APPROACHES, FamilyLaws
+from analysis.isoflop import BRACKET_RULE
+from analysis.laws import APPROACHES, FamilyLaws, bracket_lines
 from analysis.power import loss_ratios
 from analysis.trials import BUDGET_TOLERANCE
 from study import schema
@@ -117,6 +118,7 @@ def family_summary(laws: FamilyLaws) -> dict:
     if laws.isoflop is not None:
         out["isoflop_window"] = {"decades": laws.isoflop.window, "rule": laws.isoflop.describe_window(),
                                  "rejected_budgets": {f"{c:.6g}": why for c, why in laws.isoflop.rejected.items()}}
+    out["bracketing"] = {"rule": BRACKET_RULE, "budgets": {f"{c:.6g}": k.text() for c, k in laws.brackets.items()}}
     out["skipped"] = dict(laws.skipped)
     return out
 
@@ -126,6 +128,9 @@ def family_text(laws: FamilyLaws) -> str:
     lines = [f"family {laws.family}: {laws.n_runs} runs, {laws.n_budgets} budgets; compute: {X.SHORT[laws.axis]} "
              f"[{X.UNIT[laws.axis]}]; C = {m.K:.4g}·N^(1{m.kappa:+.3f})·D; {laws.n_boot} bootstrap resamples, "
              f"{laws.level:.0%} intervals"]
+    if laws.brackets:
+        lines.append(f"  bracketing rule: {BRACKET_RULE}")
+        lines += [f"    {line}" for line in bracket_lines(laws)]
     for approach, est in laws.estimates.items():
         lines.append(f"  {TITLES[approach]}")
         if approach == "isoflop":

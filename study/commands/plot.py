@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 from analysis import axes as X
+from analysis.laws import bracket_text
 from analysis.plots import save_all
 from study.commands.fit import add_data_arguments, fit_from_args, report_exclusions
 from study import schema
@@ -28,10 +31,11 @@ def main(args) -> int:
     else:
         label = f"{'validation' if args.loss == schema.VAL_LOSS else 'test'} loss [MSE, m²]"
     try:
-        files = save_all(result.runs.frame, result.laws, args.out, loss_label=label,
+        files = save_all(result.points_frame(), result.laws, args.out, loss_label=label,
                          compute_label=X.LABEL[result.runs.axis])
     except OSError as exc:
         raise EquiscaleError(f"cannot write figures to {args.out}: {exc}") from None
     for path in files:
         print(path)
+    print(bracket_text(result.laws), file=sys.stderr)   # the rule behind the IsoFLOP panels
     return 0

@@ -87,3 +87,85 @@ def _trial(n, d, loss, flops, batch, dist, error=0.0, extra=None):
     if "test_loss_factor" in attrs:   # a test loss off the validation loss by this trial's own factor
         attrs["test_loss"] = float(loss) * attrs.pop("test_loss_factor")
     return optuna.trial.create_trial(value=float(loss), params={"x": 0.5}, distributions=dist, user_attrs=attrs)
+
+
+@dataclass(frozen=True)
+class Replicated:
+    """How a replicated, adaptive-style (sampler "isoflop") study of one family looks: per budget `sizes` points
+    log-spaced over `spread`× around the true optimum (shifted by `shift` decades), at the rule lr; `seeds`
+    seeds at the best three points; an lr sweep at the best point of lr_opt(C)·`sweep` (lr_opt = lr0 ·
+    (C / 1e12)^gamma), its best lr with `seeds` seeds. A seed multiplies the loss by exp(sigma · N(0, 1)); an lr
+    off lr_opt by exp(lr_cost · ln(lr / lr_opt)²)."""
+
+    sizes: int = 7
+    spread: float = 30.0
+    seeds: int = 3
+    sigma: float = 0.01
+    rule_lr: float = 1e-3
+    lr0: float = 2e-3
+    gamma: float = -0.25
+    lr_cost: float = 0.05
+    sweep: tuple = (0.5, 1.0, 2.0)
+
+
+def replicated_trials(truth: Truth, budgets, rep: Replicated, *, seed: int = 0, shift: dict | None = None,
+                      sweeps: dict | None = None):
+    """Rows (budget, n, d, lr, seed, phase, loss) of one family; shift: budget -> decades the size grid is moved;
+    sweeps: budget -> the lr factors of that budget's sweep (default rep.sweep)."""
+    rng = np.random.default_rng(seed)
+    rows, trial_seed = [], 1000 * seed
+    for c in budgets:
+        lr_opt = rep.lr0 * (c / 1e12) ** rep.gamma
+        centre = np.log(truth.n_opt(c)) + (shift or {}).get(c, 0.0) * np.log(10)
+        n = np.exp(centre + np.linspace(-0.5, 0.5, rep.sizes) * np.log(rep.spread))
+        d = truth.samples(n, c)
+
+        def loss_at(i, lr):
+            return truth.loss(n[i], d[i]) * np.exp(rep.lr_cost * np.log(lr / lr_opt) ** 2)
+
+        def add(i, lr, phase, k=1):
+            nonlocal trial_seed
+            for _ in range(k):
+                trial_seed += 1
+                rows.append((c, n[i], d[i], lr, trial_seed, phase,
+                             float(loss_at(i, lr) * np.exp(rep.sigma * rng.normal()))))
+        for i in range(rep.sizes):
+            add(i, rep.rule_lr, "coarse")
+        best = int(np.argmin([loss_at(i, rep.rule_lr) for i in range(rep.sizes)]))
+        for i in (best - 1, best, best + 1):
+            if 0 <= i < rep.sizes:
+                add(i, rep.rule_lr, "replicate", rep.seeds - 1)
+        factors = (sweeps or {}).get(c, rep.sweep)
+        lrs = [lr_opt * f for f in factors if abs(lr_opt * f / rep.rule_lr - 1) > 1e-9]
+        best_lr = min(lrs + [rep.rule_lr], key=lambda lr: loss_at(best, lr))
+        for lr in lrs:
+            add(best, lr, "lr", rep.seeds if lr == best_lr else 1)
+    return rows
+
+
+def make_replicated_storage(url: str, families: dict[str, Truth], budgets, rep: Replicated = Replicated(), *,
+                            batch_size: int = 64, seed: int = 0, shift: dict | None = None,
+                            sweeps: dict | None = None, claims: dict | None = None) -> dict:
+    """One study `<family>/<budget>` per (family, budget) stored as an adaptive, replicated study stores it
+    (each trial its seed, phase and the rule lr); shift/sweeps: family -> as `replicated_trials` takes them.
+    Returns family -> the rows written."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    written = {}
+    for k, (family, truth) in enumerate(families.items()):
+        rows = replicated_trials(truth, budgets, rep, seed=seed + k, shift=(shift or {}).get(family),
+                                 sweeps=(sweeps or {}).get(family))
+        written[family] = rows
+        for c in budgets:
+            study = optuna.create_study(storage=url, study_name=f"{family}/{c:.0e}")
+            for key, v in {"family": family, "budget": float(c), "batch_size": batch_size, "dataset_key": "test"}.items():
+                study.set_user_attr(key, v)
+            if claims is not None:
+                study.set_user_attr("claims", claims)
+            for (b, n, d, lr, s, phase, loss) in rows:
+                if b != c:
+                    continue
+                extra = {"lr": float(lr), "seed": int(s), "phase": phase, "rule_lr": rep.rule_lr,
+                         "shape": {"width": int(round(n)), "depth": 2}, "train_seconds": 1.0}
+                study.add_trial(_trial(n, d, loss, c * (1 + 0.002), batch_size, dist, 0.0, extra))
+    return written

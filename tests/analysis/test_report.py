@@ -109,7 +109,7 @@ def test_each_claim_has_a_verdict(full):
 def test_best_loss_per_budget_and_ratio_are_the_stored_ones(full, stores):
     _, md = full
     url = stores["compute"]
-    rows = {r[0]: r[1:] for r in _table_after(md, "per budget (the run with the lowest loss")}
+    rows = {r[0]: r[1:] for r in _table_after(md, "per budget (the point with the lowest mean loss")}
     ratios = {r[0]: r[1:] for r in _table_after(md, "Best loss of gatr ÷ best loss of each baseline")}
     families = sorted(COMPUTE)
     assert len(rows) == len(BUDGETS)
