@@ -12,9 +12,10 @@
    through `study.pipeline.run_study` into `DIR/study.db` (SQLite), on gpu.toml's families, batch and lr ranges,
    with budgets and a step range small enough for minutes (1e13 and 1e14 FLOPs, 100-1,000 steps).
 4. Checked from the storage: every study holds 4 COMPLETE trials and nothing else; every trial's `flops_used`
-   lies within 1% of its budget; the device: a stored `device` attribute where the storage has one, else
-   the GPU processes `nvidia-smi` saw while the study ran (Ray workers besides this process) and the plans'
-   device (`study.tune.plan_defaults`).
+   lies within 1% of its budget; the device: a stored `device` trial attribute where the storage has one (it
+   has none today: `study.schema` stores no device), else the plans' device (`study.tune.plan_defaults`: cuda
+   when gpus_per_trial > 0) and evidence that the Ray workers used the card while the study ran (GPU processes
+   besides this one in `nvidia-smi`, or the card's used memory rising by more than 256 MiB).
 5. Peak GPU memory per trial (`torch.cuda.max_memory_allocated`): trials run in Ray workers, so each stored
    trial's plan (shape, batch, lr) is trained again here for 10 steps plus its final evaluation.
 6. `DIR/gpu_check.json` (every number), `DIR/report.md` (the tables) and one summary line, also printed.
@@ -43,7 +44,8 @@ GPU_BUDGETS = (1e13, 1e14)
 GPU_STEPS = (100, 1000)
 TRIALS = 4
 FLOPS_TOLERANCE = 0.01
-MATMUL_KERNELS = re.compile(r"gemm|matmul|cutlass|xmma|sm\d\d_|cublas|aten::(mm|bmm|addmm|baddbmm)$", re.I)
+MATMUL_KERNELS = re.compile(r"gemm|matmul|cutlass|xmma|nvjet|cublas|aten::(mm|bmm|addmm|baddbmm)$", re.I)
+ATTENTION_KERNELS = re.compile(r"flash|fmha|attention|efficient_attention", re.I)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,11 +226,15 @@ def breakdown(torch, config_path: str, device: str, dry_run: bool) -> list[dict]
             events = [e for e in events if e.key.startswith("aten::")]
         total = sum(_self_time(e, device) for e in events) or 1.0
         matmul = sum(_self_time(e, device) for e in events if MATMUL_KERNELS.search(e.key))
+        attention = sum(_self_time(e, device) for e in events
+                        if ATTENTION_KERNELS.search(e.key) and not MATMUL_KERNELS.search(e.key))
         top = sorted(events, key=lambda e: -_self_time(e, device))[:5]
         rows.append({"family": family, "shape": dict(proposal.shape), "matmul_share": matmul / total,
+                     "attention_share": attention / total,
                      "top": [[e.key[:80], _self_time(e, device) / total] for e in top]})
         print(f"gpu_check: {family} {_shape(proposal.shape)}: {matmul / total:.0%} of "
-              f"{'GPU' if device == 'cuda' else 'CPU'} time in matmul kernels", flush=True)
+              f"{'GPU' if device == 'cuda' else 'CPU'} time in matmul kernels, {attention / total:.0%} in attention",
+              flush=True)
     return rows
 
 
@@ -282,7 +288,7 @@ def run_grid_study(torch, config, cache: str) -> dict:
     from study.progress import Progress
 
     _free(torch, "cuda" if torch.cuda.is_available() else "cpu")
-    watcher = GpuWatcher()
+    watcher = GpuWatcher(torch)
     watcher.start()
     start = time.perf_counter()
     try:
@@ -290,19 +296,30 @@ def run_grid_study(torch, config, cache: str) -> dict:
     finally:
         watcher.stop()
     return {"seconds": time.perf_counter() - start, "storage": config.storage, "summary": str(summary),
-            "gpu_processes": watcher.seen, "nvidia_smi": watcher.available}
+            "gpu_processes": watcher.seen, "nvidia_smi": watcher.available,
+            "gpu_memory_rise_mib": watcher.extra_mib}
 
 
 class GpuWatcher:
-    """Compute processes on the GPUs (pid -> most memory seen, MiB), sampled with nvidia-smi in a thread."""
+    """While the study runs, once a second: the compute processes nvidia-smi lists (pid -> most MiB seen; inside a
+    container it may list none) and the card's used memory (`torch.cuda.mem_get_info`, device-wide: it rises when
+    Ray workers train on the card) above what it was at the start."""
 
-    def __init__(self, interval: float = 1.0):
-        self.interval, self.seen, self.available = interval, {}, shutil.which("nvidia-smi") is not None
+    def __init__(self, torch, interval: float = 1.0):
+        self.torch, self.interval, self.seen = torch, interval, {}
+        self.available = shutil.which("nvidia-smi") is not None
+        self.cuda = torch.cuda.is_available()
+        self.baseline = self._used() if self.cuda else 0
+        self.extra_mib = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _used(self) -> int:
+        free, total = self.torch.cuda.mem_get_info()
+        return total - free
+
     def start(self) -> None:
-        if self.available:
+        if self.available or self.cuda:
             self._thread.start()
 
     def stop(self) -> None:
@@ -312,6 +329,11 @@ class GpuWatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self.cuda:
+                self.extra_mib = max(self.extra_mib, (self._used() - self.baseline) / 2**20)
+            if not self.available:
+                self._stop.wait(self.interval)
+                continue
             try:
                 text = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
                                        "--format=csv,noheader,nounits"], capture_output=True, text=True,
@@ -369,12 +391,11 @@ def check_storage(config, study: dict) -> dict:
         evidence = f"stored device attribute: {sorted(devices)}"
         device_ok = devices == {expected}
     else:
-        workers = study.get("gpu_processes", {})
+        workers, rise = study.get("gpu_processes", {}), float(study.get("gpu_memory_rise_mib", 0.0))
         if expected == "cuda":
-            evidence = (f"no device attribute stored; nvidia-smi saw {len(workers)} GPU process(es) besides this "
-                        f"one during the study" if study.get("nvidia_smi") else
-                        "no device attribute stored and no nvidia-smi: the device is not shown")
-            device_ok = bool(workers) and planned_device == {"cuda"}
+            evidence = (f"no device attribute stored; during the study nvidia-smi saw {len(workers)} GPU "
+                        f"process(es) besides this one and the card's used memory rose by {rise:.0f} MiB")
+            device_ok = (bool(workers) or rise > 256) and planned_device == {"cuda"}
         else:
             evidence = "no device attribute stored; the plans' device is cpu (dry run)"
             device_ok = planned_device == {"cpu"}
@@ -382,6 +403,7 @@ def check_storage(config, study: dict) -> dict:
     if not device_ok:
         problems.append(f"device: expected {expected}; {evidence}")
     return {"passed": not problems, "problems": problems, "trials": trials, "device_evidence": evidence,
+            "device_verdict": f"device {expected}" if device_ok else f"device {expected} not shown",
             "complete": sum(1 for t in trials), "expected": TRIALS * len(names)}
 
 
@@ -434,7 +456,7 @@ def summary(results: dict) -> str:
     return (f"gpu_check {results['card']}: {'bf16' if results['device'] == 'cuda' else 'float32'} peak "
             f"{_flops(results['peak_flops'])}; largest shapes at {at_largest} of peak; study "
             f"{storage['complete']}/{storage['expected']} COMPLETE, flops within 1%, "
-            f"{storage['device_evidence'].split(';')[0]}; {mem}; {results['phases_seconds']['total'] / 60:.1f} min "
+            f"{storage['device_verdict']}; {mem}; {results['phases_seconds']['total'] / 60:.1f} min "
             f"- {verdict}")
 
 
@@ -459,7 +481,8 @@ def report(results: dict) -> str:
             lines.append(f"- {r['family']} {_shape(r['shape'])}: {r['error']}")
             continue
         top = "; ".join(f"{name} {share:.0%}" for name, share in r["top"])
-        lines.append(f"- {r['family']} {_shape(r['shape'])}: {r['matmul_share']:.0%} in matmul kernels. Top: {top}")
+        lines.append(f"- {r['family']} {_shape(r['shape'])}: {r['matmul_share']:.0%} in matmul kernels, "
+                     f"{r['attention_share']:.0%} in attention kernels, the rest elementwise and other. Top: {top}")
     storage = results["storage"]
     lines += ["", f"## Grid study ({results['study']['seconds']:.0f} s) checked from {results['study']['storage']}", "",
               f"{storage['complete']}/{storage['expected']} COMPLETE; device: {storage['device_evidence']}; "

@@ -8,6 +8,10 @@ Shapes: every point of the file's IsoFLOP grids (`study.config.study_spec` + `sp
 as the grid sampler proposes them), per family the smallest, the middle and the largest by training FLOPs per
 sample, each at its own budget's batch size. Replicates differ in seed and lr (the grid's lr × 1, 0.8, 1.25, …).
 
+Columns: ms per training step of the group; samples/s of all R replicates together (R × batch per step), so
+that "ratio" = that ÷ one replicate alone = replicate-equivalents trained per unit of time relative to training
+them one after another ("alone" is `train`; "fold R=1" is the stacked path with one replicate, its overhead).
+
 Timing: each run (alone: `train`; stacked: `study.stacked.train_group`) validates a 16-scene probe after a
 warm-up of `--warmup` steps and after the last step (`eval_at`); the time between the two validation reports is
 `steps − warmup` training steps (plus one tiny validation), so model building, start-up and final evaluation
@@ -124,7 +128,7 @@ def main() -> int:
           f"float32 matmul peak {peak / 1e9:.1f} GFLOP/s (measured now)")
     methods = ["fold"] + (["vmap"] if args.vmap else [])
     header = (f"{'family':16s} {'size':8s} {'shape':34s} {'batch':>5s} {'method':6s} {'R':>2s} {'steps':>5s} "
-              f"{'ms/step':>8s} {'samples/s/rep':>13s} {'of peak':>7s} {'ratio':>6s}")
+              f"{'ms/step':>8s} {'samples/s':>13s} {'of peak':>7s} {'ratio':>6s}")
     print(header)
     print("-" * len(header))
     for family in families:

@@ -4,6 +4,7 @@ storage check is compared with an independent reading of the storage (and shown 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -77,3 +78,11 @@ def test_the_dry_run_trains_checks_and_writes_everything_and_its_storage_check_c
     verdict = module.check_storage(config, {})
     assert not verdict["passed"] and any("4 COMPLETE of 5 trials" in p for p in verdict["problems"])
     assert module.check_storage(module.tiny_config(url), {})["passed"]
+
+    # the CUDA branch of the device check, on the same storage read as if its trials had asked for GPUs
+    config = module.tiny_config(url)
+    on_gpu = dataclasses.replace(config, resources=dataclasses.replace(config.resources, gpus_per_trial=0.25))
+    assert module.check_storage(on_gpu, {"gpu_processes": {4242: 900.0}, "gpu_memory_rise_mib": 0.0})["passed"]
+    assert module.check_storage(on_gpu, {"gpu_processes": {}, "gpu_memory_rise_mib": 3000.0})["passed"]
+    unseen = module.check_storage(on_gpu, {"gpu_processes": {}, "gpu_memory_rise_mib": 10.0})
+    assert not unseen["passed"] and unseen["device_verdict"] == "device cuda not shown"

@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+import study.stacked
 from study.benchmark import load_dataset
 from study.records import TrainResult, TrialPlan
 from study.stacked import GROUP_STATE_VERSION, train_group
@@ -87,6 +88,13 @@ def test_stacked_replicates_train_like_each_replicate_alone(dataset, family, sha
         assert [v for _, v in mine] == pytest.approx([v for _, v in single_reports], rel=REL)
     # the replicates really differ (otherwise equality with each run alone would say little)
     assert len({round(r.val_loss, 6) for r in group}) == len(plans)
+
+
+def test_the_plain_op_adamw_fallback_trains_like_each_replicate_alone(dataset, monkeypatch):
+    monkeypatch.setattr(study.stacked, "_FUSED_ADAMW", None)    # a device or build without the fused kernel
+    plans = replicates("transformer", TRANSFORMER)
+    for result, (single, _) in zip(train_group(plans, dataset, method="fold"), alone(plans, dataset)):
+        assert_same_run(result, single)
 
 
 def test_a_gatr_group_stays_equivariant(dataset):
