@@ -25,6 +25,7 @@ class StudyRow:
     best: float                        # nan when no trial is COMPLETE
     best_trial: schema.TrialRecord | None
     train_size: int = 0                # data studies: training scenes (0: a compute study)
+    kind: str = schema.COMPUTE         # the study kind's name, as stored
 
     @property
     def remaining(self) -> int:
@@ -63,10 +64,11 @@ def study_rows(storage) -> list[StudyRow]:
             running=sum(t.state == TrialState.RUNNING for t in trials),
             best=best.value if best else math.nan,
             best_trial=schema.read_trial(best) if best else None,
-            train_size=attrs.train_size if attrs else 0,
+            train_size=attrs.train_size if attrs else 0, kind=attrs.kind if attrs else schema.COMPUTE,
         ))
-    # compute studies first, then data studies; each by family, then budget or training-set size
-    return sorted(rows, key=lambda r: (r.train_size > 0, r.family or r.study, r.budget or 0.0, r.train_size))
+    # compute studies first, then the other kinds'; each by family, then budget or training-set size
+    return sorted(rows, key=lambda r: (r.kind != schema.COMPUTE, r.kind, r.family or r.study, r.budget or 0.0,
+                                       r.train_size))
 
 
 def format_table(rows) -> str:
