@@ -32,7 +32,8 @@ plan]}` whose entry is, per replicate, the state `train` itself saves (`study.tr
 `train(plan, dataset, resume=entry)` alone), `{"failed": [step, loss]}` for one that diverged, or (loop method)
 `{"done": {…TrainResult fields…}}` / None (not started). `train_group(plans, dataset, resume=state)` continues
 exactly: no replicate is trained twice or lost, a failed one is returned failed again, and a state of the same
-plans taken by the same method continues bit-identically to the uninterrupted group.
+plans taken by the same method ends like the uninterrupted group (the same operations on the same values: the
+tests find them equal to 1e-12).
 """
 
 from __future__ import annotations
@@ -70,10 +71,11 @@ Report = Callable[[int, int, float], None]   # (replicate index in plans, step, 
 LAYOUT_WARNING = "grad and param do not obey the gradient layout contract"
 
 
-# Where stacking pays on a CPU core (benchmarks/replicates.py, 1 thread): runs whose step is small enough that
-# per-op overhead dominates (the smallest shapes of studies/cpu.toml: 5e6-5e7 FLOPs per step, 1.5-2.7x at 4-8
-# replicates) gain; runs already near their matmul rate (the middle shapes, 3e8-1.3e9 FLOPs per step) lose
-# 5-30%: R times the activations fall out of cache. Unmeasured on GPUs.
+# Where stacking pays on a CPU core (benchmarks/replicates.py, 1 thread, two runs): runs whose step is small
+# enough that per-op overhead dominates (the smallest shapes of studies/cpu.toml, 4e6-5e7 FLOPs per step) gain
+# 1.7-2.1x at 4 replicates and 1.9-2.5x at 8; runs nearer their matmul rate (the middle and largest shapes,
+# 3e8-3e10 FLOPs per step) gain at most 5% and lose up to 46% (GATr's largest at 8): R times the activations fall
+# out of cache. Unmeasured on GPUs.
 CPU_STACK_MAX_STEP_FLOPS = 1e8
 
 
