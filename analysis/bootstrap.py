@@ -24,6 +24,17 @@ BOOTSTRAP_STARTS = 0
 _REFIT_ERRORS = (EquiscaleError, np.linalg.LinAlgError, ValueError, FloatingPointError)
 
 
+def cached_fit(cache: dict, fit, x: np.ndarray, y: np.ndarray):
+    """`fit(x, y)` of one resample, computed once per distinct (x, y) (resamples repeat); None where it fails."""
+    key = y.tobytes() + x.tobytes()
+    if key not in cache:
+        try:
+            cache[key] = fit(x, y)
+        except _REFIT_ERRORS:
+            cache[key] = None
+    return cache[key]
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A point estimate (fit on all runs) with a percentile bootstrap interval, or why there is none."""
@@ -144,13 +155,7 @@ def bootstrap_best_per_budget(fit, budget, loss, n_boot: int, seed: int, *, comp
         x = values
         if x_of is not None:  # the compute of each budget's best drawn run (first of equals)
             x = np.array([x_of[idx[o + np.argmin(drawn[o:o + k])]] for o, k in zip(offsets, counts)])
-        key = best.tobytes() + x.tobytes()
-        if key not in cache:
-            try:
-                cache[key] = fit(x, best)
-            except _REFIT_ERRORS:
-                cache[key] = None
-        draws.append(cache[key])
+        draws.append(cached_fit(cache, fit, x, best))
     keys = next((d.keys() for d in draws if d is not None), [])
     return {k: np.array([np.nan if d is None else d[k] for d in draws], float) for k in keys}
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.bootstrap import _REFIT_ERRORS, resample
+from analysis.bootstrap import _REFIT_ERRORS, cached_fit, resample
 from study import schema
 
 LR_TOLERANCE = 1e-6  # relative: a trial's lr this close to its rule lr is at the rule lr
@@ -200,13 +200,7 @@ def bootstrap_best(fit, points: Points, n_boot: int, seed: int, *, on_axis: bool
         values, idx = best_per_group(budget[d.copies], loss)
         x = points.mean(d, "compute")[idx] if on_axis else values
         best = loss[idx]
-        key = best.tobytes() + x.tobytes()
-        if key not in cache:
-            try:
-                cache[key] = fit(x, best)
-            except _REFIT_ERRORS:
-                cache[key] = None
-        draws.append(cache[key])
+        draws.append(cached_fit(cache, fit, x, best))
     return _collect(draws)
 
 
