@@ -96,6 +96,10 @@ def test_a_task_from_an_import_path_runs_the_built_in_families(tmp_path):
     assert max(t.user_attrs["equivariance_error"] for t in trials) < 1e-4
     fit = _equiscale("fit", "--storage", url, "--bootstrap", "20", cwd=tmp_path, pythonpath=[EXAMPLES / "toy_task"])
     assert fit.returncode == 0, fit.stderr
+    report = _equiscale("report", "--storage", url, "--out", str(tmp_path / "report"), "--bootstrap", "20",
+                        cwd=tmp_path, pythonpath=[EXAMPLES / "toy_task"])
+    assert report.returncode == 0, report.stderr
+    assert "equivariant gatr; baselines transformer" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_the_example_familys_flop_count_is_what_torch_counts(deepsets_path):
