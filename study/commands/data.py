@@ -35,7 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"threads must be >= 1, got {args.threads}")
-    config = load_config(args.config).data.benchmark()
+    study = load_config(args.config)
+    if not hasattr(study.data, "benchmark"):
+        raise ConfigError(f"equiscale data simulates the rigid-body task's dataset; task {study.task!r} makes its "
+                          f"own data when a run loads it")
+    config = study.data.benchmark()
     overrides = {name: getattr(args, name) for name in ("scenes", "bodies", "seed", "horizon")
                  if getattr(args, name) is not None}
     config = dataclasses.replace(config, **overrides)  # BenchmarkConfig validates again: one-line errors
