@@ -147,3 +147,10 @@ def test_a_bad_plugin_is_one_line_exit_2_and_nothing_is_stored(tmp_path, body, m
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "bad.db").exists()
+
+
+def test_equiscale_data_on_another_tasks_study_is_one_line_exit_2(tmp_path):
+    result = _equiscale("data", str(EXAMPLES / "ballistic.toml"), cwd=tmp_path, pythonpath=[EXAMPLES / "toy_task"],
+                        timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "task 'ballistic'" in result.stderr and not (tmp_path / "cache").exists()
