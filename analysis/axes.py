@@ -7,8 +7,9 @@
   by their nonzero terms (study/models/gatr/idealised_flops.py), computed from a trial's family, shape,
   samples and the study's bodies per scene; a family without an idealised count (the transformers) keeps
   its executed count;
-- `seconds`: the trial's measured `wall_seconds` (its training run including the periodic probe
-  validation and the final evaluation; the train-time frontier of Ngo & Ravanbakhsh 2025).
+- `seconds`: the trial's measured training seconds: `train_seconds` (the training loop with its periodic probe
+  validation) where stored, else `wall_seconds` (trials stored before it, which add the final evaluation); the
+  train-time frontier of Ngo & Ravanbakhsh 2025.
 
 Under an axis other than executed, a run's compute on that axis is its x in L(C) and in the allocation laws
 (Approach 3's cost model C = K·N^(1+κ)·D is fitted to it); runs stay grouped by the stored budget they were

@@ -179,8 +179,14 @@ def _trial_row(record: schema.TrialRecord, attrs: schema.StudyAttrs, loss, toler
     return [family, budget, n, d, record.steps, flops, float(value), _or_nan(record.loss(schema.VAL_LOSS)),
             _or_nan(record.test_loss), record.shape, record.lr, record.number, _or_nan(record.equivariance_error),
             _or_nan(record.epochs), attrs.batch_size or np.nan, schema.read_bodies(attrs), flops,
-            _or_nan(record.nominal_flops), np.nan, _or_nan(record.wall_seconds), budget, _or_nan(record.seed),
+            _or_nan(record.nominal_flops), np.nan, _or_nan(_seconds(record)), budget, _or_nan(record.seed),
             _or_nan(proposal[1]), proposal[0]]
+
+
+def _seconds(record) -> float | None:
+    """A trial's training seconds: `train_seconds` where stored, else `wall_seconds` (trials before 0.3, whose
+    seconds include the final evaluation)."""
+    return record.train_seconds if record.train_seconds is not None else record.wall_seconds
 
 
 def _or_nan(value) -> float:

@@ -157,6 +157,7 @@ class TrialRecord:
     train_size: int | None = None   # data studies only
     nominal_flops: float | None = None   # 3 × forward × samples
     wall_seconds: float | None = None    # the run's measured seconds
+    train_seconds: float | None = None   # the training loop's seconds (stored since 0.3; earlier trials: None)
     flops_per_sample: float | None = None  # forward FLOPs of one sample
     seed: int | None = None                # stored since replicates (0.3); earlier trials: None
 
@@ -180,7 +181,7 @@ def read_trial(trial) -> TrialRecord:
         steps=number(STEPS, int), flops_used=number(FLOPS_USED), val_loss=number(VAL_LOSS),
         test_loss=number(TEST_LOSS), shape=ua.get(SHAPE), lr=number(LR), epochs=number(EPOCHS),
         equivariance_error=number(EQUIVARIANCE_ERROR), train_size=number(TRAIN_SIZE, int),
-        nominal_flops=number(NOMINAL_FLOPS), wall_seconds=number(WALL_SECONDS),
+        nominal_flops=number(NOMINAL_FLOPS), wall_seconds=number(WALL_SECONDS), train_seconds=number(TRAIN_SECONDS),
         flops_per_sample=number(FLOPS_PER_SAMPLE), seed=number(SEED, int),
     )
 

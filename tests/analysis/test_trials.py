@@ -82,3 +82,12 @@ def test_group_budgets_joins_neighbours_within_tolerance():
     c = np.array([1.0e12, 1.005e12, 2e12, 1.0e13])
     grouped = group_budgets(c)
     assert grouped[0] == grouped[1] and len(set(grouped)) == 3
+
+
+def test_the_seconds_axis_reads_train_seconds_where_stored_and_wall_seconds_before():
+    from types import SimpleNamespace
+
+    from analysis.trials import _seconds
+
+    assert _seconds(SimpleNamespace(train_seconds=3.0, wall_seconds=5.0)) == 3.0
+    assert _seconds(SimpleNamespace(train_seconds=None, wall_seconds=5.0)) == 5.0
