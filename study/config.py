@@ -76,11 +76,6 @@ class StudyConfig:
         """The import path the study file gives for plugin `name` of `group` (None: an installed entry point)."""
         return next((path for g, n, path in self.plugins if g == group and n == name), None)
 
-    @property
-    def counts_points(self) -> bool:
-        """A grid study's target is its distinct points: a point trained twice counts once."""
-        return bool(loader.load("samplers", self.sampler).counts_points)
-
     def batch_size_for(self, budget: float) -> int:
         """The batch size at `budget` (its `training.batch_sizes` entry, else batch_size)."""
         return _context(self, resolve_plugins=False).batch_size_for(budget)

@@ -12,12 +12,9 @@ import os
 import time
 from dataclasses import dataclass
 
-import optuna
 import torch
 
-from study.resume import count_complete
 from study.spec import RunSpec
-from study.storage import holds_studies
 
 UTILISATION = 0.3
 CONFIRM_HOURS = 12.0   # `equiscale run` asks for --yes above this estimate
@@ -54,26 +51,10 @@ def matmul_rate(*, threads: int = 1, size: int = 1024, repeats: int = 8) -> floa
         torch.set_num_threads(before)
 
 
-def completed(storage_url: str, names: list[str], *, grid: bool = False) -> dict[str, int]:
-    """COMPLETE trials per study already in the storage (read only; a missing or empty storage has none);
-    `grid`: distinct grid points, as resuming counts them (`study.resume.count_complete`)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if not holds_studies(storage_url):
-        return {}
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage_url, include_best_trial=False)}
-    return {name: count_complete(optuna.load_study(study_name=name, storage=storage_url), grid=grid)
-            for name in names if name in existing}
-
-
-def estimate(run: RunSpec, *, done: dict[str, int] | None = None, remaining: dict[str, int] | None = None,
-             rate: float | None = None) -> Estimate:
-    """The cost of the trials `run` still needs: `remaining` per study (as `study.resume.remaining_trials` counts
-    them), else the target less `done` (COMPLETE trials per study already stored)."""
-    done = done or {}
-    if remaining is not None:
-        remaining = {spec: remaining.get(spec.name, spec.trials) for spec in run.studies}
-    else:
-        remaining = {spec: max(0, spec.trials - done.get(spec.name, 0)) for spec in run.studies}
+def estimate(run: RunSpec, *, remaining: dict[str, int] | None = None, rate: float | None = None) -> Estimate:
+    """The cost of the trials `run` still needs: `remaining` per study, as `study.resume.remaining_trials` counts
+    them (a study it does not name needs its whole target)."""
+    remaining = {spec: (remaining or {}).get(spec.name, spec.trials) for spec in run.studies}
     flops = sum(n * spec.budget for spec, n in remaining.items())
     r = run.resources
     threads = max(1, int(r.cpus_per_trial))

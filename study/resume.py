@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from study import schema
 from study.adapter import fail_trial
 from study.errors import ConfigError
+from study.samplers import count_complete
 from study.schema import StudyAttrs
 from study.spec import RunSpec, StudySpec
 
@@ -63,7 +64,7 @@ def prepare_studies(storage, run: RunSpec, dataset_key: str) -> list[StudyState]
         schema.write_study_attrs(study, wanted[spec.name])
         stale = fail_stale_trials(study)
         trials = study.get_trials(deepcopy=False)
-        complete = count_complete(study, grid=spec.sampler.counts_points)
+        complete = count_complete(trials, distinct=spec.sampler.counts_points)
         still = spec.sampler.remaining(spec, trials)
         target = complete + still if spec.sampler.adaptive else spec.trials
         states.append(StudyState(spec, complete, target, stale, still))
@@ -98,13 +99,6 @@ def remaining_trials(storage_url: str, run: RunSpec) -> dict[str, int]:
                       if t.state != TrialState.RUNNING]
         out[spec.name] = spec.sampler.remaining(spec, trials)
     return out
-
-
-def count_complete(study: optuna.Study, *, grid: bool) -> int:
-    """COMPLETE trials; on a grid, the distinct points they trained (a point trained twice, e.g. by a resumed
-    run before the sampler found points by their parameters, counts once: the missing point is still due)."""
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return len({tuple(sorted(t.params.items())) for t in trials}) if grid else len(trials)
 
 
 def study_attrs(run: RunSpec, spec: StudySpec, dataset_key: str) -> StudyAttrs:

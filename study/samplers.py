@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Mapping
 
 import optuna
@@ -21,21 +22,40 @@ from study.errors import ConfigError
 from study.plugins.tables import parse_table
 
 
-def _complete(trials) -> list:
-    return [t for t in trials if t.state == TrialState.COMPLETE]
+def count_complete(trials, *, distinct: bool) -> int:
+    """COMPLETE trials; `distinct`: the distinct points (parameters) they trained (a point trained twice, e.g. by a
+    resumed run before the grid sampler found points by their parameters, counts once: the missing point is due)."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    return len({tuple(sorted(t.params.items())) for t in complete}) if distinct else len(complete)
 
 
 @dataclass(frozen=True)
-class TPE:
-    """Optuna's TPE with the constant liar, so that parallel trials spread out."""
+class _Counted:
+    """A sampler whose study is done at `trials` COMPLETE trials (distinct points when `counts_points`), with no
+    table of its own."""
 
-    name: str = "tpe"
-    counts_points: bool = False
+    name: str
+    counts_points: bool
     section: str | None = None
     adaptive: bool = False
 
     def parse(self, raw: Mapping[str, Any], where: str) -> None:
         return None
+
+    def target(self, settings, trials: int) -> int:
+        """A study's target: the study file's `trials`."""
+        return trials
+
+    def remaining(self, spec, trials) -> int:
+        return max(0, spec.trials - count_complete(trials, distinct=self.counts_points))
+
+
+@dataclass(frozen=True)
+class TPE(_Counted):
+    """Optuna's TPE with the constant liar, so that parallel trials spread out."""
+
+    name: str = "tpe"
+    counts_points: bool = False
 
     def make(self, spec, *, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
@@ -43,26 +63,14 @@ class TPE:
     def check(self, spec) -> None:
         """Any study works with TPE."""
 
-    def target(self, settings, trials: int) -> int:
-        """A study's target: the study file's `trials`."""
-        return trials
-
-    def remaining(self, spec, trials) -> int:
-        return max(0, spec.trials - len(_complete(trials)))
-
 
 @dataclass(frozen=True)
-class Grid:
+class Grid(_Counted):
     """The study space's grid of `spec.trials` points (an IsoFLOP profile; a data study: learning rates). The
     target counts distinct points, and a point whose trial failed is handed out again."""
 
     name: str = "grid"
     counts_points: bool = True
-    section: str | None = None
-    adaptive: bool = False
-
-    def parse(self, raw: Mapping[str, Any], where: str) -> None:
-        return None
 
     def make(self, spec, *, seed: int) -> optuna.samplers.BaseSampler:
         from study.adapter import GridSampler
@@ -72,14 +80,6 @@ class Grid:
     def check(self, spec) -> None:
         """ConfigError when the space's grid cannot meet the study (too few sizes, no shape at the grid depth)."""
         spec.space.grid(spec, spec.trials)
-
-    def target(self, settings, trials: int) -> int:
-        """A study's target: the study file's `trials` distinct points."""
-        return trials
-
-    def remaining(self, spec, trials) -> int:
-        points = {tuple(sorted(t.params.items())) for t in _complete(trials)}
-        return max(0, spec.trials - len(points))
 
 
 @dataclass(frozen=True)
@@ -121,13 +121,9 @@ class IsoFLOPRefinement:
         return spec.sampler_settings if spec.sampler_settings is not None else RefineSettings()
 
     def ladder(self, spec) -> Ladder:
-        """The sizes of the study space's grid at `spec.grid_depth` within the step limits."""
-        table = spec.space.feasible(spec).get(spec.grid_depth)
-        if not table:
-            raise ConfigError(f"sampler 'isoflop': no {spec.family_name} shape of depth {spec.grid_depth} fits "
-                              f"budget {spec.budget:.3g} within {spec.step_range[0]}..{spec.step_range[1]} steps")
-        params = [spec.space.params(size, spec.grid_depth, spec) for _, size in table]
-        return Ladder(sizes=tuple(size for _, size in table), flops=tuple(f for f, _ in table), params=tuple(params))
+        """The sizes of the study space's grid at `spec.grid_depth` within the step limits (once per study: every
+        decision of the searcher, which Tune asks often while it waits, reads it)."""
+        return _ladder(spec)
 
     def lr_rule(self, spec) -> float:
         """The family's rule learning rate at this budget: the geometric mean of the study's lr range."""
@@ -166,6 +162,17 @@ class IsoFLOPRefinement:
         if decision.done:
             return 0
         return max(1, self.settings(spec).cap - len(self.observations(spec, trials)))
+
+
+@lru_cache(maxsize=256)
+def _ladder(spec) -> Ladder:
+    """The ladder of one study (a StudySpec hashes by identity)."""
+    table = spec.space.feasible(spec).get(spec.grid_depth)
+    if not table:
+        raise ConfigError(f"sampler 'isoflop': no {spec.family_name} shape of depth {spec.grid_depth} fits "
+                          f"budget {spec.budget:.3g} within {spec.step_range[0]}..{spec.step_range[1]} steps")
+    params = [spec.space.params(size, spec.grid_depth, spec) for _, size in table]
+    return Ladder(sizes=tuple(size for _, size in table), flops=tuple(f for f, _ in table), params=tuple(params))
 
 
 tpe = TPE()

@@ -85,8 +85,3 @@ class RunSpec:
     @property
     def names(self) -> list[str]:
         return [s.name for s in self.studies]
-
-    @property
-    def counts_points(self) -> bool:
-        """The sampler's target counts distinct points (a grid) rather than trials."""
-        return any(s.sampler.counts_points for s in self.studies)

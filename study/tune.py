@@ -132,7 +132,6 @@ def _study_search_class():
                      **kwargs):
             super().__init__(study_name=name, metric=METRIC, mode="min", **kwargs)
             self.name, self.defaults, self.progress, self.spec = name, defaults, progress, spec
-            self.finished = False
             self.plans: dict[str, TrialPlan] = {}
             self.errors: dict[str, str] = {}  # the last exception a trial's worker reported, per Tune trial
 
@@ -140,7 +139,6 @@ def _study_search_class():
             if self.spec is not None and self.spec.sampler.adaptive:   # the sampler picks the point from the storage
                 decision = self.spec.sampler.decide(self.spec, self._ot_study.get_trials(deepcopy=False))
                 if decision.done:
-                    self.finished = True
                     for note in decision.notes:
                         self.progress.message(f"{self.name}: {note}")
                     return Searcher.FINISHED

@@ -9,11 +9,9 @@ group resumed from its checkpoint must end exactly like the uninterrupted group.
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 
 import pytest
-import torch
 from torch import nn
 
 import study.stacked
@@ -22,6 +20,7 @@ from study.records import TrainResult, TrialPlan
 from study.stacked import GROUP_STATE_VERSION, train_group
 from study.stacked_modules import Unstackable, check_stackable
 from study.training import DivergenceError, eval_steps, train
+from tests.test_training import _Interrupted, _serialised
 
 GATR = {"mv_channels": 2, "s_channels": 4, "depth": 1}
 TRANSFORMER = {"width": 16, "depth": 1}
@@ -129,17 +128,6 @@ def test_every_replicate_diverging_returns_every_failure(dataset):
     plans = [dataclasses.replace(p, lr=1e30) for p in replicates("transformer", TRANSFORMER, steps=20)]
     group = train_group(plans, dataset)
     assert all(isinstance(r, DivergenceError) for r in group)
-
-
-class _Interrupted(Exception):
-    pass
-
-
-def _serialised(state: dict) -> dict:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
 
 
 def _run_until(plans, dataset, stop_at: int, method: str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import ModuleType
 from typing import Any, Callable, Mapping
 
@@ -60,8 +61,14 @@ class ModuleFamily:
 
 def _accepted(fn: Callable, sample: Mapping[str, int]) -> dict[str, int]:
     """The sample dimensions `fn` takes as keyword arguments."""
-    params = inspect.signature(fn).parameters
+    params = _parameters(fn)
     return {k: v for k, v in sample.items() if k in params}
+
+
+@lru_cache(maxsize=None)
+def _parameters(fn: Callable) -> frozenset[str]:
+    """The parameter names of `fn` (read once: FLOP counts call this for every shape a space considers)."""
+    return frozenset(inspect.signature(fn).parameters)
 
 
 def from_module(name: str, module: ModuleType, *, augment: bool = False) -> ModuleFamily:

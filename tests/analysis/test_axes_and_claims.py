@@ -12,6 +12,7 @@ import pytest
 from study.cli import main
 from study.models import gatr
 from tests.analysis.synthetic import Truth, make_storage
+from tests.analysis.test_report import _table_after
 
 BUDGETS = [1e12, 1e13, 1e14, 1e15]
 FAST = ["--bootstrap", "20", "--refine", "20"]
@@ -95,18 +96,6 @@ def test_report_gives_every_axis_and_test_losses_of_validation_selected_runs(sto
         for row, attrs in zip(rows, _best(storage, family)):
             assert row[1 + k] == f"{attrs['test_loss']:.4g}"       # the validation-selected run's test loss
     assert "gatr ÷ transformer (test)" in md
-
-
-def _table_after(md: str, anchor: str) -> list[list[str]]:
-    lines = md.splitlines()
-    start = next(i for i, line in enumerate(lines) if anchor in line)
-    rows = []
-    for line in lines[start + 1:]:
-        if line.startswith("|"):
-            rows.append([c.strip() for c in line.strip("|").split(" | ")])
-        elif rows:
-            break
-    return rows[2:]
 
 
 def test_compute_axis_needs_a_storage(tmp_path, capsys):

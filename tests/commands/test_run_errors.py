@@ -161,16 +161,19 @@ def test_a_run_estimated_above_the_threshold_needs_yes_and_writes_nothing(existi
 
 def test_the_estimate_counts_only_the_trials_still_to_run(tmp_path):
     from study.config import load_config, resolve
-    from study.estimate import completed, estimate
+    from study.estimate import estimate
+    from study.resume import remaining_trials
     from study.schema import study_name
 
     config = load_config()
+    run = resolve(config)
     url = f"sqlite:///{tmp_path / 'e.db'}"
-    assert completed(url, ["transformer/1e+10"]) == {} and not (tmp_path / "e.db").exists()
-    full = estimate(resolve(config), rate=1e10)
+    left = remaining_trials(url, run)         # a missing storage: every study's whole target, and no file made
+    assert left == {spec.name: config.trials for spec in run.studies} and not (tmp_path / "e.db").exists()
+    full = estimate(run, remaining=left, rate=1e10)
     assert full.flops == config.trials * len(config.families) * sum(config.budgets)
     budget = config.budgets[0]
-    part = estimate(resolve(config), done={study_name("transformer", budget): config.trials}, rate=1e10)
+    part = estimate(run, remaining={**left, study_name("transformer", budget): 0}, rate=1e10)
     assert full.flops - part.flops == config.trials * budget and full.trials - part.trials == config.trials
     assert part.seconds == part.flops / (1e10 * part.slots * 0.3)
 
