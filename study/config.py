@@ -16,7 +16,7 @@ from study.kinds.data import DataStudyConfig  # noqa: F401  (re-exported: the da
 from study.models.registry import family_names
 from study.plugins import loader
 from study.plugins.tables import parse_table, typed
-from study.schema import COMPUTE, ClaimFamilies, study_name
+from study.schema import CLAIM_NO_TRANSLATION, COMPUTE, ClaimFamilies, study_name
 from study.sections import TrainingConfig, parse_training
 from study.spec import ResourceConfig, RunSpec, StudySpec
 from study.storage import DEFAULT_STORAGE
@@ -312,10 +312,12 @@ def _plugins(raw: Any, where: str) -> tuple[tuple[str, str, str], ...]:
 
 
 def _claims(raw: dict, where: str) -> tuple[tuple[str, Any], ...]:
-    """`[claims] equivariant = "gatr", baselines = [...], augmented = "transformer-aug"` (each optional)."""
-    unknown = set(raw) - set(DEFAULT_CLAIMS)
+    """`[claims] equivariant = "gatr", baselines = [...], augmented = "transformer-aug",
+    no_translation = "transformer-aug-notrans"` (each optional)."""
+    known = [*DEFAULT_CLAIMS, CLAIM_NO_TRANSLATION]
+    unknown = set(raw) - set(known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(DEFAULT_CLAIMS)})")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(known)})")
     out = []
     for key, value in raw.items():
         if key == "baselines":

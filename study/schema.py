@@ -1,9 +1,10 @@
 """The names equiscale stores in Optuna, and the only functions that write and read them.
 
 These names are a public format (README "Storage"): users read them in notebooks, the analysis and
-`status` read them here. Compute study `<family>/<budget>` and data study `data/<family>/<train_size>`
-carry `StudyAttrs`; every COMPLETE trial carries the attributes of `TrialRecord`; a FAIL trial carries
-`fail_reason`. A data study's intermediate values are per epoch (step = epoch number).
+`status` read them here. Compute study `<family>/<budget>` and data study `data/<family>/<train_size>/<steps>`
+(before data study v2: `data/<family>/<train_size>`) carry `StudyAttrs`; every COMPLETE trial carries the
+attributes of `TrialRecord`; a FAIL trial carries `fail_reason`. A data study's intermediate values are per
+epoch (step = epoch number).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ COMPUTE, DATA = "compute", "data"   # the study kinds
 # Which families the report's claims compare (study attribute, written from the study file; see `read_claims`).
 CLAIMS = "claims"
 CLAIM_EQUIVARIANT, CLAIM_BASELINES, CLAIM_AUGMENTED = "equivariant", "baselines", "augmented"
+CLAIM_NO_TRANSLATION = "no_translation"   # the augmented family's variant without translations (absent: none)
 # A key of SETTINGS: bodies per scene (the FLOP counts' sample; absent: DEFAULT_BODIES).
 BODIES, DEFAULT_BODIES = "bodies", 4
 
@@ -43,9 +45,11 @@ def study_name(family: str, budget: float) -> str:
     return f"{family}/{budget:.0e}"
 
 
-def data_study_name(family: str, train_size: int) -> str:
-    """The Optuna study name of one (family, training-set size) of a data study: `data/gatr/4096`."""
-    return f"data/{family}/{int(train_size)}"
+def data_study_name(family: str, train_size: int, steps: int | None = None) -> str:
+    """The Optuna study name of one (family, training-set size, training length) of a data study:
+    `data/gatr/4096/5000`; without `steps`, the one-length name of equiscale <= 0.3 (`data/gatr/4096`)."""
+    base = f"data/{family}/{int(train_size)}"
+    return base if steps is None else f"{base}/{int(steps)}"
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,7 @@ class ClaimFamilies:
     equivariant: str = "gatr"
     baselines: tuple[str, ...] = ("transformer", "transformer-aug")
     augmented: str | None = "transformer-aug"
+    no_translation: str | None = None   # the augmented family's variant without translations (data study v2)
 
     @property
     def plain(self) -> str | None:
@@ -220,14 +225,15 @@ class ClaimFamilies:
         return next((b for b in self.baselines if b != self.augmented), self.baselines[0] if self.baselines else None)
 
     def as_attr(self) -> dict[str, Any]:
-        """The value stored under CLAIMS."""
-        return {CLAIM_EQUIVARIANT: self.equivariant, CLAIM_BASELINES: list(self.baselines),
-                CLAIM_AUGMENTED: self.augmented}
+        """The value stored under CLAIMS (`no_translation` only when named, so older storages read the same)."""
+        out = {CLAIM_EQUIVARIANT: self.equivariant, CLAIM_BASELINES: list(self.baselines),
+               CLAIM_AUGMENTED: self.augmented}
+        return out if self.no_translation is None else {**out, CLAIM_NO_TRANSLATION: self.no_translation}
 
 
 def read_claims(attrs: Mapping[str, Any]) -> ClaimFamilies | None:
     """The ClaimFamilies stored under CLAIMS in a study's user attributes, or None when none is stored.
-    A stored value without `augmented` has none; a malformed one raises ValueError."""
+    A stored value without `augmented` (or `no_translation`) has none; a malformed one raises ValueError."""
     raw = attrs.get(CLAIMS)
     if raw is None:
         return None
@@ -238,8 +244,9 @@ def read_claims(attrs: Mapping[str, Any]) -> ClaimFamilies | None:
     if isinstance(baselines, str) or not all(isinstance(b, str) for b in baselines):
         raise ValueError(f"study attribute {CLAIMS!r}: {CLAIM_BASELINES!r} must be a list of family names, "
                          f"got {baselines!r}")
-    augmented = raw.get(CLAIM_AUGMENTED)
-    return ClaimFamilies(raw[CLAIM_EQUIVARIANT], tuple(baselines), augmented if isinstance(augmented, str) else None)
+    augmented, no_translation = raw.get(CLAIM_AUGMENTED), raw.get(CLAIM_NO_TRANSLATION)
+    return ClaimFamilies(raw[CLAIM_EQUIVARIANT], tuple(baselines), augmented if isinstance(augmented, str) else None,
+                         no_translation if isinstance(no_translation, str) else None)
 
 
 def read_bodies(attrs: StudyAttrs) -> int:

@@ -251,3 +251,13 @@ def test_one_batch_size_per_budget(tmp_path):
     path.write_text('families = ["transformer"]\nbudgets = [1e10, 1e11]\n[training]\nbatch_sizes = [32]\n')
     with pytest.raises(ConfigError, match="one batch size per budget"):
         load_config(path)
+
+
+def test_claims_parse_the_no_translation_variant(tmp_path):
+    from study.config import claims
+    path = tmp_path / "c.toml"
+    path.write_text('families = ["gatr"]\nbudgets = [1e10]\n[claims]\nno_translation = "transformer-aug-notrans"\n')
+    assert claims(load_config(path))["no_translation"] == "transformer-aug-notrans"
+    path.write_text('families = ["gatr"]\nbudgets = [1e10]\n[claims]\nno_translation = 3\n')
+    with pytest.raises(ConfigError, match="no_translation"):
+        load_config(path)

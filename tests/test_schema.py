@@ -55,3 +55,19 @@ def test_stored_names_are_spelled_only_in_the_schema_module():
                  for p in (ROOT / package).rglob("*.py")
                  if p.name != "schema.py" and pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_claims_name_the_no_translation_variant_only_when_given_and_read_back(tmp_path):
+    old = {"equivariant": "gatr", "baselines": ["transformer", "transformer-aug"], "augmented": "transformer-aug"}
+    assert schema.ClaimFamilies().as_attr() == old                     # older storages: byte-for-byte the same
+    assert schema.read_claims({"claims": old}).no_translation is None
+    named = schema.ClaimFamilies(no_translation="transformer-aug-notrans")
+    assert named.as_attr() == {**old, "no_translation": "transformer-aug-notrans"}
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'c.db'}", study_name="s")
+    study.set_user_attr("claims", named.as_attr())
+    assert schema.read_claims(optuna.load_study(study_name="s", storage=study._storage).user_attrs) == named
+
+
+def test_data_study_names_carry_the_training_length_and_the_old_name_stays():
+    assert schema.data_study_name("gatr", 4096, 5000) == "data/gatr/4096/5000"
+    assert schema.data_study_name("gatr", 4096) == "data/gatr/4096"
