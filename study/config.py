@@ -177,7 +177,8 @@ def _settings(config: StudyConfig, context: KindContext, kind) -> dict:
             **({"sampler_settings": dataclasses.asdict(config.sampler_settings)}
                if config.sampler_settings is not None else {}),
             **kind.record(context)}
-    # checkpoint_seconds is left out: when a trial saves its state does not change what it computes
+    # checkpoint_seconds is left out: when a trial saves its state does not change what it computes; so is
+    # time_cap_seconds: it decides which runs end early, never what a finished run computes
 
 
 def load_config(path: str | Path | None = None) -> StudyConfig:
@@ -384,6 +385,8 @@ def validate(config: StudyConfig) -> None:
         raise ConfigError(f"training.grad_clip must be a finite number > 0, got {t.grad_clip}")
     if not t.checkpoint_seconds >= 0:
         raise ConfigError(f"training.checkpoint_seconds must be >= 0 (inf: never), got {t.checkpoint_seconds}")
+    if not t.time_cap_seconds >= 0:
+        raise ConfigError(f"training.time_cap_seconds must be >= 0 (0: no cap), got {t.time_cap_seconds}")
     if t.val_samples < 0:
         raise ConfigError(f"training.val_samples must be >= 0, got {t.val_samples}")
     if not RAY_GRANULARITY <= r.cpus_per_trial < math.inf:

@@ -4,10 +4,13 @@ The wall time divides those FLOPs by this machine's measured float32 matmul rate
 threads of one trial, the concurrent trial slots and a utilisation (the fraction of the peak a study
 reaches end to end; 0.3 is what the CPU study measured, see benchmarks/study_utilisation.py). On a
 cluster the slots come from `max_concurrent` (or are unknown before connecting: then one machine's).
+With a time cap (`training.time_cap_seconds`) it also counts the runs whose own estimate (their FLOPs at one
+trial's threads) passes the cap: those would stop early and FAIL.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -27,10 +30,15 @@ class Estimate:
     seconds: float       # estimated wall time
     peak_per_thread: float
     slots: int
+    over_cap: int = 0            # of `trials`, those expected to pass the time cap
+    time_cap: float = math.inf   # the run's time cap in seconds (inf: none)
 
     def line(self) -> str:
+        cap = (f"; {self.over_cap} of them expected past the time cap of {self.time_cap:g} s"
+               if math.isfinite(self.time_cap) else "")
         return (f"{self.trials} trial(s) to run, {self.flops:.3g} training FLOPs, about {_duration(self.seconds)} "
-                f"({self.slots} slot(s) at {UTILISATION:.0%} of {self.peak_per_thread / 1e9:.0f} GFLOP/s per thread)")
+                f"({self.slots} slot(s) at {UTILISATION:.0%} of {self.peak_per_thread / 1e9:.0f} GFLOP/s per thread)"
+                + cap)
 
 
 def matmul_rate(*, threads: int = 1, size: int = 1024, repeats: int = 8) -> float:
@@ -61,7 +69,11 @@ def estimate(run: RunSpec, *, remaining: dict[str, int] | None = None, rate: flo
     slots = r.max_concurrent or max(1, int((os.cpu_count() or 1) // r.cpus_per_trial))
     rate = matmul_rate() if rate is None else rate
     seconds = flops / (rate * threads * slots * UTILISATION)
-    return Estimate(trials=sum(remaining.values()), flops=flops, seconds=seconds, peak_per_thread=rate, slots=slots)
+    caps = [spec.optimiser.time_cap_seconds for spec in run.studies]
+    over = sum(n for spec, n in remaining.items()
+               if spec.budget / (rate * threads * UTILISATION) > spec.optimiser.time_cap_seconds)
+    return Estimate(trials=sum(remaining.values()), flops=flops, seconds=seconds, peak_per_thread=rate, slots=slots,
+                    over_cap=over, time_cap=min(caps, default=math.inf))
 
 
 def _duration(seconds: float) -> str:

@@ -33,6 +33,7 @@ class TrialPlan:
     threads: int = 1
     device: str = "cpu"
     checkpoint_seconds: float = math.inf    # wall time between checkpoints (inf: none); a run shorter saves none
+    time_cap_seconds: float = math.inf      # training seconds after which the run stops and its trial FAILs (inf: none)
     train_size: int = 0             # train on the first `train_size` scenes of the training split (0: all)
     eval_at: tuple[int, ...] = ()   # steps after which to validate (empty: `evals` evenly spaced)
     model: Any = None               # the study.plugins.Family object (None: the installed family `family`)

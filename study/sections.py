@@ -46,6 +46,7 @@ class TrainingConfig:
     lr_batch_scalings: tuple[tuple[str, str], ...] = ()
     grid_depth: int = 2         # sampler "grid": the depth of every grid shape
     checkpoint_seconds: float = 300.0   # wall time between a trial's checkpoints (inf: none): a retry resumes there
+    time_cap_seconds: float = 0.0       # a run whose training passes this many seconds stops, its trial FAILs (0: none)
 
     def lr_range(self, family: str, *, batch: int | None = None) -> tuple[float, float]:
         """The learning-rate range searched for `family` (its own range, else lr_min..lr_max), at `batch`

@@ -8,6 +8,7 @@ reaches the Ray workers the same way as a built-in one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -33,6 +34,7 @@ class Optimiser:
     evals: int = 5
     val_samples: int = 256
     checkpoint_seconds: float = 300.0
+    time_cap_seconds: float = math.inf  # training seconds after which a run stops, its trial FAIL (inf: none)
 
 
 @dataclass(frozen=True, eq=False)

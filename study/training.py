@@ -37,13 +37,29 @@ EVAL_BATCH = 4096       # scenes per forward pass in validation
 STATE_VERSION = 1       # layout of the checkpoint state; a state of another version is refused
 
 
-class DivergenceError(RuntimeError):
+class RunEnded(RuntimeError):
+    """A run that ended before its budget for a reason a retry would repeat: its trial FAILs with the message."""
+
+
+class DivergenceError(RunEnded):
     """The training loss became NaN or infinite: the run (trial) fails with this reason."""
 
     def __init__(self, step: int, loss: float):
         super().__init__(f"diverged at step {step}: training loss {loss}")
         self.step = step
         self.loss = loss
+
+
+TIME_CAP = "time cap"   # how the fail reason of a run stopped by its time cap begins
+
+
+class TimeCapError(RunEnded):
+    """The training loop passed `plan.time_cap_seconds`: the run stops untrained (never COMPLETE)."""
+
+    def __init__(self, step: int, steps: int, seconds: float, cap: float):
+        super().__init__(f"{TIME_CAP} of {cap:g} s passed after step {step} of {steps} ({seconds:.1f} s of training)")
+        self.step = step
+        self.seconds = seconds
 
 
 def lr_factor(step: int, *, steps: int, warmup: int) -> float:
@@ -110,7 +126,8 @@ def train(plan: TrialPlan, dataset, *, report: Callable[[int, float], None] | No
           resume: dict[str, Any] | None = None) -> TrainResult:
     """Train `plan` for exactly `plan.steps` steps on `dataset.train`; final losses on the whole val/test splits.
 
-    `report(step, val_loss)` is called after each periodic validation. Raises DivergenceError on NaN/inf loss.
+    `report(step, val_loss)` is called after each periodic validation. Raises DivergenceError on NaN/inf loss,
+    TimeCapError once the training loop (earlier attempts included) passes `plan.time_cap_seconds`.
     `checkpoint(state)` is called after a step (never the last) once `plan.checkpoint_seconds` have passed
     since the previous call or the start; `state` holds live tensors: serialise it (`torch.save`) before
     returning. `resume` is such a state of the same plan: the run continues after its step and reports
@@ -160,6 +177,8 @@ def train(plan: TrialPlan, dataset, *, report: Callable[[int, float], None] | No
         for group in optimizer.param_groups:
             group["lr"] = plan.lr * factor
         optimizer.step()
+        if before + time.perf_counter() - start > plan.time_cap_seconds:
+            raise TimeCapError(step, steps, before + time.perf_counter() - start, plan.time_cap_seconds)
         if step in checkpoints or step % CHECK_EVERY == 0 or step == steps:
             checked = _check_finite(losses, checked, step)
         if step in checkpoints:

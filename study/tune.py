@@ -29,7 +29,7 @@ from study.progress import Progress
 from study.records import TrainResult, TrialPlan
 from study.resume import StudyState, prepare_studies
 from study.spec import ResourceConfig, RunSpec, StudySpec
-from study.training import DivergenceError, train
+from study.training import RunEnded, train
 
 METRIC = schema.VAL_LOSS  # the metric Tune reports: the trial's objective
 MAX_ROUNDS = 3  # Tune runs per invocation: later rounds replace trials that failed in earlier ones
@@ -56,6 +56,7 @@ class PlanDefaults:
     model: object = None                # the family object
     task: object = None                 # the task object
     sample: tuple = ()                  # the task's sample dimensions, sorted (name, value) pairs
+    time_cap_seconds: float = math.inf  # training seconds after which a run stops, its trial FAIL (inf: none)
 
     def plan(self, proposal: Proposal, *, seed: int) -> TrialPlan:
         """The worker's plan for one proposal."""
@@ -66,7 +67,7 @@ class PlanDefaults:
             weight_decay=self.weight_decay, warmup_fraction=self.warmup_fraction, grad_clip=self.grad_clip,
             evals=self.evals, val_samples=self.val_samples, threads=self.threads, device=self.device,
             checkpoint_seconds=self.checkpoint_seconds, train_size=self.train_size, eval_at=self.eval_at,
-            model=self.model, task=self.task, sample=self.sample,
+            model=self.model, task=self.task, sample=self.sample, time_cap_seconds=self.time_cap_seconds,
         )
 
 
@@ -79,7 +80,7 @@ def plan_defaults(spec: StudySpec, resources: ResourceConfig) -> PlanDefaults:
         val_samples=o.val_samples, threads=max(1, int(r.cpus_per_trial)),
         device="cuda" if r.gpus_per_trial > 0 else "cpu", checkpoint_seconds=o.checkpoint_seconds,
         train_size=spec.train_size, eval_at=tuple(spec.eval_at), model=spec.family, task=spec.task,
-        sample=tuple(sorted(spec.sample.items())),
+        sample=tuple(sorted(spec.sample.items())), time_cap_seconds=o.time_cap_seconds,
     )
 
 
@@ -100,7 +101,7 @@ def trainable(config: dict, dataset=None) -> None:
     try:
         result = train(plan, dataset, report=report, checkpoint=CheckpointSaver(),
                        resume=load_checkpoint(tune.get_checkpoint()))
-    except DivergenceError as exc:  # deterministic: a retry would diverge again, so report instead of raising
+    except RunEnded as exc:  # diverged or past the time cap: a retry would end the same, so report, not raise
         tune.report({METRIC: float("nan"), "step": exc.step, "failed": str(exc)})
         return
     except Exception as exc:  # Tune retries it; the text reaches the driver for the fail reason if retries run out

@@ -22,7 +22,7 @@ from study.benchmark import load_dataset
 from study.flops import param_count
 from study.models import build_model
 from study.records import TrainResult, TrialPlan
-from study.training import DivergenceError, eval_steps, lr_factor, train
+from study.training import DivergenceError, TimeCapError, eval_steps, lr_factor, train
 
 
 @pytest.fixture(scope="module")
@@ -282,3 +282,23 @@ def test_a_checkpoint_of_another_plan_is_refused(dataset):
     with pytest.raises(ValueError, match="another plan"):
         train(dataclasses.replace(p, lr=2e-3), dataset, resume=state)
     train(dataclasses.replace(p, threads=2, checkpoint_seconds=math.inf), dataset, resume=state)  # not part of it
+
+
+def test_a_run_past_its_time_cap_stops_with_the_reason_and_an_uncapped_run_trains_every_step(dataset):
+    reported = []
+    with pytest.raises(TimeCapError, match=r"^time cap of 0 s passed after step 1 of 20") as info:
+        train(plan(steps=20, evals=20, time_cap_seconds=0.0), dataset, report=lambda s, v: reported.append(s))
+    assert info.value.step == 1 and reported == []        # stopped after the first step, before its validation
+    assert isinstance(info.value, study.training.RunEnded)   # the trainable reports it (FAIL), never retries it
+    assert train(plan(steps=20, time_cap_seconds=math.inf), dataset).steps == 20
+
+
+def test_the_time_cap_counts_the_seconds_of_earlier_attempts(dataset):
+    """A run resumed from a checkpoint taken after 100 s of training, under a 50 s cap, stops at its next step."""
+    p = plan(steps=12, checkpoint_seconds=0.0)
+    state, _ = _run_until(p, dataset, 5)
+    state["seconds"] = 100.0
+    with pytest.raises(TimeCapError) as info:
+        train(dataclasses.replace(p, time_cap_seconds=50.0), dataset, resume=state)
+    assert info.value.step == 6 and info.value.seconds > 100.0
+    assert train(dataclasses.replace(p, time_cap_seconds=1e6), dataset, resume=state).steps == 12

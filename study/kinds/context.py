@@ -62,7 +62,8 @@ class KindContext:
             lr_range=lr_range, grid_depth=t.grid_depth, sampler_settings=self.sampler_settings,
             optimiser=Optimiser(weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction,
                                 grad_clip=t.grad_clip, evals=t.evals, val_samples=t.val_samples,
-                                checkpoint_seconds=t.checkpoint_seconds),
+                                checkpoint_seconds=t.checkpoint_seconds,
+                                time_cap_seconds=t.time_cap_seconds or math.inf),
             **rest)
 
 
