@@ -22,8 +22,9 @@ from analysis.heldout import HeldOut, LeaveOneOut, held_out, leave_one_budget_ou
 from analysis.points import Points
 from analysis.ratios import Ratio, best_ratios, frontier_ratios
 from analysis.replicates import LrLaw, SeedSpread, fit_lr_law, seed_spread
-from analysis.verdicts import (CANNOT, CLOSED, NOT_SHOWN, NOT_SUPPORTED, SUPPORTED, better_everywhere, combine,
-                               difference_differs, gap_closed, power_law, smaller_everywhere, split_differs)  # noqa: F401
+from analysis.verdicts import (CANNOT, CLOSED, NOT_SHOWN, NOT_SUPPORTED, NOT_TESTED, SUPPORTED,  # noqa: F401
+                               better_everywhere, claim1_status, combine, difference_differs, gap_closes,
+                               more_efficient, over_sizes, power_law, split_differs)
 from study.errors import EquiscaleError
 from study.schema import ClaimFamilies
 
@@ -245,41 +246,52 @@ def claim3(c: ComputeAnalysis | None) -> Verdict:
 
 # --- data studies ----------------------------------------------------------------------------------------
 
+def _steps(n: float) -> str:
+    return f"{int(n):,} steps"
+
+
 def claim1(d: DataAnalysis | None, names: ClaimFamilies) -> Verdict:
+    """Both halves of claim 1 from the ratios per (size, length) (RULES["efficiency"], RULES["closes"])."""
     if d is None:
         return Verdict(1, CANNOT, f"no data study was given ({HOW_DATA}).")
     if not d.small:
         return Verdict(1, CANNOT, "no training-set size shared by every family of the data studies.")
     eq, plain, aug = names.equivariant, names.plain, names.augmented
-    parts, statuses = [], []
-    small_text = ", ".join(map(str, d.small))  # statuses[0]: data efficiency, statuses[1]: closing the gap
-    efficiency = d.ratios.get((eq, plain))
-    if efficiency is None:
-        statuses.append(CANNOT)
-        parts.append(f"data efficiency: needs data studies of {eq} and {plain} ({HOW_NAMES})")
+    small_text = ", ".join(map(str, d.small))
+    parts, cells = [], {}
+    trends = d.lengths.trends.get((plain, eq)) if plain else None
+    if trends is None:
+        efficiency, why = NOT_TESTED, f"needs data studies of {eq} and {plain} ({HOW_NAMES})"
+        parts.append(f"data efficiency: {why}")
     else:
-        rs = [r for r in efficiency if r.at in d.small]
-        statuses.append(smaller_everywhere(rs))
-        parts.append(f"{eq} ÷ {plain} final best loss at the small sizes: "
-                     + "; ".join(ratio_phrase(r, f"n = {int(r.at)}") for r in rs))
-    closing = d.ratios.get((aug, eq)) if aug else None
-    if closing is None:
-        statuses.append(CANNOT)
-        parts.append(f"closing the gap: needs data studies of {aug or 'an augmented baseline'} and {eq}")
+        last = [trends[n].last for n in d.small if n in trends]
+        efficiency, why = more_efficient(last, sizes=len(trends))
+        parts.append(f"{plain} ÷ {eq} best loss at the longest length of each small size: "
+                     + ("; ".join(ratio_phrase(r, f"n = {n}, {_steps(r.at)}") for n, r in
+                                  ((n, trends[n].last) for n in d.small if n in trends)) or "none")
+                     + f" → {efficiency} ({why})")
+    cells["equivariance improves data efficiency"] = (efficiency, f"{efficiency} ({why})")
+    trends = d.lengths.trends.get((aug, eq)) if aug else None
+    if trends is None:
+        closes, why = NOT_TESTED, f"needs data studies of {aug or 'an augmented baseline'} and {eq}"
+        parts.append(f"closing the gap: {why}")
     else:
-        gaps = {g.train_size: g for g in d.gaps.get((aug, eq), [])}
         per = []
-        for r in (r for r in closing if r.at in d.small):
-            e, g = r.estimate, gaps.get(int(r.at))
-            status = gap_closed(e)
+        for n in d.small:
+            t = trends.get(n)
+            if t is None:
+                per.append(NOT_TESTED)
+                parts.append(f"{aug} ÷ {eq} at n = {n}: not trained by both → {NOT_TESTED}")
+                continue
+            status, reason = gap_closes(t.slope, t.last.estimate, lengths=t.lengths, min_seeds=t.min_seeds)
             per.append(status)
-            verdict = ("" if status == CANNOT else f" ({r.why_no_interval()})" if status == NOT_SHOWN else
-                       f" (closed: not shown to exceed {1 + CLOSED:g})" if status == SUPPORTED else
-                       f" (not closed: the interval lies above {1 + CLOSED:g})")
-            curve = (f", on the probe {num(g.ratio[0], 3)} at epoch {num(g.epochs[0], 4)} → "
-                     f"{num(g.ratio[-1], 3)} at epoch {num(g.epochs[-1], 4)}" if g is not None and g.epochs.size else "")
-            parts.append(f"{aug} ÷ {eq} at n = {int(r.at)}: final {est(e, 3)}{curve}{verdict}")
-        statuses.append(combine(per))
-    summary = (f"{eq} more data-efficient than {plain}: {statuses[0]}; {aug or 'an augmented baseline'} closes the "
-               f"gap: {statuses[1]}; judged at the small sizes n = {small_text}")
-    return Verdict(1, combine(statuses), summary + ". " + ". ".join(parts) + ".")
+            path = " → ".join(f"{est(r.estimate, 3)} at {_steps(r.at)}" for r in t.ratios)
+            slope = "" if len(t.ratios) < 2 else f"; slope of log ratio vs log steps {est(t.slope, 3)}"
+            parts.append(f"{aug} ÷ {eq} at n = {n} ({len(t.ratios)} length(s), span {num(t.span, 3)}×, "
+                         f"fewest seeds {t.min_seeds}): {path}{slope} → {status} ({reason})")
+        tested = sum(s not in (NOT_TESTED, CANNOT) for s in per)
+        closes, why = over_sizes(per), f"{tested} of {len(per)} small sizes tested"
+    cells["augmentation closes the gap"] = (closes, f"{closes} ({why})")
+    summary = (f"{eq} more data-efficient than {plain}: {efficiency}; {aug or 'an augmented baseline'} closes the "
+               f"gap given enough training: {closes}; judged at the small sizes n = {small_text}")
+    return Verdict(1, claim1_status([efficiency, closes]), summary + ". " + ". ".join(parts) + ".", cells)

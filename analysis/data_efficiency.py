@@ -21,8 +21,8 @@ import optuna
 import pandas as pd
 
 from analysis.bootstrap import LEVEL, Estimate, estimate
+from analysis.lengths import LengthAnalysis, analyse_lengths
 from analysis.power import PowerLaw, fit_power_law
-from analysis.ratios import Ratio, best_ratios
 from analysis.trials import open_studies
 from study import schema
 from study.errors import EquiscaleError
@@ -30,7 +30,7 @@ from study.errors import EquiscaleError
 MIN_SIZES = 3  # the fit on all runs needs this many training-set sizes
 SIZE = schema.TRAIN_SIZE  # the frame column of the training-set size (the stored name)
 COLUMNS = ["family", SIZE, "loss", schema.VAL_LOSS, schema.TEST_LOSS, "epochs", "lr", "params",
-           "equivariance_error", "trial", "study", "curve"]
+           "equivariance_error", "trial", "study", "curve", schema.STEPS, schema.SEED, schema.SHAPE]
 
 
 class NoDataStudies(EquiscaleError):
@@ -89,7 +89,7 @@ def load_data_storage(url: str, *, loss: str = schema.VAL_LOSS, opened=None) -> 
             rows.append([attrs.family, attrs.train_size, float(value), record.loss(schema.VAL_LOSS),
                          _or_nan(record.test_loss), _or_nan(record.epochs), _or_nan(record.lr),
                          _or_nan(record.params), _or_nan(record.equivariance_error), record.number,
-                         summary.study_name, curve])
+                         summary.study_name, curve, _or_nan(record.steps), _or_nan(record.seed), record.shape])
     if not studies:
         raise NoDataStudies(f"storage {url!r} holds no data study (`data/<family>/<size>`)")
     frame = pd.DataFrame(rows, columns=COLUMNS)
@@ -219,28 +219,38 @@ def small_sizes(sizes) -> list[int]:
 @dataclass
 class DataAnalysis:
     """Everything the report shows about data studies: the best trial per (family, size), each family's
-    data law, and for each (numerator, denominator) pair of families the final best-loss ratio per size
-    and the gap vs epochs per size."""
+    data law, for each (numerator, denominator) pair of families the best-loss ratio per (size, training
+    length) with its trend in the length (`analysis.lengths`), and the gap vs epochs per size."""
 
     runs: DataRuns
     best: pd.DataFrame
     laws: dict[str, DataLaw]
-    ratios: dict[tuple[str, str], list[Ratio]]
+    lengths: LengthAnalysis
     gaps: dict[tuple[str, str], list[GapCurve]]
-    small: list[int]  # `small_sizes` of the sizes every family was trained on
+    small: list[int]  # where claim 1 is judged (`_small`)
 
 
 def analyse(runs: DataRuns, *, ratio_pairs=(), gap_pairs=(), n_boot: int = 200, seed: int = 0,
             level: float = LEVEL) -> DataAnalysis:
-    """Fit every family's data law; final best-loss ratios per size for each (numerator, denominator) in
-    `ratio_pairs`, gap curves for each in `gap_pairs` (pairs with a family not present are left out)."""
+    """Fit every family's data law; best-loss ratios per (size, length) for each (numerator, denominator) in
+    `ratio_pairs`, gap curves for each in `gap_pairs` (pairs with a family not present are left out). The small
+    sizes are those of the sizes every family of `gap_pairs` (the claim's families; none given: every family)
+    trained, so a variant trained at one size only (no translations) does not narrow them."""
     families = runs.families()
     best = runs.best()
     laws = {f: fit_data_law(runs.frame[runs.frame["family"] == f], family=f, n_boot=n_boot, seed=seed, level=level)
             for f in families}
     present = lambda pairs: [(a, b) for a, b in pairs if a in families and b in families]  # noqa: E731
-    ratios = {(a, b): best_ratios(runs.frame, by=SIZE, numerator=a, denominator=b, n_boot=n_boot,
-                                  seed=seed, level=level) for a, b in present(ratio_pairs)}
+    lengths = analyse_lengths(runs.frame, present(ratio_pairs), n_boot=n_boot, seed=seed, level=level)
     gaps = {(a, b): gap_curves(best, a, b) for a, b in present(gap_pairs)}
-    shared = set.intersection(*(set(runs.frame.loc[runs.frame["family"] == f, SIZE]) for f in families))
-    return DataAnalysis(runs, best, laws, ratios, gaps, small_sizes(shared) if shared else [])
+    core = [f for f in dict.fromkeys(f for p in present(gap_pairs) for f in p)] or families
+    shared = set.intersection(*(set(runs.frame.loc[runs.frame["family"] == f, SIZE]) for f in core))
+    return DataAnalysis(runs, best, laws, lengths, gaps, _small(runs.frame, shared, core))
+
+
+def _small(frame: pd.DataFrame, shared: set, core) -> list[int]:
+    """Where claim 1 is judged: the shared sizes at which every core family trained several lengths (a v2
+    design marks its small sizes so), else `small_sizes` of the shared sizes (v1: one length everywhere)."""
+    lengths = frame.groupby(["family", SIZE])[schema.STEPS].nunique()
+    several = sorted(int(n) for n in shared if all(lengths.get((f, n), 0) >= 2 for f in core))
+    return several or (small_sizes(shared) if shared else [])

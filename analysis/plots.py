@@ -295,6 +295,40 @@ def data_efficiency(frame: pd.DataFrame, laws: dict, gaps: list, *, loss_label: 
     return fig
 
 
+def length_ratios(trends: dict, *, level: float):
+    """One panel per (numerator, denominator) pair: the best-loss ratio vs training length (steps), a line per
+    training-set size (colour) with its interval as bars, and a line at 1.
+
+    trends: (numerator, denominator) -> {size: `analysis.lengths.Trend`}."""
+    pairs = [p for p, per in trends.items() if per]
+    fig = Figure(figsize=(5.5 * max(1, len(pairs)), 4.4))
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(pairs))))
+    if not pairs:
+        axes[0].text(0.5, 0.5, "no ratio: no size trained by both families of a pair", transform=axes[0].transAxes,
+                     ha="center", va="center", fontsize=8)
+        axes[0].set_axis_off()
+        return fig
+    sizes = sorted({n for p in pairs for n in trends[p]})
+    cmap = colormaps["viridis"]
+    shade = {n: cmap(i / max(1, len(sizes) - 1) * 0.9) for i, n in enumerate(sizes)}
+    for ax, (a, b) in zip(axes, pairs):
+        for k, (n, t) in enumerate(sorted(trends[(a, b)].items())):
+            x = np.array([r.at for r in t.ratios], float) * (1 + 0.03 * (k - (len(sizes) - 1) / 2))  # side by side
+            y = np.array([r.estimate.value for r in t.ratios], float)
+            lo = np.array([r.estimate.low if r.estimate.has_interval else v for r, v in zip(t.ratios, y)], float)
+            hi = np.array([r.estimate.high if r.estimate.has_interval else v for r, v in zip(t.ratios, y)], float)
+            ax.errorbar(x, y, yerr=[y - lo, hi - y], color=shade[n], marker="o", markersize=4, capsize=3,
+                        label=f"n = {n:,}")
+        ax.axhline(1.0, color="grey", linewidth=0.8)
+        ax.set(xscale="log", xlabel="training length [steps]", ylabel=f"{a} ÷ {b} best loss",
+               title=f"{a} ÷ {b} vs training length")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, title=f"training-set size ({level:.0%} intervals)", title_fontsize=7)
+        log_ticks(ax, "x")
+    fig.tight_layout()
+    return fig
+
+
 def save_all(frame: pd.DataFrame, laws: dict[str, FamilyLaws], out: str | Path, *,
              loss_label: str, budgets=(), formats=FORMATS, compute_label: str = COMPUTE_LABEL) -> list[Path]:
     """Draw every figure into `out` (created if needed); returns the files written."""

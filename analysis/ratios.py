@@ -19,7 +19,7 @@ its budgets' best runs) at the same compute; outside that frontier's range there
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,7 @@ class Ratio:
     test: Estimate | None = None  # the same selected runs' test-loss ratio
     budget: float = float("nan")  # the numerator's stored budget (frontier ratios; `at` is then its compute)
     outside: str = ""  # non-empty: no ratio, `at` lies outside the denominator's trained compute (why)
+    draws: np.ndarray = field(default_factory=lambda: np.empty(0), compare=False, repr=False)  # (n_boot,) resampled ratios
 
     def why_no_interval(self) -> str:
         """'' when the ratio has an interval (or is not identified), else why it has none."""
@@ -73,11 +74,14 @@ def _resamplable(points: Points, by: str) -> bool:
 
 
 def best_ratios(frame: pd.DataFrame, *, by: str, numerator: str, denominator: str, n_boot: int = 200,
-                seed: int = 0, level: float = LEVEL, loss: str = "loss", report: str = schema.TEST_LOSS) -> list[Ratio]:
+                seed: int = 0, level: float = LEVEL, loss: str = "loss", report: str = schema.TEST_LOSS,
+                draw_points: bool = True) -> list[Ratio]:
     """A `Ratio` at every value of `by` where both families have runs (columns family, `by`, `loss`), and
     the ratio of the `report` losses of the same selected points (`Ratio.test`, when the column has values).
     Replicates (rows with a stored `seed`, same shape and lr) are averaged into points; the bootstrap draws
-    points within the group and seeds within each drawn point (`analysis.points`)."""
+    points within the group and seeds within each drawn point (`analysis.points`). draw_points=False: every
+    point is kept once and only its seeds are drawn (the best point re-picked in each resample; no interval
+    unless a point has several seeds)."""
     num, den = (Points.of(frame[frame["family"] == f], group=by) for f in (numerator, denominator))
     shared = sorted(set(num.frame[by]) & set(den.frame[by]))
     out = []
@@ -86,9 +90,10 @@ def best_ratios(frame: pd.DataFrame, *, by: str, numerator: str, denominator: st
         la, lb, ta, tb = (_values(p.frame, c) for p, c in ((a, loss), (b, loss), (a, report), (b, report)))
         rng = np.random.default_rng([seed, i])
         draws, test_draws = [], []
-        go = all(len(p) > 1 or p.replicated for p in (a, b))
+        go = (all(len(p) > 1 or p.replicated for p in (a, b)) if draw_points else a.replicated or b.replicated)
         for _ in range(n_boot if go else 0):
-            ia, ib = rng.choice(len(a), len(a)), rng.choice(len(b), len(b))
+            ia, ib = ((rng.choice(len(a), len(a)), rng.choice(len(b), len(b))) if draw_points else
+                      (np.arange(len(a)), np.arange(len(b))))
             da, db = a.seeds_of(ia, rng), b.seeds_of(ib, rng)
             ma, mb = a.mean(da, loss), b.mean(db, loss)
             ja, jb = int(np.argmin(ma)), int(np.argmin(mb))
@@ -99,7 +104,8 @@ def best_ratios(frame: pd.DataFrame, *, by: str, numerator: str, denominator: st
         if np.isfinite(ta[ja]) and np.isfinite(tb[jb]):
             test = estimate(ta[ja] / tb[jb], test_draws, level=level, positive=True)
         out.append(Ratio(float(at), numerator, denominator, estimate(la[ja] / lb[jb], draws, level=level, positive=True),
-                         float(la[ja]), float(lb[jb]), (len(a.trials), len(b.trials)), test=test, budget=float(at)))
+                         float(la[ja]), float(lb[jb]), (len(a.trials), len(b.trials)), test=test, budget=float(at),
+                         draws=np.asarray(draws, float)))
     return out
 
 

@@ -27,16 +27,20 @@ from analysis.document import Bullets, Document, Figure, Heading, Paragraph, Tab
 from analysis.export import render, table_cells
 from analysis.heldout import HeldOut
 from analysis.isoflop import BRACKET_RULE
+from analysis.lengths import Trend
 from analysis.ratios import Ratio
-from analysis.verdicts import CANNOT, CLOSED, NOT_SHOWN, NOT_SUPPORTED, RULES, SUPPORTED, VERDICTS  # noqa: F401
+from analysis.verdicts import CANNOT, NOT_SHOWN, NOT_SUPPORTED, NOT_TESTED, RULES, SUPPORTED, VERDICTS  # noqa: F401
 from study.schema import ClaimFamilies
 from study import schema
 
 
 def data_pairs(c: ClaimFamilies) -> tuple[tuple, tuple]:
-    """(ratio pairs, gap pairs) of the data analysis for these claims: final best-loss ratios equivariant ÷
-    plain and augmented ÷ equivariant per size; learning-curve gaps of each baseline ÷ equivariant."""
-    ratio = [(c.equivariant, c.plain)] + ([(c.augmented, c.equivariant)] if c.augmented else [])
+    """(ratio pairs, gap pairs) of the data analysis for these claims: best-loss ratios per (size, length) of
+    the plain and the augmented baseline ÷ equivariant, and of the no-translation variant ÷ augmented and ÷
+    equivariant; learning-curve gaps of each baseline ÷ equivariant."""
+    ratio = [(c.plain, c.equivariant)] + ([(c.augmented, c.equivariant)] if c.augmented else [])
+    if c.no_translation:
+        ratio += [(c.no_translation, c.augmented), (c.no_translation, c.equivariant)]
     gap = ([(c.augmented, c.equivariant)] if c.augmented else []) + [(c.plain, c.equivariant)]
     return tuple(p for p in ratio if None not in p), tuple(p for p in gap if None not in p)
 
@@ -58,6 +62,9 @@ class Report:
             out["allocation.csv"] = self.allocation_csv.encode()
         out.update({f"figures/{name}.png": png for name, png in self.document.figures().items()})
         return out
+
+
+_NO_TREND = Trend(0, (), None, 0)   # a pair not trained at a size: no ratios
 
 
 def _png(fig) -> bytes:
@@ -387,13 +394,14 @@ def _rules_paragraph(claims: ClaimFamilies) -> Paragraph:
         f"is on the other side, '{NOT_SHOWN}' where intervals overlap or contain 1 (or a ratio has no interval: a "
         f"single run), '{CANNOT}' where a study or fit is missing or not identified. Rules: "
         + "; ".join(f"{k}: {v}" for k, v in RULES.items())
-        + f". Claim 1's gap counts as closed where {claims.augmented or 'the augmented baseline'}'s final loss is not "
-          f"shown to exceed {claims.equivariant}'s by more than {CLOSED:.0%} (the interval's lower end ≤ {1 + CLOSED:g}).")
+        + f". Claim 1 names: equivariant {claims.equivariant}, plain baseline {claims.plain}, augmented "
+          f"{claims.augmented or 'none'}; '{NOT_TESTED}': the design cannot separate the effect.")
 
 
 # --- data studies ----------------------------------------------------------------------------------------
 
-def _data_sections(doc: Document, d: DataAnalysis, *, loss_label: str, level: float) -> None:
+def _data_sections(doc: Document, d: DataAnalysis, claims: ClaimFamilies, *, loss_label: str,
+                   level: float) -> None:
     pct = f"{level:.0%}"
     frame, families = d.runs.frame, d.runs.families()
     gaps = [g for curves in d.gaps.values() for g in curves if g.train_size in d.small]
@@ -434,16 +442,7 @@ def _data_sections(doc: Document, d: DataAnalysis, *, loss_label: str, level: fl
             for n in sizes]
     doc.add(Paragraph("Test loss [MSE, m²] of the same trials (selected on validation loss above):"),
             Table(("n [scenes]", *families), tuple(rows)))
-    if d.ratios:
-        pairs = list(d.ratios)
-        per = {p: {r.at: r for r in d.ratios[p]} for p in pairs}
-        rows = [(str(int(n)) + (" (small)" if n in d.small else ""),
-                 *[c for p in pairs for c in ((_ratio_cell(per[p][n]), _test_cell(per[p][n])) if n in per[p]
-                                              else ("—", "—"))]) for n in sizes]
-        doc.add(Paragraph(f"Final best-loss ratios per size with {pct} intervals (trials resampled within each "
-                          f"size; selected on validation loss, 'test': the same trials' test-loss ratio); 'small': "
-                          f"the smaller half of the sizes, where claim 1 is judged."),
-                Table(("n [scenes]", *[f"{a} ÷ {b} ({s})" for a, b in pairs for s in ("val", "test")]), tuple(rows)))
+    _length_section(doc, d, claims, level=level)
     for (a, b), curves in d.gaps.items():
         small = [g for g in curves if g.train_size in d.small]
         if not small:
@@ -457,6 +456,86 @@ def _data_sections(doc: Document, d: DataAnalysis, *, loss_label: str, level: fl
                           f"recorded ('interpolated': none in common, so {b}'s curve was interpolated in log epoch "
                           f"and log loss onto {a}'s epochs)."),
                 Table(("n [scenes]", "epochs compared", "first", "last", "epoch: ratio"), tuple(rows)))
+
+
+def _point_cell(p) -> str:
+    """'val / test (lr 0.002, 2 seeds, inside)' of one best point."""
+    sd = f" ± {num(p.val_sd, 2)}" if np.isfinite(p.val_sd) else ""
+    return f"{num(p.val)}{sd} / {num(p.test)} (lr {num(p.lr, 3)}, {p.seeds} seed(s), {p.grid_text()})"
+
+
+def _length_section(doc: Document, d: DataAnalysis, claims: ClaimFamilies, *, level: float) -> None:
+    """Claim 1 by training length: per size a table (rows: lengths; the best point of each family, the ratios of
+    each baseline ÷ the equivariant family with intervals), the trend per size, the lr-inside check, the figure and
+    the no-translation variant."""
+    L, pct = d.lengths, f"{level:.0%}"
+    eq, notrans = claims.equivariant, claims.no_translation
+    pairs = [p for p in L.trends if notrans is None or notrans not in p]
+    variant = [p for p in L.trends if notrans is not None and notrans in p]
+    shown = [f for f in dict.fromkeys([eq, claims.plain, claims.augmented])
+             if f and any(p.family == f for p in L.points)]
+    doc.add(Heading("Claim 1 by training length"),
+            Figure("length_ratios", _png(plots.length_ratios({p: L.trends[p] for p in pairs + variant},
+                                                             level=level)),
+                   f"Best-loss ratio of each baseline ÷ {eq} against the training length, one line per training-set "
+                   f"size, with {pct} bootstrap intervals (bars) and a line at 1 (above 1: {eq} is better)."),
+            Paragraph(f"Per training-set size n and training length (steps), each family's best learning rate: the "
+                      f"point (one lr) with the lowest mean validation loss over its seeds; cells: mean validation "
+                      f"loss ± seed standard deviation / the same seeds' mean test loss (lr, seeds, whether the best lr "
+                      f"lies strictly inside the lrs trained there). Ratios: best validation loss of a baseline ÷ "
+                      f"{eq}'s with {pct} intervals from a bootstrap that draws each lr point's seeds with replacement "
+                      f"and re-picks the best lr in each resample (at a size where no point has several seeds: the lr "
+                      f"points drawn with replacement instead); 'test': the same points' test-loss ratio. Slope: of log(ratio) against log(steps) over a size's lengths, "
+                      f"interval from the same resamples; 'small': where claim 1 is judged."))
+    sizes = sorted({p.train_size for p in L.points})
+    for n in sizes:
+        rows = []
+        for steps in L.lengths(n):
+            cells = [f"{steps:,}"]
+            for f in shown:
+                p = L.point(f, n, steps)
+                cells.append("—" if p is None else _point_cell(p))
+            for pair in pairs:
+                r = next((x for x in L.trends[pair].get(n, _NO_TREND).ratios if int(x.at) == steps), None)
+                cells += ["—", "—"] if r is None else [_ratio_cell(r), _test_cell(r)]
+            rows.append(tuple(cells))
+        trends = []
+        for pair in pairs:
+            t = L.trends[pair].get(n)
+            if t is not None and len(t.ratios) > 1:
+                trends.append(f"{pair[0]} ÷ {pair[1]}: slope {est(t.slope, 3)} over {len(t.ratios)} lengths "
+                              f"(span {num(t.span, 3)}×, fewest seeds of a best point {t.min_seeds})")
+        doc.add(Paragraph(f"n = {n:,} scenes" + (" (small)" if n in d.small else "") + ": "
+                          + ("; ".join(trends) if trends else "one training length: no trend") + "."),
+                Table(("steps", *[f"{f}: val / test" for f in shown],
+                       *[f"{a} ÷ {b} ({s})" for a, b in pairs for s in ("val", "test")]), tuple(rows)))
+    edges = L.edges()
+    doc.add(Paragraph(f"Learning rate inside its grid: the best lr of {len(L.points) - len(edges)} of {len(L.points)} "
+                      f"reported (family, size, length) points lies strictly inside the lrs trained there; at an edge: "
+                      + ("; ".join(f"{p.family} n = {p.train_size:,} {p.steps:,} steps ({p.grid_text()})"
+                                   for p in edges) if edges else "none") + "."))
+    if notrans is None:
+        return
+    if not variant:
+        doc.add(Paragraph(f"No-translation variant {notrans}: no data study of it (or of {claims.augmented} / {eq} at "
+                          f"its size)."))
+        return
+    rows = []
+    for n in sorted({n for p in variant for n in L.trends[p]}):
+        for steps in L.lengths(n):
+            p = L.point(notrans, n, steps)
+            if p is None:
+                continue
+            cells = [f"{n:,}", f"{steps:,}", _point_cell(p)]
+            for pair in variant:
+                r = next((x for x in L.trends[pair].get(n, _NO_TREND).ratios if int(x.at) == steps), None)
+                cells += ["—", "—"] if r is None else [_ratio_cell(r), _test_cell(r)]
+            rows.append(tuple(cells))
+    doc.add(Paragraph(f"No-translation variant ({notrans}: {claims.augmented} without translations in its "
+                      f"augmentation), reported without a verdict: its best points and its ratios with {pct} "
+                      f"intervals (above 1: {notrans} is worse)."),
+            Table(("n [scenes]", "steps", f"{notrans}: val / test",
+                   *[f"{a} ÷ {b} ({s})" for a, b in variant for s in ("val", "test")]), tuple(rows)))
 
 
 def _equivariance(doc: Document, compute: ComputeAnalysis | None, data: DataAnalysis | None) -> None:
@@ -537,7 +616,7 @@ def build_report(*, compute: StudyFit | None, data: DataAnalysis | None, sources
         _missing(doc, "Compute studies", "compute study", "loss-vs-compute law, IsoFLOP curve, allocation or held-out "
                  "check, and claims 2 and 3 cannot be judged. To add them", HOW_COMPUTE)
     if data is not None:
-        _data_sections(doc, data, loss_label=loss_label, level=level)
+        _data_sections(doc, data, claims, loss_label=loss_label, level=level)
     else:
         _missing(doc, "Data efficiency", "data study", "loss-vs-training-set-size law or gap vs epochs, and claim 1 "
                  "cannot be judged. To add it", HOW_DATA)

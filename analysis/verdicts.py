@@ -3,7 +3,8 @@
 Each rule returns one of VERDICTS (with a phrase saying why where the reason is not the numbers alone):
 "supported" where every interval is on the claimed side, "not supported" where an interval is on the other
 side, "not shown" where intervals overlap or contain the threshold (or no single budget may decide alone),
-"cannot be judged" where a needed study or fit is missing or not identified. The rules are printed in the
+"cannot be judged" where a needed study or fit is missing or not identified, "not tested" (claim 1) where the
+design cannot separate the effect (too few sizes, lengths or seeds). The rules are printed in the
 report (`RULES`), and tests/analysis/test_verdicts.py flips each rule's input.
 """
 
@@ -14,8 +15,11 @@ from analysis.heldout import HeldOut, LeaveOneOut
 from analysis.ratios import Ratio
 
 SUPPORTED, NOT_SUPPORTED, NOT_SHOWN, CANNOT = "supported", "not supported", "not shown", "cannot be judged"
-VERDICTS = (SUPPORTED, NOT_SUPPORTED, NOT_SHOWN, CANNOT)
+NOT_TESTED = "not tested"   # claim 1: the design cannot separate the effect (too few sizes, lengths or seeds)
+VERDICTS = (SUPPORTED, NOT_SUPPORTED, NOT_SHOWN, CANNOT, NOT_TESTED)
 CLOSED = 0.05  # claim 1: the gap is closed when the augmented baseline's final loss is not shown to exceed by more
+MIN_SIZES = 2      # claim 1, data efficiency: training-set sizes both families trained
+MIN_LENGTHS, MIN_SPAN, MIN_SEEDS = 3, 10.0, 2   # claim 1, closing the gap: per size, lengths, their span, seeds
 
 RULES = {
     "better": "better at every budget: supported when every ratio's interval lies below 1 (at every budget the "
@@ -30,10 +34,18 @@ RULES = {
              "a(baseline) of the exponents of N_opt ∝ C^a with its interval from paired bootstrap resamples (draw i "
              "of one family minus draw i of the other); supported when every difference that is identified has an "
              "interval excluding 0, not shown when one contains 0",
-    "efficiency": "more data-efficient: supported when every small-size ratio's interval lies below 1, not "
-                  "supported when one lies above 1",
-    "closed": f"the gap closes: supported at a size where the interval's lower end is ≤ {1 + CLOSED:g} (the "
-              f"augmented baseline is not shown to be more than {CLOSED:.0%} worse), not supported where it is above",
+    "efficiency": f"claim 1, equivariance improves data efficiency: at each small training-set size, the plain "
+                  f"baseline ÷ equivariant best loss at the longest training length both trained there; supported "
+                  f"when every small size's interval lies above 1, not supported when one lies below 1, not shown "
+                  f"otherwise; not tested with fewer than {MIN_SIZES} sizes trained by both",
+    "closes": f"claim 1, augmentation closes the gap given enough training: at each small size, the slope s of "
+              f"log(augmented ÷ equivariant best loss) against log(training steps) (least squares over the lengths, "
+              f"interval from the same resamples) and the ratio r at the longest length; supported when s's interval "
+              f"lies below 0 and r's lower end is ≤ {1 + CLOSED:g} (not shown to exceed by more than {CLOSED:.0%}); "
+              f"not supported when s's lower end is ≥ 0 and r's lower end is above {1 + CLOSED:g} (the gap neither "
+              f"shrinks nor closes); not shown otherwise; not tested at a size with fewer than {MIN_LENGTHS} lengths, "
+              f"lengths spanning less than {MIN_SPAN:g}×, or a best point with fewer than {MIN_SEEDS} seeds; the "
+              f"half is judged over the small sizes that are tested (not tested when none is)",
 }
 
 
@@ -96,21 +108,63 @@ def split_differs(a: dict[str, Estimate | None]) -> tuple[str, str]:
     return (SUPPORTED, "disjoint intervals") if disjoint else (NOT_SHOWN, "overlapping intervals: no difference shown")
 
 
-def smaller_everywhere(ratios: list[Ratio]) -> str:
-    """RULES["efficiency"] over the ratios at the small sizes."""
+def more_efficient(ratios: list[Ratio], *, sizes: int) -> tuple[str, str]:
+    """RULES["efficiency"]: `ratios` plain ÷ equivariant at the longest length of each small size; `sizes`: how many
+    sizes both families trained. (status, why)."""
+    if sizes < MIN_SIZES:
+        return NOT_TESTED, f"{sizes} training-set size(s) trained by both (needs {MIN_SIZES})"
+    if not ratios:
+        return NOT_TESTED, "no small size trained by both"
     v = [r.verdict() for r in ratios]
-    if not v:
-        return CANNOT
-    return NOT_SUPPORTED if "higher" in v else SUPPORTED if all(x == "lower" for x in v) else NOT_SHOWN
+    if "lower" in v:
+        return NOT_SUPPORTED, f"the baseline is better at {v.count('lower')} of {len(v)} small sizes"
+    if all(x == "higher" for x in v):
+        return SUPPORTED, f"the equivariant family is better at all {len(v)} small sizes"
+    return NOT_SHOWN, f"intervals contain 1 (or no interval) at {v.count('undecided')} of {len(v)} small sizes"
 
 
-def gap_closed(e: Estimate) -> str:
-    """RULES["closed"] at one size."""
-    if e.problem:
-        return CANNOT
-    if not e.has_interval:
-        return NOT_SHOWN
-    return SUPPORTED if e.low <= 1 + CLOSED else NOT_SUPPORTED
+def closes_testable(lengths, min_seeds: int) -> str:
+    """'' when one size's design can test RULES["closes"], else why not."""
+    lengths = sorted(lengths)
+    if len(lengths) < MIN_LENGTHS:
+        return f"{len(lengths)} training length(s) (needs {MIN_LENGTHS})"
+    if lengths[-1] / lengths[0] < MIN_SPAN:
+        return f"lengths span {lengths[-1] / lengths[0]:.3g}× (needs {MIN_SPAN:g}×)"
+    if min_seeds < MIN_SEEDS:
+        return f"a best point has {min_seeds} seed(s) (needs {MIN_SEEDS})"
+    return ""
+
+
+def gap_closes(slope: Estimate, last: Estimate, *, lengths, min_seeds: int) -> tuple[str, str]:
+    """RULES["closes"] at one size: `slope` of log(augmented ÷ equivariant) vs log(steps), `last` the ratio at the
+    longest length. (status, why)."""
+    untestable = closes_testable(lengths, min_seeds)
+    if untestable:
+        return NOT_TESTED, untestable
+    if not slope.has_interval or not last.has_interval:
+        return NOT_SHOWN, "no interval on the slope or the last ratio"
+    closed = last.low <= 1 + CLOSED
+    if slope.high < 0 and closed:
+        return SUPPORTED, "the gap shrinks with length and is closed at the longest"
+    if slope.low >= 0 and not closed:
+        return NOT_SUPPORTED, "the gap does not shrink with length and stays open at the longest"
+    return NOT_SHOWN, ("the gap shrinks but stays open at the longest length" if slope.high < 0 else
+                       "closed at the longest length but not shown to shrink" if closed else
+                       "the slope's interval contains 0 and the gap stays open")
+
+
+def over_sizes(statuses: list[str]) -> str:
+    """One claim-1 half from its sizes: the tested sizes combined (`combine`); not tested when none is tested."""
+    tested = [s for s in statuses if s not in (NOT_TESTED, CANNOT)]
+    return combine(tested) if tested else NOT_TESTED
+
+
+def claim1_status(halves: list[str]) -> str:
+    """Claim 1 from its two halves: not supported if one is, supported if both are, not tested if neither could
+    be tested, else not shown."""
+    if all(h in (NOT_TESTED, CANNOT) for h in halves):
+        return NOT_TESTED if NOT_TESTED in halves else CANNOT
+    return combine([CANNOT if h == NOT_TESTED else h for h in halves])
 
 
 def difference_differs(diff: Estimate | None) -> tuple[str, str]:

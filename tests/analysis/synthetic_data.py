@@ -74,3 +74,63 @@ def make_data_storage(url: str, families: dict[str, DataTruth], sizes, *, noise:
                                                           distributions=dist))
             stored[(family, int(n))] = losses
     return stored
+
+
+# --- data study v2: several training lengths per size, a log lr grid, seeds at the best lr ------------------
+
+@dataclass(frozen=True)
+class LengthTruth:
+    """Best-lr loss at n scenes after `steps` steps: coef · n^(−alpha) · (1 + gap · (steps / 1000)^(−decay))."""
+
+    coef: float
+    alpha: float
+    gap: float = 0.0
+    decay: float = 0.5
+
+    def loss(self, n, steps):
+        return self.coef * np.asarray(n, float) ** (-self.alpha) * (1 + self.gap * (np.asarray(steps, float) / 1000)
+                                                                    ** (-self.decay))
+
+
+GRID = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)
+GRID_PENALTY = (1.30, 1.10, 1.0, 1.08, 1.25)   # the middle lr of the grid is best
+
+
+def make_length_storage(url: str, families: dict[str, LengthTruth], lengths: dict[int, tuple[int, ...]], *,
+                        noise: float = 0.02, seeds: int = 2, seed: int = 0, lrs=GRID, penalties=GRID_PENALTY,
+                        claims: schema.ClaimFamilies | None = None, sizes_of: dict[str, tuple[int, ...]] | None = None
+                        ) -> dict:
+    """One study `data/<family>/<size>/<steps>` per (family, size, length) in `lengths` (size -> its lengths; a
+    family in `sizes_of` only at those sizes): a COMPLETE trial per lr of the grid (loss = truth × penalty ×
+    exp(noise·N(0, 1)); test = val × 1.01) and `seeds` seeds at the best lr (the lowest penalty). Returns
+    {(family, size, steps, lr): [val losses over seeds]}."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rng = np.random.default_rng(seed)
+    dist = {"lr": optuna.distributions.FloatDistribution(1e-5, 1.0, log=True)}
+    best = int(np.argmin(penalties))
+    stored = {}
+    for family, truth in families.items():
+        for n, steps_list in lengths.items():
+            if sizes_of and family in sizes_of and n not in sizes_of[family]:
+                continue
+            for steps in steps_list:
+                study = optuna.create_study(storage=url, study_name=schema.data_study_name(family, n, steps))
+                schema.write_study_attrs(study, schema.StudyAttrs(
+                    family=family, budget=steps * FLOPS_PER_STEP, batch_size=BATCH, dataset_key="synthetic",
+                    target_trials=len(lrs) + seeds - 1, settings={"kind": schema.DATA}, kind=schema.DATA,
+                    train_size=int(n), claims=(claims or schema.ClaimFamilies()).as_attr()))
+                for k, (lr, penalty) in enumerate(zip(lrs, penalties)):
+                    for s in range(seeds if k == best else 1):
+                        loss = float(truth.loss(n, steps) * penalty * np.exp(noise * rng.normal()))
+                        epochs = steps * BATCH / n
+                        curve = {e: float(loss * (1 + 1 / e ** 0.7)) for e in recorded_epochs(n, 6)
+                                 if e <= max(1.0, epochs)}
+                        attrs = {schema.PARAMS: 5000, schema.SAMPLES: steps * BATCH, schema.STEPS: int(steps),
+                                 schema.FLOPS_USED: steps * FLOPS_PER_STEP, schema.VAL_LOSS: loss,
+                                 schema.TEST_LOSS: loss * 1.01, schema.TRAIN_LOSS: loss * 0.5, schema.EPOCHS: epochs,
+                                 schema.EQUIVARIANCE_ERROR: 0.1, schema.LR: lr, schema.SHAPE: {"depth": 2},
+                                 schema.TRAIN_SIZE: int(n), schema.SEED: s}
+                        study.add_trial(optuna.trial.create_trial(value=loss, params={"lr": lr}, distributions=dist,
+                                                                  user_attrs=attrs, intermediate_values=curve))
+                        stored.setdefault((family, int(n), int(steps), lr), []).append(loss)
+    return stored

@@ -120,10 +120,10 @@ def test_analyse_ratios_and_small_sizes(data_url):
     url, stored = data_url
     d = analyse(load_data_storage(url), ratio_pairs=[("transformer-aug", "gatr"), ("gatr", "transformer")],
                 gap_pairs=[("transformer-aug", "gatr")], n_boot=50)
-    assert list(d.ratios) == [("transformer-aug", "gatr")]  # no transformer studies: that pair is left out
-    assert d.small == [128, 256, 512]
-    for r in d.ratios[("transformer-aug", "gatr")]:
-        n = int(r.at)
+    assert list(d.lengths.trends) == [("transformer-aug", "gatr")]  # no transformer studies: that pair is left out
+    assert d.small == [128, 256, 512]   # one length per size (v1): the smaller half
+    for n, t in d.lengths.trends[("transformer-aug", "gatr")].items():
+        (r,) = t.ratios   # one length per size
         assert r.estimate.value == pytest.approx(min(stored[("transformer-aug", n)]) / min(stored[("gatr", n)]))
 
 

@@ -8,8 +8,8 @@ import pytest
 from analysis.bootstrap import Estimate
 from analysis.heldout import HeldOut, LeaveOneOut, leave_one_budget_out
 from analysis.ratios import Ratio
-from analysis.verdicts import (CANNOT, NOT_SHOWN, NOT_SUPPORTED, SUPPORTED, better_everywhere, combine, gap_closed,
-                               power_law, smaller_everywhere, split_differs)
+from analysis.verdicts import (CANNOT, NOT_SHOWN, NOT_SUPPORTED, NOT_TESTED, SUPPORTED, better_everywhere,
+                               claim1_status, combine, gap_closes, more_efficient, over_sizes, power_law, split_differs)
 
 
 def ratio(low, high, at=1.0, outside=""):
@@ -81,14 +81,51 @@ def test_split_rule():
     assert split_differs({"eq": a, "base": Estimate(0.3, problem="x")})[0] == CANNOT
 
 
-def test_data_efficiency_and_gap_rules():
-    assert smaller_everywhere([LOWER, LOWER]) == SUPPORTED
-    assert smaller_everywhere([LOWER, UNDECIDED]) == NOT_SHOWN
-    assert smaller_everywhere([LOWER, HIGHER]) == NOT_SUPPORTED
-    assert gap_closed(Estimate(1.1, 1.02, 1.2)) == SUPPORTED
-    assert gap_closed(Estimate(1.2, 1.08, 1.3)) == NOT_SUPPORTED
-    assert gap_closed(Estimate(1.2)) == NOT_SHOWN
-    assert gap_closed(Estimate(1.2, problem="x")) == CANNOT
+def test_data_efficiency_rule_flips_with_each_ratio():
+    # ratios are baseline ÷ equivariant: above 1 means the equivariant family is better
+    assert more_efficient([HIGHER, HIGHER], sizes=3)[0] == SUPPORTED
+    assert more_efficient([HIGHER, LOWER], sizes=3)[0] == NOT_SUPPORTED     # one small size flipped
+    assert more_efficient([LOWER, LOWER], sizes=3)[0] == NOT_SUPPORTED
+    assert more_efficient([HIGHER, UNDECIDED], sizes=3)[0] == NOT_SHOWN
+    assert more_efficient([HIGHER, HIGHER], sizes=1)[0] == NOT_TESTED      # one size: no data-efficiency comparison
+    assert more_efficient([], sizes=3)[0] == NOT_TESTED
+
+
+SHRINKS, GROWS, FLAT = Estimate(-0.2, -0.3, -0.1), Estimate(0.2, 0.1, 0.3), Estimate(0.0, -0.1, 0.1)
+CLOSED_R, OPEN_R = Estimate(1.02, 0.98, 1.06), Estimate(1.3, 1.2, 1.4)
+DESIGN = {"lengths": (1000, 3000, 10000), "min_seeds": 2}
+
+
+def test_gap_closing_rule_flips_with_slope_and_last_ratio():
+    assert gap_closes(SHRINKS, CLOSED_R, **DESIGN)[0] == SUPPORTED
+    assert gap_closes(GROWS, OPEN_R, **DESIGN)[0] == NOT_SUPPORTED            # slope and last ratio flipped
+    assert gap_closes(SHRINKS, OPEN_R, **DESIGN)[0] == NOT_SHOWN              # last ratio flipped: shrinks, still open
+    assert gap_closes(GROWS, CLOSED_R, **DESIGN)[0] == NOT_SHOWN              # slope flipped: closed but not shrinking
+    assert gap_closes(FLAT, OPEN_R, **DESIGN)[0] == NOT_SHOWN
+    assert gap_closes(Estimate(-0.2), CLOSED_R, **DESIGN)[0] == NOT_SHOWN     # no interval
+    # the tolerance: the last ratio's lower end at 1.05 is closed, just above is not
+    assert gap_closes(SHRINKS, Estimate(1.1, 1.05, 1.2), **DESIGN)[0] == SUPPORTED
+    assert gap_closes(SHRINKS, Estimate(1.1, 1.0501, 1.2), **DESIGN)[0] == NOT_SHOWN
+
+
+def test_gap_closing_rule_is_not_tested_when_the_design_cannot_separate_it():
+    assert gap_closes(SHRINKS, CLOSED_R, lengths=(1000, 10000), min_seeds=2)[0] == NOT_TESTED       # 2 lengths
+    assert gap_closes(SHRINKS, CLOSED_R, lengths=(1000, 2000, 9999), min_seeds=2)[0] == NOT_TESTED  # < 1 decade
+    assert gap_closes(SHRINKS, CLOSED_R, lengths=(1000, 2000, 10000), min_seeds=2)[0] == SUPPORTED  # exactly 1
+    assert gap_closes(SHRINKS, CLOSED_R, lengths=(1000, 3000, 10000), min_seeds=1)[0] == NOT_TESTED  # one seed
+    assert gap_closes(GROWS, OPEN_R, lengths=(6000,), min_seeds=1)[0] == NOT_TESTED                 # v1 storage
+
+
+def test_claim1_halves_over_sizes_and_together():
+    assert over_sizes([SUPPORTED, SUPPORTED, NOT_TESTED]) == SUPPORTED      # the tested sizes decide
+    assert over_sizes([SUPPORTED, NOT_SUPPORTED]) == NOT_SUPPORTED
+    assert over_sizes([SUPPORTED, NOT_SHOWN]) == NOT_SHOWN
+    assert over_sizes([NOT_TESTED, NOT_TESTED]) == NOT_TESTED and over_sizes([]) == NOT_TESTED
+    assert claim1_status([SUPPORTED, SUPPORTED]) == SUPPORTED
+    assert claim1_status([SUPPORTED, NOT_TESTED]) == NOT_SHOWN              # half of the claim untested
+    assert claim1_status([NOT_SUPPORTED, NOT_TESTED]) == NOT_SUPPORTED
+    assert claim1_status([NOT_TESTED, NOT_TESTED]) == NOT_TESTED
+    assert claim1_status([CANNOT, CANNOT]) == CANNOT
 
 
 def test_combine():

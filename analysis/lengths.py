@@ -1,0 +1,169 @@
+"""Claim 1 by training length: per (family, training-set size, training length) the best learning rate's point,
+and per size the ratio of two families' best losses at each length with its trend in the length.
+
+A data study v2 trains every family at several lengths (`schema.STEPS`) per size, each at a log grid of learning
+rates, the best with several seeds; a v1 storage has one length per size (then there is no trend). A point is one
+(family, size, length, lr): the mean over its seeds (`analysis.points`). Per (family, size, length) the best lr is
+the point with the lowest mean validation loss; its test loss is reported beside it, and whether the best lr lies
+strictly inside the lrs trained there (`BestPoint.inside`).
+
+Ratios numerator ÷ denominator per (size, length) are `analysis.ratios.best_ratios` with the length as group. Where
+the two families' points at a size have replicates (v2), each resample keeps every lr point, draws its seeds with
+replacement and re-picks the best lr (`draw_points=False`); where none has (v1: one seed per trial), it draws the lr
+points with replacement instead (otherwise nothing would vary). The trend is the least-squares slope of
+log(ratio) against log(length) over a size's lengths, its interval from the same resamples (draw k at every
+length: the lengths' resamples are independent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis.bootstrap import LEVEL, Estimate, estimate
+from analysis.points import Points
+from analysis.ratios import Ratio, best_ratios
+from study import schema
+
+SIZE = schema.TRAIN_SIZE  # the frame column of the training-set size (as in `analysis.data_efficiency`)
+LENGTH = schema.STEPS     # the frame column of the training length (optimizer steps)
+INSIDE_TOLERANCE = 1e-6   # relative: an lr this close to the grid's end is at the end
+
+
+@dataclass(frozen=True)
+class BestPoint:
+    """The best learning rate of one (family, size, length): its mean losses over seeds and the lrs tried there."""
+
+    family: str
+    train_size: int
+    steps: int
+    lr: float
+    val: float                  # mean validation (selection) loss over its seeds
+    val_sd: float               # standard deviation over its seeds (ddof 1; NaN for one seed)
+    test: float                 # mean test loss of the same seeds
+    seeds: int
+    epochs: float
+    tried: tuple[float, ...]    # learning rates trained at this (family, size, length), ascending
+
+    @property
+    def inside(self) -> bool:
+        """The best lr lies strictly inside the lrs tried (neither the lowest nor the highest of at least 3)."""
+        return len(self.tried) >= 3 and lr_inside(self.lr, self.tried)
+
+    def grid_text(self) -> str:
+        """'inside' or why not ('lowest of 1e-3, 2e-3, 4e-3')."""
+        if self.inside:
+            return "inside"
+        if len(self.tried) < 3:
+            return f"edge: only {len(self.tried)} lr(s) tried"
+        edge = "lowest" if self.lr <= self.tried[0] * (1 + INSIDE_TOLERANCE) else "highest"
+        return f"edge: the {edge} of {', '.join(f'{v:.3g}' for v in self.tried)}"
+
+
+def lr_inside(lr: float, tried) -> bool:
+    """lr strictly between the lowest and the highest of `tried`."""
+    return bool(lr > min(tried) * (1 + INSIDE_TOLERANCE) and lr < max(tried) * (1 - INSIDE_TOLERANCE))
+
+
+def best_points(frame: pd.DataFrame) -> list[BestPoint]:
+    """The best lr's point of every (family, size, length) in a data-runs frame, sorted by family, size, length."""
+    out = []
+    for (family, n, steps), part in frame.groupby(["family", SIZE, LENGTH], sort=True):
+        points = Points.of(part, group=LENGTH).frame
+        i = int(np.argmin(points["loss"].to_numpy(float)))
+        row = points.iloc[i]
+        tried = tuple(sorted({float(v) for v in points["lr"].to_numpy(float) if np.isfinite(v)}))
+        out.append(BestPoint(str(family), int(n), int(steps), float(row["lr"]), float(row["loss"]),
+                             float(row["loss_sd"]), float(row.get(schema.TEST_LOSS, np.nan)), int(row["seeds"]),
+                             float(row.get("epochs", np.nan)), tried))
+    return out
+
+
+@dataclass(frozen=True)
+class Trend:
+    """numerator ÷ denominator at one size against the training length: the ratios and the slope of log(ratio)
+    against log(steps), with the design facts the claim-1 rule needs."""
+
+    train_size: int
+    ratios: tuple[Ratio, ...]   # one per length both families trained (at = steps), ascending
+    slope: Estimate             # d log(ratio) / d log(steps); not identified with fewer than 2 lengths
+    min_seeds: int              # fewest seeds of a best point of either family at any of these lengths
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        return tuple(int(r.at) for r in self.ratios)
+
+    @property
+    def span(self) -> float:
+        """Longest ÷ shortest length (1 with one length)."""
+        return self.lengths[-1] / self.lengths[0] if self.ratios else float("nan")
+
+    @property
+    def last(self) -> Ratio:
+        return self.ratios[-1]
+
+
+def slope_of(steps, ratios) -> float:
+    """Least-squares slope of log(ratio) against log(steps)."""
+    return float(np.polyfit(np.log(np.asarray(steps, float)), np.log(np.asarray(ratios, float)), 1)[0])
+
+
+def trend(ratios: list[Ratio], *, train_size: int, min_seeds: int, level: float = LEVEL) -> Trend:
+    """The slope of log(ratio) vs log(length) over `ratios` (one size), its interval from their draws (NaN where a
+    length has no resamples: no interval)."""
+    ratios = sorted(ratios, key=lambda r: r.at)
+    if len(ratios) < 2:
+        return Trend(train_size, tuple(ratios), Estimate(float("nan"), problem="one training length"), min_seeds)
+    steps = [r.at for r in ratios]
+    value = slope_of(steps, [r.estimate.value for r in ratios])
+    n = min(r.draws.size for r in ratios)
+    draws = np.array([slope_of(steps, [r.draws[k] for r in ratios]) for k in range(n)]) if n else []
+    return Trend(train_size, tuple(ratios), estimate(value, draws, level=level), min_seeds)
+
+
+@dataclass
+class LengthAnalysis:
+    """Best points of every (family, size, length), and per (numerator, denominator) pair and size the ratio at
+    each length with its trend."""
+
+    points: list[BestPoint]
+    trends: dict[tuple[str, str], dict[int, Trend]] = field(default_factory=dict)
+
+    def point(self, family: str, n: int, steps: int) -> BestPoint | None:
+        return next((p for p in self.points if (p.family, p.train_size, p.steps) == (family, n, steps)), None)
+
+    def lengths(self, n: int) -> list[int]:
+        """Every length trained at size n (any family), ascending."""
+        return sorted({p.steps for p in self.points if p.train_size == n})
+
+    def edges(self) -> list[BestPoint]:
+        """The best points whose lr is not strictly inside the lrs tried."""
+        return [p for p in self.points if not p.inside]
+
+
+def analyse_lengths(frame: pd.DataFrame, pairs, *, n_boot: int = 200, seed: int = 0,
+                    level: float = LEVEL) -> LengthAnalysis:
+    """Best points and, for each (numerator, denominator) in `pairs` with both families present, the ratio per
+    (size, length) and its trend per size (rows without a stored length are left out)."""
+    frame = frame[np.isfinite(frame[LENGTH].to_numpy(float))]
+    points = best_points(frame)
+    seeds = {(p.family, p.train_size, p.steps): p.seeds for p in points}
+    families = set(frame["family"])
+    trends = {}
+    for a, b in pairs:
+        if a not in families or b not in families:
+            continue
+        per = {}
+        for n in sorted(set(frame.loc[frame["family"] == a, SIZE]) & set(frame.loc[frame["family"] == b, SIZE])):
+            part = frame[frame[SIZE] == n]
+            replicated = Points.of(part[part["family"].isin((a, b))], group=LENGTH).replicated
+            rs = best_ratios(part, by=LENGTH, numerator=a, denominator=b, n_boot=n_boot, seed=seed, level=level,
+                             draw_points=not replicated)
+            if not rs:
+                continue
+            fewest = min(seeds[(f, int(n), int(r.at))] for r in rs for f in (a, b))
+            per[int(n)] = trend(rs, train_size=int(n), min_seeds=fewest, level=level)
+        trends[(a, b)] = per
+    return LengthAnalysis(points, trends)
