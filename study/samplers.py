@@ -1,5 +1,5 @@
-"""The built-in samplers (`study.plugins.Sampler`, entry points `equiscale.samplers`): TPE, the IsoFLOP grid and
-the adaptive IsoFLOP refinement.
+"""The built-in samplers (`study.plugins.Sampler`, entry points `equiscale.samplers`): TPE, the IsoFLOP grid, the
+adaptive IsoFLOP refinement and the data study's learning-rate grid with edge extension ("lrgrid").
 
 A sampler plugin makes the Optuna sampler of one study from its `StudySpec` and a seed (fixed by the study,
 how many trials it already has and the run's seed, so a resumed study gets a fresh but reproducible one), and
@@ -17,9 +17,11 @@ from typing import Any, Mapping
 import optuna
 from optuna.trial import TrialState
 
+from search_spaces import lrgrid
 from search_spaces.refine import Decision, Ladder, Observation, RefineSettings, decide
 from study.errors import ConfigError
 from study.plugins.tables import parse_table
+from study.schema import FAIL_REASON
 
 
 def count_complete(trials, *, distinct: bool) -> int:
@@ -164,6 +166,83 @@ class IsoFLOPRefinement:
         return max(1, self.settings(spec).cap - len(self.observations(spec, trials)))
 
 
+# How the fail reasons of runs a retry would end the same way begin (study.training.DivergenceError and
+# TimeCapError messages; tests/test_lrgrid.py checks them): the lr grid counts such a trial as an infinite loss.
+SETTLED_FAILURES = ("diverged", "time cap")
+
+
+@dataclass(frozen=True)
+class LrGrid:
+    """A data study's learning rate (`search_spaces.lrgrid`): a log grid of `points` over the family's lr range,
+    extended past an edge best (at most `extend` times), the best trained with `seeds` seeds; settings in the
+    study file's `[lrgrid]` table, `trials` unused. Every decision is made from the stored trials."""
+
+    name: str = "lrgrid"
+    counts_points: bool = False
+    section: str | None = "lrgrid"
+    adaptive: bool = True
+
+    def parse(self, raw: Mapping[str, Any], where: str) -> lrgrid.LrGridSettings:
+        settings = parse_table(lrgrid.LrGridSettings, raw, where)
+        if settings.points < 5 or settings.extend < 0 or settings.seeds < 1:
+            raise ConfigError(f"{where}: needs points >= 5 (a best strictly inside the grid), extend >= 0 and "
+                              f"seeds >= 1")
+        return settings
+
+    def make(self, spec, *, seed: int) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.RandomSampler(seed=seed)   # unused: every trial's lr is fixed by `decide`
+
+    def check(self, spec) -> None:
+        """ConfigError unless the study trains one fixed shape (a data study) over a range of learning rates."""
+        if not spec.shape:
+            raise ConfigError(f"sampler 'lrgrid' tunes the learning rate of one fixed shape: study {spec.name!r} "
+                              f"has none (use it with kind = \"data\")")
+        lo, hi = spec.lr_range
+        if not 0 < lo < hi:
+            raise ConfigError(f"sampler 'lrgrid': study {spec.name!r} needs an lr range lo < hi, got [{lo:g}, {hi:g}]")
+
+    def settings(self, spec) -> lrgrid.LrGridSettings:
+        return spec.sampler_settings if spec.sampler_settings is not None else lrgrid.LrGridSettings()
+
+    def lr_rule(self, spec) -> float:
+        """The middle of the family's lr range (geometric mean), stored as each trial's rule lr."""
+        lo, hi = spec.lr_range
+        return math.sqrt(lo * hi)
+
+    def observations(self, spec, trials) -> list[Observation]:
+        """The study's trials as the decision reads them: finished with their loss, running without, and failed for
+        a reason a retry would repeat (diverged, time cap) as an infinite loss; other failures not at all."""
+        out = []
+        for t in trials:
+            params = t.params or t.system_attrs.get("fixed_params", {})
+            if "lr" not in params:
+                continue
+            if t.state == TrialState.COMPLETE:
+                value = t.value
+            elif t.state in (TrialState.RUNNING, TrialState.WAITING):
+                value = None
+            elif t.state == TrialState.FAIL and str(t.user_attrs.get(FAIL_REASON, "")).startswith(SETTLED_FAILURES):
+                value = math.inf
+            else:
+                continue
+            out.append(Observation(lrgrid.SIZE, float(params["lr"]), value))
+        return out
+
+    def decide(self, spec, trials) -> Decision:
+        return lrgrid.decide(self.settings(spec), self.observations(spec, trials), lr_range=tuple(spec.lr_range))
+
+    def params(self, spec, size: int, lr: float) -> dict:
+        """The space's parameters that train the study's shape at `lr`."""
+        return {"lr": lr}
+
+    def target(self, settings, trials: int) -> int:
+        """A study's target: the grid, every extension and the best's further seeds."""
+        return (settings or lrgrid.LrGridSettings()).most_trials()
+
+    def remaining(self, spec, trials) -> int:
+        return lrgrid.still_wanted(self.settings(spec), self.observations(spec, trials), lr_range=tuple(spec.lr_range))
+
+
 @lru_cache(maxsize=256)
 def _ladder(spec) -> Ladder:
     """The ladder of one study (a StudySpec hashes by identity)."""
@@ -178,3 +257,4 @@ def _ladder(spec) -> Ladder:
 tpe = TPE()
 grid = Grid()
 isoflop = IsoFLOPRefinement()
+lr_grid = LrGrid()

@@ -140,7 +140,8 @@ def train(plan: TrialPlan, dataset, *, report: Callable[[int, float], None] | No
     generator = torch.Generator().manual_seed(plan.seed)
     torch.manual_seed(plan.seed)  # parameter initialisation
     task = plan.task if plan.task is not None else default_task()
-    augment = bool((plan.model if plan.model is not None else get_family(plan.family)).augment)
+    family = plan.model if plan.model is not None else get_family(plan.family)
+    augment, augment_options = bool(family.augment), dict(getattr(family, "augment_options", ()))
     model = build(plan).to(device)
     parameters = [p for p in model.parameters() if p.requires_grad]
     train_split = _subset(dataset.train, plan.train_size).to(device)   # a data study's first train_size scenes
@@ -165,7 +166,7 @@ def train(plan: TrialPlan, dataset, *, report: Callable[[int, float], None] | No
         index = draws[(step - 1) % DRAW_AHEAD]
         inputs, target = task.batch(train_split, index)          # rigid body: (pos0, vel0, props), posT
         if augment:
-            inputs, target = task.augment(inputs, target, generator)
+            inputs, target = task.augment(inputs, target, generator, **augment_options)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             pred = model(*inputs)                                                   # e.g. (B, K, M, 3)
         loss = torch.mean(task.errors(pred, target))

@@ -154,7 +154,7 @@ class _EquivariantOracle(nn.Module):
         return (target + velocity_error).reshape(pos0.shape).float() + 0 * self.zero
 
 
-@pytest.mark.parametrize("family", ["transformer", "transformer-aug"])
+@pytest.mark.parametrize("family", ["transformer", "transformer-aug", "transformer-aug-notrans"])
 def test_augmentation_moves_targets_with_inputs(dataset, monkeypatch, family):
     oracles = []
 
@@ -172,6 +172,9 @@ def test_augmentation_moves_targets_with_inputs(dataset, monkeypatch, family):
     if family == "transformer-aug":
         assert (det < 0).any() and (det > 0).any()        # rotations and reflections
         assert (R - eye).abs().amax(dim=(1, 2)).min() > 1e-2 and t.norm(dim=1).min() > 1e-3
+    elif family == "transformer-aug-notrans":             # rotations and reflections, no translation
+        assert (det < 0).any() and (det > 0).any()
+        assert (R - eye).abs().amax(dim=(1, 2)).min() > 1e-2 and t.abs().max() < 1e-4
     else:
         assert torch.allclose(R, eye, atol=1e-5) and t.abs().max() < 1e-5
 

@@ -16,7 +16,7 @@ import torch
 from study.benchmark.config import BenchmarkConfig
 from study.benchmark.format import MARKERS, PROPS, Split
 from study.benchmark.memory import check_fits_memory
-from study.benchmark.transforms import random_e3, transform_batch
+from study.benchmark.transforms import REFLECTION_PROB, TRANSLATION_SCALE, random_e3, transform_batch
 from study.plugins.tables import parse_table
 
 EQUIVARIANCE_SCENES = 64
@@ -73,10 +73,13 @@ class RigidBodyTask:
         """((pos0, vel0, props), posT) of the scenes `index` selects: (B, K, M, 3) ×2, (B, K, P); (B, K, M, 3)."""
         return (split.pos0[index], split.vel0[index], split.props[index]), split.posT[index]
 
-    def augment(self, inputs: tuple, target: torch.Tensor, generator: torch.Generator):
-        """One random E(3) element per scene applied to inputs and target alike."""
+    def augment(self, inputs: tuple, target: torch.Tensor, generator: torch.Generator, *,
+                translation_scale: float = TRANSLATION_SCALE, reflection_prob: float = REFLECTION_PROB):
+        """One random E(3) element per scene applied to inputs and target alike (`translation_scale` 0: rotations
+        and reflections only; a family's `augment_options` set these)."""
         pos0, vel0, props = inputs
-        R, t = random_e3(pos0.shape[0], generator=generator)                           # (B, 3, 3), (B, 3)
+        R, t = random_e3(pos0.shape[0], generator=generator, translation_scale=translation_scale,
+                         reflection_prob=reflection_prob)                             # (B, 3, 3), (B, 3)
         pos0, vel0, props, target = transform_batch(R.to(pos0.device), t.to(pos0.device), pos0, vel0, props, target)
         return (pos0, vel0, props), target
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import torch
 
+REFLECTION_PROB = 0.5       # an augmentation's element is a rotoreflection (det -1) with this probability
+TRANSLATION_SCALE = 1.0     # its translation is N(0, TRANSLATION_SCALE²) per axis (scene units, as positions)
+
 
 def random_e3(
     n: int,
     *,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
-    reflection_prob: float = 0.5,
-    translation_scale: float = 1.0,
+    reflection_prob: float = REFLECTION_PROB,
+    translation_scale: float = TRANSLATION_SCALE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """n random E(3) elements: Haar orthogonal R (n, 3, 3) (det -1 with `reflection_prob`) and t (n, 3)."""
+    """n random E(3) elements: Haar orthogonal R (n, 3, 3) (det -1 with `reflection_prob`) and t (n, 3) ~
+    N(0, translation_scale²) per axis (drawn even at scale 0, so the rotations match those of the default)."""
     gaussian = torch.randn(n, 3, 3, generator=generator, dtype=torch.float64)
     q, r = torch.linalg.qr(gaussian)  # Haar on O(3) after fixing the signs of diag(r)
     q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)

@@ -42,6 +42,8 @@ class ModuleFamily:
     minimum: Mapping[str, int] = field(default_factory=dict)
     augment: bool = False
     equivariant: bool = False
+    # keyword options of the task's augmentation (`Task.augment`), e.g. (("translation_scale", 0.0),): none
+    augment_options: tuple[tuple[str, Any], ...] = ()
 
     def build(self, sample: Mapping[str, int], shape: Mapping[str, int]) -> nn.Module:
         return self.build_fn(**_accepted(self.build_fn, sample), **shape)
@@ -71,19 +73,24 @@ def _parameters(fn: Callable) -> frozenset[str]:
     return frozenset(inspect.signature(fn).parameters)
 
 
-def from_module(name: str, module: ModuleType, *, augment: bool = False) -> ModuleFamily:
+def from_module(name: str, module: ModuleType, *, augment: bool = False,
+                augment_options: tuple[tuple[str, Any], ...] = ()) -> ModuleFamily:
     """A family from a module of functions and constants (the layout of the built-in families)."""
     return ModuleFamily(
         name=name, build_fn=module.build, forward_fn=module.forward_flops, backward_fn=module.backward_flops,
         params_fn=module.param_count, validate_fn=module.validate, shape_params=tuple(module.SHAPE_PARAMS),
         default_shape=dict(module.DEFAULT_SHAPE), granularity=dict(module.GRANULARITY),
         minimum=dict(module.MINIMUM), augment=augment, equivariant=bool(getattr(module, "EQUIVARIANT", False)),
+        augment_options=tuple(augment_options),
     )
 
 
 # The built-in families (entry points `equiscale.families` in pyproject.toml).
 transformer = from_module("transformer", transformer_module)
 transformer_aug = from_module("transformer-aug", transformer_module, augment=True)
+# the data study's control: the same augmentation without its translation (rotations and reflections only)
+transformer_aug_notrans = from_module("transformer-aug-notrans", transformer_module, augment=True,
+                                      augment_options=(("translation_scale", 0.0),))
 gatr = from_module("gatr", gatr_module)
 
 Family = ModuleFamily   # the built-in implementation of `study.plugins.Family`
