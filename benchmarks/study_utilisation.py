@@ -10,6 +10,16 @@ or reads a stored study, with wall time from the first trial's start to the last
 
     python benchmarks/study_utilisation.py --storage sqlite:///docs/results/cpu/compute.db
 
+or compares stacked replicate groups (`[resources] stack`) against training every trial alone, in one run: the
+1e11-1e12 studies of a study file run twice into scratch storages (stack = 1, then stack = R), the dataset cached
+first (untimed) so that both arms start warm, the matmul peak measured in the same run:
+
+    python benchmarks/study_utilisation.py --compare studies/cpu.toml [--budgets 1e11 1e12] [--stack 4]
+        [--families transformer gatr] [--trials N] [--cap N] [--slots 2]
+
+(`--trials`: COMPLETE trials per study of a grid/TPE file; `--cap`: the `[isoflop]` cap of an adaptive one. Only
+an adaptive file ever stacks: a grid point is one trial.) Each arm prints its report; then the ratio of the two.
+
 Prints where the wall time went: data and start-up (before the first trial), training inside trials,
 evaluation inside trials (final val/test losses, equivariance), per-trial overhead outside `train`
 (actor start, scheduling, storage writes) and idle slots (fewer running trials than slots).
@@ -41,7 +51,7 @@ def trials_of(url: str) -> list[optuna.trial.FrozenTrial]:
     return out
 
 
-def report(url: str, *, peak: float, slots: int, command_seconds: float | None) -> float:
+def report(url: str, *, peak: float, slots: int, command_seconds: float | None) -> dict:
     """Print the utilisation and its breakdown; return the utilisation."""
     trials = [t for t in trials_of(url) if t.datetime_start and t.datetime_complete]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -55,9 +65,13 @@ def report(url: str, *, peak: float, slots: int, command_seconds: float | None) 
     wall = command_seconds if command_seconds is not None else span
     in_trial = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials)
     trained = sum(float(t.user_attrs.get(schema.WALL_SECONDS, 0.0)) for t in complete)
+    looped = sum(float(t.user_attrs.get(schema.TRAIN_SECONDS, t.user_attrs.get(schema.WALL_SECONDS, 0.0)))
+                 for t in complete)
+    stacked = sum(schema.STACKED_WITH in t.user_attrs for t in trials)
     ideal = flops / peak
     utilisation = ideal / wall
-    print(f"{len(complete)} COMPLETE trials ({len(trials) - len(complete)} other), {flops:.3e} training FLOPs")
+    print(f"{len(complete)} COMPLETE trials ({len(trials) - len(complete)} other; {stacked} trained in stacked "
+          f"groups), {flops:.3e} training FLOPs")
     print(f"matmul peak (measured now, {slots} threads): {peak / 1e9:.1f} GFLOP/s")
     print(f"wall {wall:.0f} s ({'whole command' if command_seconds is not None else 'first trial start to last end'})")
     print(f"study-level utilisation: {utilisation:.1%}")
@@ -66,13 +80,78 @@ def report(url: str, *, peak: float, slots: int, command_seconds: float | None) 
     rows = [
         ("before the first trial (data, Ray start)", (wall - span) * slots if command_seconds is not None else 0.0),
         ("at peak (ideal time of the training FLOPs)", ideal * slots),
-        ("inside train(): below peak, validation, final eval", trained - ideal * slots),
+        ("training loops: below peak, periodic validation", looped - ideal * slots),
+        ("final evaluation (val/test losses, equivariance)", trained - looped),
         ("per-trial overhead outside train()", in_trial - trained),
         ("idle slots (fewer trials running than slots)", span * slots - in_trial),
     ]
     for name, seconds in rows:
         print(f"  {name:52s} {seconds:9.0f} s  {seconds / total:6.1%}")
-    return utilisation
+    return {"utilisation": utilisation, "flops": flops, "wall": wall, "complete": len(complete)}
+
+
+def variant(text: str, *, stack: int, cap: int | None) -> str:
+    """The study file `text` with `[resources] stack = stack` (and `[isoflop] cap = cap`): its other lines kept."""
+    out, table, placed = [], "", False
+    for line in text.splitlines():
+        bare = line.strip()
+        if bare.startswith("[") and not bare.startswith("[["):
+            table = bare.strip("[]").strip()
+            out.append(line)
+            if table == "resources":
+                out.append(f"stack = {stack}")
+                placed = True
+            continue
+        key = bare.split("=", 1)[0].strip() if "=" in bare and not bare.startswith("#") else ""
+        if (table, key) == ("resources", "stack") or (table, key) == ("isoflop", "cap") and cap is not None:
+            if key == "cap":
+                out.append(f"cap = {cap}")
+            continue
+        out.append(line)
+    if not placed:
+        out += ["[resources]", f"stack = {stack}"]
+    return "\n".join(out) + "\n"
+
+
+def budgets_between(path: str, low: float, high: float) -> list[float]:
+    """The study file's budgets within [low, high]."""
+    from study.config import load_config
+
+    return [b for b in load_config(path).budgets if low * (1 - 1e-9) <= b <= high * (1 + 1e-9)]
+
+
+def compare(args, tmp: str) -> None:
+    """Run the file's studies with stacking off and on (same budgets, families, trials); report both and the ratio."""
+    from study.config import load_config
+
+    text = open(args.compare, encoding="utf-8").read()
+    budgets = args.budgets or budgets_between(args.compare, 1e11, 1e12)
+    if not budgets:
+        sys.exit(f"study_utilisation: no budget of {args.compare} within 1e11..1e12; give --budgets")
+    cache = args.cache_dir or os.environ.get("EQUISCALE_CACHE_DIR")
+    env = dict(os.environ, **({"EQUISCALE_CACHE_DIR": cache} if cache else {}))
+    subprocess.run([sys.executable, "-m", "study.cli", "data", args.compare], env=env, check=True,
+                   stdout=subprocess.DEVNULL)                        # untimed: both arms read the cached dataset
+    slots = args.slots or load_config(args.compare).resources.max_concurrent or os.cpu_count()
+    peak = matmul_rate(threads=slots, size=2048, repeats=10)
+    arms = {}
+    for name, stack in (("alone (stack = 1)", 1), (f"stacked (stack = {args.stack})", args.stack)):
+        path = f"{tmp}/{stack}.toml"
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(variant(text, stack=stack, cap=args.cap))
+        url = f"sqlite:///{tmp}/{stack}.db"
+        command = [sys.executable, "-m", "study.cli", "run", path, "--storage", url, "--quiet", "--yes"]
+        command += [f"--budget={b:g}" for b in budgets] + [f"--family={f}" for f in args.families or ()]
+        command += [f"--trials={args.trials}"] if args.trials else []
+        start = time.perf_counter()
+        subprocess.run(command, env=env, check=True)
+        seconds = time.perf_counter() - start
+        print(f"\n== {name}: {args.compare}, budgets {', '.join(f'{b:g}' for b in budgets)}")
+        arms[name] = report(url, peak=peak, slots=slots, command_seconds=seconds)
+    (a_name, a), (b_name, b) = arms.items()
+    print(f"\nstacked / alone: utilisation {b['utilisation'] / a['utilisation']:.2f}x "
+          f"({b['utilisation']:.1%} vs {a['utilisation']:.1%}), command wall {b['wall'] / a['wall']:.2f}x, "
+          f"training FLOPs {b['flops'] / a['flops']:.2f}x, COMPLETE trials {b['complete']} vs {a['complete']}")
 
 
 def main() -> int:
@@ -81,10 +160,23 @@ def main() -> int:
                         help="run this study file (empty: the embedded default) and time the whole command")
     parser.add_argument("--storage", help="storage URL to read (with --run: where the study is stored)")
     parser.add_argument("--cache-dir", help="with --run: dataset cache (default: a fresh one, cold cache)")
-    parser.add_argument("--slots", type=int, default=os.cpu_count(), help="concurrent trial slots (default: CPUs)")
+    parser.add_argument("--compare", metavar="CONFIG", nargs="?", const="studies/cpu.toml", default=None,
+                        help="stacking off vs on for this study file's 1e11-1e12 studies (default studies/cpu.toml)")
+    parser.add_argument("--budgets", type=float, nargs="+", help="with --compare: these budgets instead")
+    parser.add_argument("--families", nargs="+", help="with --compare: these families only")
+    parser.add_argument("--trials", type=int, help="with --compare: COMPLETE trials per study (grid/TPE files)")
+    parser.add_argument("--cap", type=int, help="with --compare: the [isoflop] cap (adaptive files)")
+    parser.add_argument("--stack", type=int, default=4, help="with --compare: the stacked arm's stack (default 4)")
+    parser.add_argument("--slots", type=int, default=None,
+                        help="concurrent trial slots (default: CPUs; with --compare the file's max_concurrent)")
     parser.add_argument("--command-seconds", type=float, help="wall time of the whole command, when known")
     args = parser.parse_args()
     command_seconds = args.command_seconds
+    if args.compare is not None:
+        with tempfile.TemporaryDirectory(prefix="equiscale-util-") as tmp:
+            compare(args, tmp)
+        return 0
+    args.slots = args.slots or os.cpu_count()
     with tempfile.TemporaryDirectory(prefix="equiscale-util-") as tmp:
         url = args.storage or f"sqlite:///{tmp}/study.db"
         if args.run is not None:

@@ -398,6 +398,8 @@ def validate(config: StudyConfig) -> None:
     _check_address(r.address)
     if r.max_concurrent < 0 or r.max_failures < 0:
         raise ConfigError("resources.max_concurrent and max_failures must be >= 0")
+    if isinstance(r.stack, bool) or not isinstance(r.stack, int) or r.stack < 1:
+        raise ConfigError(f"resources.stack must be an integer >= 1 (1: every trial trains alone), got {r.stack!r}")
     if len(set(config.families)) != len(config.families):
         raise ConfigError(f"duplicate family in {list(config.families)}")
     for budget in config.budgets:

@@ -29,6 +29,9 @@ SEED = "seed"       # the trial's initialisation and minibatch seed: replicates 
 # and the study's rule learning rate (the profile's; trials at other lrs are the lr sweep at the best point).
 PHASE, RULE_LR = "phase", "rule_lr"
 TRAIN_SECONDS = "train_seconds"   # the training loop's seconds alone (wall_seconds adds the final evaluation)
+# Trials trained as one stacked group (`[resources] stack`): the numbers of the group's trials (absent: alone).
+# A member's train_seconds/wall_seconds are its share of the group's (equal shares among the members alive).
+STACKED_WITH = "stacked_with"
 # Data studies only (a compute study has neither: absent `kind` means compute).
 KIND, TRAIN_SIZE = "kind", "train_size"
 COMPUTE, DATA = "compute", "data"   # the study kinds
@@ -201,6 +204,11 @@ def read_proposal(attrs: Mapping[str, Any]) -> tuple[str | None, float | None]:
     study that was not adaptive (the analysis then treats every point as part of the IsoFLOP profile)."""
     phase, rule = attrs.get(PHASE), attrs.get(RULE_LR)
     return (None if phase is None else str(phase)), (None if rule is None else float(rule))
+
+
+def write_stacked_with(trial, numbers: list[int]) -> None:
+    """Store on an `optuna.Trial` the numbers of the trials of its stacked group (itself included)."""
+    trial.set_user_attr(STACKED_WITH, [int(n) for n in numbers])
 
 
 def write_fail_reason(trial, reason: str) -> None:

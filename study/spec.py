@@ -22,6 +22,7 @@ class ResourceConfig:
     max_concurrent: int = 0     # 0 = as many as the cluster's CPUs (and GPUs) allow
     max_failures: int = 2       # retries of a trial whose worker failed (not of a diverged run)
     address: str | None = None  # existing Ray cluster; None = start a local one
+    stack: int = 1              # replicates trained as one stacked model per worker, at most (1: each alone)
 
 
 @dataclass(frozen=True)

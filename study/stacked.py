@@ -1,4 +1,4 @@
-"""Replicates of one point trained together: `train_group(plans, dataset) -> [TrainResult | DivergenceError, …]`.
+"""Replicates of one point trained together: `train_group(plans, dataset) -> [TrainResult | RunEnded, …]`.
 
 The plans of a group share everything that fixes the network and the loop (`SHARED`: family, shape, steps, batch
 size, validation points, data, device) and may differ in seed, learning rate, weight decay, warm-up fraction and
@@ -24,12 +24,16 @@ the end, as `train` does) or whose validation loss does, stops there: its entry 
 restacked without its row). Any other exception fails the whole group and propagates.
 
 Time: the group's wall time is shared out equally among the replicates alive at each step (and its evaluations
-among those evaluated), so `train_seconds`/`wall_seconds` of the replicates add up to the group's.
+among those evaluated), so `train_seconds`/`wall_seconds` of the replicates add up to the group's. A time cap
+(`plan.time_cap_seconds`) applies to a replicate's share: one whose share passes it stops there with the
+`TimeCapError` `train` raises (the group goes on without it), so a group of R may run up to R times the cap.
 
 Checkpoints: once `min(plan.checkpoint_seconds)` has passed since the last one (or the start), after a step
-that is not the last, `checkpoint(state)` receives a group state `{"version", "step", "replicas": [entry per
-plan]}` whose entry is, per replicate, the state `train` itself saves (`study.training._state`: loadable by
-`train(plan, dataset, resume=entry)` alone), `{"failed": [step, loss]}` for one that diverged, or (loop method)
+that is not the last, `checkpoint(state)` receives a group state `{"version", "step", "curve", "replicas": [entry
+per plan]}` (`curve`: (step, best validation loss among the replicates) so far, the metric Tune keeps with the
+checkpoint, `study.checkpoint.checkpoint_metrics`) whose entry is, per replicate, the state `train` itself saves
+(`study.training._state`: loadable by `train(plan, dataset, resume=entry)` alone), `{"failed": [step, loss]}` for
+one that diverged, `{"capped": [step, seconds]}` for one past its time cap, or (loop method)
 `{"done": {…TrainResult fields…}}` / None (not started). `train_group(plans, dataset, resume=state)` continues
 exactly: no replicate is trained twice or lost, a failed one is returned failed again, and a state of the same
 plans taken by the same method ends like the uninterrupted group (the same operations on the same values: the
@@ -50,8 +54,9 @@ import torch
 
 from study.records import TrainResult, TrialPlan
 from study.stacked_modules import Unstackable, stack_network
-from study.training import (CHECK_EVERY, DRAW_AHEAD, EVAL_BATCH, DivergenceError, _fast_optimizer, _restore,
-                            _state, _subset, build, default_task, eval_steps, lr_factor, train, warmup_steps)
+from study.training import (CHECK_EVERY, DRAW_AHEAD, EVAL_BATCH, DivergenceError, RunEnded, TimeCapError,
+                            _fast_optimizer, _restore, _state, _subset, build, default_task, eval_steps, lr_factor,
+                            train, warmup_steps)
 from study.models.registry import get_family
 
 GROUP_STATE_VERSION = 1
@@ -91,8 +96,9 @@ def group_key(plan: TrialPlan) -> tuple:
 
 def train_group(plans: Sequence[TrialPlan], dataset, *, report: Report | None = None,
                 checkpoint: Callable[[dict[str, Any]], None] | None = None, resume: dict[str, Any] | None = None,
-                method: str = "auto") -> list[TrainResult | DivergenceError]:
-    """Train the replicates `plans` together; one `TrainResult` or `DivergenceError` per plan, in order.
+                method: str = "auto") -> list[TrainResult | RunEnded]:
+    """Train the replicates `plans` together; per plan, in order, one `TrainResult` or `RunEnded` (diverged, or
+    past its time cap).
 
     `report(i, step, val_loss)` after each periodic validation of replicate i; `checkpoint(state)` and `resume`
     as in the module docstring (`state` holds live tensors: serialise it before returning)."""
@@ -103,22 +109,23 @@ def train_group(plans: Sequence[TrialPlan], dataset, *, report: Report | None = 
     uniform = all(e is None for e in running) or len({e["step"] if e else 0 for e in running}) == 1
     if method == "loop" or not uniform or any(e is not None and "done" in e for e in entries):
         return _train_loop(plans, dataset, report, checkpoint, entries)
+    curve = [(int(s), float(v)) for s, v in (resume or {}).get("curve", [])]
     if method == "auto":
         for candidate in ("fold", "vmap"):
             try:
-                return _Group(plans, dataset, entries, candidate).run(report, checkpoint)
+                return _Group(plans, dataset, entries, candidate, curve=curve).run(report, checkpoint)
             except Unstackable:
                 continue
         return _train_loop(plans, dataset, report, checkpoint, entries)
-    return _Group(plans, dataset, entries, method).run(report, checkpoint)
+    return _Group(plans, dataset, entries, method, curve=curve).run(report, checkpoint)
 
 
-def restored_results(state: dict[str, Any]) -> list[TrainResult | DivergenceError | None]:
+def restored_results(state: dict[str, Any], plans: Sequence[TrialPlan]) -> list[TrainResult | RunEnded | None]:
     """What a group state already settles, per plan: a failure, a finished result (loop method) or None."""
     out = []
-    for entry in state["replicas"]:
-        if entry is not None and "failed" in entry:
-            out.append(DivergenceError(int(entry["failed"][0]), float(entry["failed"][1])))
+    for entry, plan in zip(state["replicas"], plans):
+        if entry is not None and ("failed" in entry or "capped" in entry):
+            out.append(_ended(entry, plan))
         elif entry is not None and "done" in entry:
             out.append(_result_from(entry["done"]))
         else:
@@ -147,7 +154,7 @@ class _Replica:
 class _Group:
     """The replicates alive, their parameters as (R, P) rows, the stacked forward and the loop."""
 
-    def __init__(self, plans: list[TrialPlan], dataset, entries: list, method: str):
+    def __init__(self, plans: list[TrialPlan], dataset, entries: list, method: str, *, curve: list = ()):
         self.created = time.perf_counter()      # building the replicates counts in their time, as in `train`
         first = plans[0]
         torch.set_num_threads(max(1, int(first.threads)))
@@ -162,13 +169,14 @@ class _Group:
         self.dataset = dataset
         self.checkpoints = set(first.eval_at or eval_steps(self.steps, first.evals))
         self.interval = min(p.checkpoint_seconds for p in plans)
-        self.results: list[TrainResult | DivergenceError | None] = [None] * len(plans)
+        self.results: list[TrainResult | RunEnded | None] = [None] * len(plans)
+        self.curve: list[tuple[int, float]] = list(curve)   # (step, best validation loss of the replicates)
         self.done = 0
         self.alive: list[_Replica] = []
         alive = []
         for i, (plan, entry) in enumerate(zip(plans, entries)):
-            if entry is not None and "failed" in entry:
-                self.results[i] = DivergenceError(int(entry["failed"][0]), float(entry["failed"][1]))
+            if entry is not None and ("failed" in entry or "capped" in entry):
+                self.results[i] = _ended(entry, plan)
                 continue
             alive.append(self._replica(i, plan, entry))
         self.names = [name for name, p in alive[0].model.named_parameters() if p.requires_grad] if alive else []
@@ -270,7 +278,7 @@ class _Group:
 
     # ---------------------------------------------------------------- the loop
 
-    def run(self, report: Report | None, checkpoint) -> list[TrainResult | DivergenceError]:
+    def run(self, report: Report | None, checkpoint) -> list[TrainResult | RunEnded]:
         last_save = time.perf_counter()
         last = self.created
         resumed_from = self.done
@@ -301,6 +309,12 @@ class _Group:
             for a in self.alive:
                 a.seconds += (now - last) / r
             last = now
+            capped = {c: TimeCapError(step, self.steps, a.seconds, a.plan.time_cap_seconds)
+                      for c, a in enumerate(self.alive) if a.seconds > a.plan.time_cap_seconds}
+            if capped:                                   # as `train`: the cap is checked right after the update
+                self._drop(capped, step)
+                if not self.alive:
+                    break
             if step in self.checkpoints or step % CHECK_EVERY == 0 or step == self.steps:
                 checked = self._check_finite(checked, step)
             if step in self.checkpoints and self.alive:
@@ -366,7 +380,7 @@ class _Group:
             self._drop(failures, step)
         return step
 
-    def _drop(self, failures: dict[int, DivergenceError], step: int) -> None:
+    def _drop(self, failures: dict[int, RunEnded], step: int) -> None:
         """Record the failures of the replicates at these columns and restack the group without them."""
         for column, error in failures.items():
             self.results[self.alive[column].index] = error
@@ -390,6 +404,9 @@ class _Group:
             a.curve.append((step, value))
             if report is not None:
                 report(a.index, step, value)
+        finite = [v for c, v in enumerate(values) if c not in failures]
+        if finite:
+            self.curve.append((step, min(finite)))
         if failures:
             self._drop(failures, step)
 
@@ -423,10 +440,7 @@ class _Group:
         return [params[name] for name in self.names]
 
     def _group_state(self, step: int) -> dict[str, Any]:
-        entries: list[dict | None] = [None] * len(self.results)
-        for i, result in enumerate(self.results):
-            if isinstance(result, DivergenceError):
-                entries[i] = {"failed": [result.step, result.loss]}
+        entries: list[dict | None] = [_settled(result) for result in self.results]
         for c, a in enumerate(self.alive):
             params = self._sync(c)
             optimizer = torch.optim.AdamW(params, lr=a.plan.lr * lr_factor(step - 1, steps=self.steps,
@@ -441,7 +455,8 @@ class _Group:
             draws = self.draws[:, c].contiguous() if self.draws is not None else None
             entries[a.index] = _state(a.plan, step, a.model, optimizer, a.generator, draws,
                                       self.losses[:, c].contiguous(), a.curve, a.seconds)
-        return {"version": GROUP_STATE_VERSION, "step": step, "replicas": entries}
+        curve = [list(point) for point in self.curve]
+        return {"version": GROUP_STATE_VERSION, "step": step, "curve": curve, "replicas": entries}
 
     def _finish(self, resumed_from: int) -> None:
         """Final losses over the whole val and test splits, the equivariance error, one result per replicate."""
@@ -463,9 +478,9 @@ class _Group:
                 resumed_from=resumed_from)
 
 
-def _train_loop(plans, dataset, report, checkpoint, entries) -> list[TrainResult | DivergenceError]:
+def _train_loop(plans, dataset, report, checkpoint, entries) -> list[TrainResult | RunEnded]:
     """The fallback: each replicate alone through `train`, the group state carrying finished results."""
-    results: list[TrainResult | DivergenceError | None] = list(restored_results({"replicas": entries}))
+    results: list[TrainResult | RunEnded | None] = list(restored_results({"replicas": entries}, plans))
     for i, plan in enumerate(plans):
         if results[i] is not None:
             continue
@@ -473,13 +488,14 @@ def _train_loop(plans, dataset, report, checkpoint, entries) -> list[TrainResult
         def save(state, i=i):
             group = [_settled(r) for r in results]
             group[i] = state
-            checkpoint({"version": GROUP_STATE_VERSION, "step": state["step"], "replicas": group})
+            checkpoint({"version": GROUP_STATE_VERSION, "step": state["step"], "curve": state["curve"],
+                        "replicas": group})
 
         try:
             results[i] = train(plan, dataset, resume=entries[i],
                                report=None if report is None else (lambda s, v, i=i: report(i, s, v)),
                                checkpoint=None if checkpoint is None else save)
-        except DivergenceError as error:
+        except RunEnded as error:
             results[i] = error
     return results
 
@@ -487,11 +503,21 @@ def _train_loop(plans, dataset, report, checkpoint, entries) -> list[TrainResult
 def _settled(result) -> dict | None:
     if isinstance(result, DivergenceError):
         return {"failed": [result.step, result.loss]}
+    if isinstance(result, TimeCapError):
+        return {"capped": [result.step, result.seconds]}
     if isinstance(result, TrainResult):
         done = dataclasses.asdict(result)
         done["curve"] = [list(point) for point in result.curve]
         return {"done": done}
     return None
+
+
+def _ended(entry: dict, plan: TrialPlan) -> RunEnded:
+    """The failure a group state's entry records (diverged or past the time cap), as the run alone raised it."""
+    if "capped" in entry:
+        step, seconds = entry["capped"]
+        return TimeCapError(int(step), plan.steps, float(seconds), plan.time_cap_seconds)
+    return DivergenceError(int(entry["failed"][0]), float(entry["failed"][1]))
 
 
 def _result_from(done: dict) -> TrainResult:

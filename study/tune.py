@@ -6,6 +6,16 @@ searcher turns its space's proposal into a `TrialPlan` for the worker, and write
 the Optuna storage through `study.schema`: the learning curve as intermediate values at training
 steps, the user attributes the analysis reads, and the final state (COMPLETE only for a run that
 trained its full budget; FAIL with a `fail_reason` otherwise).
+
+Stacked replicates (`[resources] stack = R`, R > 1): when an adaptive sampler proposes several points of one size
+at once (its lr sweep, its seed replicates), the searcher asks up to R Optuna trials for them and hands them to
+one Tune trial as a group, trained by `study.stacked.train_group` as one stacked model, where
+`study.stacked.worth_stacking` says it pays (small steps on a CPU). Each member stays its own Optuna trial: its
+own seed, learning rate, learning curve, attributes and state (a diverged member FAILs alone). A member's
+`train_seconds`/`wall_seconds` are its share of the group's (equal shares among the members alive at each step),
+so a study's seconds still add up to the worker time it took; `stacked_with` names the group's trials. The
+group checkpoints as one (Tune's checkpoint of the group state) and a retried worker resumes the whole group.
+Grid and TPE studies ask one trial at a time and never stack.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from study.progress import Progress
 from study.records import TrainResult, TrialPlan
 from study.resume import StudyState, prepare_studies
 from study.spec import ResourceConfig, RunSpec, StudySpec
+from study.stacked import train_group, worth_stacking
 from study.training import RunEnded, train
 
 METRIC = schema.VAL_LOSS  # the metric Tune reports: the trial's objective
@@ -57,6 +68,7 @@ class PlanDefaults:
     task: object = None                 # the task object
     sample: tuple = ()                  # the task's sample dimensions, sorted (name, value) pairs
     time_cap_seconds: float = math.inf  # training seconds after which a run stops, its trial FAIL (inf: none)
+    stack: int = 1                      # members of a stacked group, at most (1: every trial alone)
 
     def plan(self, proposal: Proposal, *, seed: int) -> TrialPlan:
         """The worker's plan for one proposal."""
@@ -80,7 +92,7 @@ def plan_defaults(spec: StudySpec, resources: ResourceConfig) -> PlanDefaults:
         val_samples=o.val_samples, threads=max(1, int(r.cpus_per_trial)),
         device="cuda" if r.gpus_per_trial > 0 else "cpu", checkpoint_seconds=o.checkpoint_seconds,
         train_size=spec.train_size, eval_at=tuple(spec.eval_at), model=spec.family, task=spec.task,
-        sample=tuple(sorted(spec.sample.items())), time_cap_seconds=o.time_cap_seconds,
+        sample=tuple(sorted(spec.sample.items())), stack=r.stack, time_cap_seconds=o.time_cap_seconds,
     )
 
 
@@ -92,8 +104,10 @@ def trainable(config: dict, dataset=None) -> None:
     """
     from ray import tune
 
-    plan: TrialPlan = config["plan"]
     dataset = dataset.tensors() if dataset is not None else None   # views of the object store's arrays: no copy
+    if "plans" in config:
+        return train_members(config["plans"], dataset)
+    plan: TrialPlan = config["plan"]
 
     def report(step: int, val_loss: float) -> None:
         tune.report({METRIC: val_loss, "step": step})
@@ -109,6 +123,27 @@ def trainable(config: dict, dataset=None) -> None:
         raise
     result = replace(result, node=node_name())
     tune.report({METRIC: result.val_loss, "step": plan.steps, "result": result})
+
+
+def train_members(plans: tuple[TrialPlan, ...], dataset) -> None:
+    """A stacked group's trainable: each member's curve reported with its index (`"member"`), then one final
+    report whose `"results"` hold per member its `TrainResult` or why it failed (a diverged member alone)."""
+    from ray import tune
+
+    def report(member: int, step: int, val_loss: float) -> None:
+        tune.report({METRIC: val_loss, "step": step, "member": member})
+
+    try:
+        results = train_group(plans, dataset, report=report, checkpoint=CheckpointSaver(),
+                              resume=load_checkpoint(tune.get_checkpoint()))
+    except Exception as exc:  # not a divergence (those fail their member alone): Tune retries the whole group
+        tune.report({METRIC: float("nan"), "step": 0, "error": f"{type(exc).__name__}: {exc}"[:500]})
+        raise
+    node = node_name()
+    finals = [replace(r, node=node) if isinstance(r, TrainResult) else str(r) for r in results]
+    values = [r.val_loss for r in finals if isinstance(r, TrainResult) and math.isfinite(r.val_loss)]
+    tune.report({METRIC: min(values, default=float("nan")), "step": plans[0].steps, "result": None,
+                 "results": finals})
 
 
 def node_name() -> str:
@@ -133,11 +168,16 @@ def _study_search_class():
                      **kwargs):
             super().__init__(study_name=name, metric=METRIC, mode="min", **kwargs)
             self.name, self.defaults, self.progress, self.spec = name, defaults, progress, spec
-            self.plans: dict[str, TrialPlan] = {}
+            self.plans: dict[str, tuple[TrialPlan, ...]] = {}      # per Tune trial: its members' plans
+            self.members: dict[str, tuple[optuna.Trial, ...]] = {}  # per Tune trial: its members' Optuna trials
             self.errors: dict[str, str] = {}  # the last exception a trial's worker reported, per Tune trial
 
-        def suggest(self, trial_id: str):
-            if self.spec is not None and self.spec.sampler.adaptive:   # the sampler picks the point from the storage
+        def suggest(self, trial_id: str, *, room: int = 1):
+            """One Tune trial's config: `{"plan": plan}`, or `{"plans": plans}` for a stacked group of at most
+            `room` members (the trials the study still has to go)."""
+            adaptive = self.spec is not None and self.spec.sampler.adaptive
+            group = []
+            if adaptive:                                               # the sampler picks the point from the storage
                 decision = self.spec.sampler.decide(self.spec, self._ot_study.get_trials(deepcopy=False))
                 if decision.done:
                     for note in decision.notes:
@@ -145,18 +185,33 @@ def _study_search_class():
                     return Searcher.FINISHED
                 if not decision.propose:
                     return None                                        # wait for a running trial's result
-                self._ot_study.enqueue_trial(self.spec.sampler.params(self.spec, *decision.propose[0]),
-                                             skip_if_exists=False)
+                group = stack_group(decision.propose, limit=min(self.defaults.stack, max(1, room)))
+                self._ot_study.enqueue_trial(self.spec.sampler.params(self.spec, *group[0]), skip_if_exists=False)
             suggestion = super().suggest(trial_id)
-            if self.spec is not None and self.spec.sampler.adaptive and isinstance(suggestion, dict):
-                schema.write_proposal(self.study_trial(trial_id), phase=decision.phase,
-                                      rule_lr=self.spec.sampler.lr_rule(self.spec))
             if not isinstance(suggestion, dict):
                 return suggestion  # FINISHED or None: nothing to plan
-            seed = trial_seed(self.name, self.study_trial(trial_id).number, self.defaults.base_seed)
-            plan = self.defaults.plan(suggestion["proposal"], seed=seed)
-            self.plans[trial_id] = plan
-            return {"plan": plan}
+            trials = [self.study_trial(trial_id)]
+            plans = [self._plan(trials[0], suggestion["proposal"])]
+            if adaptive:
+                schema.write_proposal(trials[0], phase=decision.phase, rule_lr=self.spec.sampler.lr_rule(self.spec))
+                if len(group) > 1 and worth_stacking(plans[0]):
+                    for point in group[1:]:                            # the other members: one Optuna trial each
+                        self._ot_study.enqueue_trial(self.spec.sampler.params(self.spec, *point),
+                                                     skip_if_exists=False)
+                        trial = self._ot_study.ask()
+                        schema.write_proposal(trial, phase=decision.phase,
+                                              rule_lr=self.spec.sampler.lr_rule(self.spec))
+                        trials.append(trial)
+                        plans.append(self._plan(trial, _propose(self.spec, trial)["proposal"]))
+            self.plans[trial_id], self.members[trial_id] = tuple(plans), tuple(trials)
+            if len(plans) == 1:
+                return {"plan": plans[0]}
+            for trial in trials:
+                schema.write_stacked_with(trial, [t.number for t in trials])
+            return {"plans": tuple(plans)}
+
+        def _plan(self, trial: optuna.Trial, proposal: Proposal) -> TrialPlan:
+            return self.defaults.plan(proposal, seed=trial_seed(self.name, trial.number, self.defaults.base_seed))
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             if "error" in result:
@@ -164,27 +219,36 @@ def _study_search_class():
             if "result" in result or "failed" in result or "error" in result or self.ended(trial_id):
                 return
             # the learning curve in the storage: at training steps, or per epoch in a data study
-            point = self.plans[trial_id].curve_step(int(result["step"]))
+            member = int(result.get("member", 0))
+            point = self.plans[trial_id][member].curve_step(int(result["step"]))
             if point > 0:
-                self.study_trial(trial_id).report(float(result[METRIC]), point)
+                self.members[trial_id][member].report(float(result[METRIC]), point)
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             if self.ended(trial_id) or self.study_trial(trial_id) is None:
                 return
-            final: TrainResult | None = (result or {}).get("result")
-            if final is not None and math.isfinite(final.val_loss):
-                schema.write_trial_attrs(self.study_trial(trial_id),
-                                         schema.trial_attrs(self.plans[trial_id], final))
-                self.tell(trial_id, value=float(final.val_loss), state=TrialState.COMPLETE)
-                self.progress.trial_finished(self.name, value=float(final.val_loss))
-            else:
-                error_text = self.errors.pop(trial_id, None)
-                reason = (result or {}).get("failed") or (
+            result = result or {}
+            finals = result.get("results") or [result.get("result")]   # a group's: one per member
+            error_text = self.errors.pop(trial_id, None)
+            for i, (plan, trial) in enumerate(zip(self.plans[trial_id], self.members[trial_id])):
+                final = finals[i] if i < len(finals) else None
+                if isinstance(final, TrainResult) and math.isfinite(final.val_loss):
+                    schema.write_trial_attrs(trial, schema.trial_attrs(plan, final))
+                    self._tell(trial_id, i, value=float(final.val_loss), state=TrialState.COMPLETE)
+                    self.progress.trial_finished(self.name, value=float(final.val_loss))
+                    continue
+                reason = final if isinstance(final, str) else result.get("failed") or (
                     ("worker error (retries exhausted)" + (f": {error_text}" if error_text else ""))
                     if error else "stopped early")
-                schema.write_fail_reason(self.study_trial(trial_id), reason)
-                self.tell(trial_id, value=None, state=TrialState.FAIL)
+                schema.write_fail_reason(trial, reason)
+                self._tell(trial_id, i, value=None, state=TrialState.FAIL)
                 self.progress.trial_finished(self.name, value=None, detail=reason)
+
+        def _tell(self, trial_id: str, member: int, *, value: float | None, state: TrialState) -> None:
+            if member == 0:
+                self.tell(trial_id, value=value, state=state)        # the Tune trial's own Optuna trial
+            else:
+                self._ot_study.tell(self.members[trial_id][member], value, state=state, skip_if_finished=True)
 
     return StudySearch
 
@@ -214,14 +278,14 @@ def _multi_searcher_class():
             for name in sorted(self.remaining, key=self._priority, reverse=True):
                 if self.remaining[name] <= 0:
                     continue
-                config = self.searchers[name].suggest(trial_id)
+                config = self.searchers[name].suggest(trial_id, room=self.remaining[name])
                 if config == Searcher.FINISHED:
                     self.remaining[name] = 0       # an adaptive study decided it is done
                     continue
                 if config is None:
                     waiting = True                 # it waits for a running trial: try the next study
                     continue
-                self.remaining[name] -= 1
+                self.remaining[name] -= len(config.get("plans", ())) or 1
                 self.owner[trial_id] = name
                 return config
             return None if waiting else Searcher.FINISHED
@@ -234,6 +298,12 @@ def _multi_searcher_class():
                 self.searchers[self.owner[trial_id]].on_trial_complete(trial_id, result=result, error=error)
 
     return MultiStudySearcher
+
+
+def stack_group(proposals, *, limit: int) -> list:
+    """The first proposal and up to `limit` - 1 more of the same size (one shape, steps and batch: one group)."""
+    size = proposals[0][0]
+    return [p for p in proposals if p[0] == size][:max(1, limit)]
 
 
 def _space(spec: StudySpec):

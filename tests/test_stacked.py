@@ -19,7 +19,7 @@ from study.benchmark import load_dataset
 from study.records import TrainResult, TrialPlan
 from study.stacked import GROUP_STATE_VERSION, train_group
 from study.stacked_modules import Unstackable, check_stackable
-from study.training import DivergenceError, eval_steps, train
+from study.training import DivergenceError, TimeCapError, eval_steps, train
 from tests.test_training import _Interrupted, _serialised
 
 GATR = {"mv_channels": 2, "s_channels": 4, "depth": 1}
@@ -122,6 +122,20 @@ def test_a_diverging_replicate_fails_alone_and_the_others_go_on(dataset, family,
     for i in (0, 2):
         assert_same_run(group[i], singles[i][0])
     assert [s for i, s in reported if i == 1] == [s for s, _ in singles[1][1]]   # nothing reported after failing
+
+
+@pytest.mark.parametrize("method", ["fold", "loop"])
+def test_a_replicate_past_its_time_cap_fails_alone_with_the_reason_train_gives(dataset, method):
+    plans = replicates("transformer", TRANSFORMER, steps=30)
+    plans[1] = dataclasses.replace(plans[1], time_cap_seconds=0.0)     # past the cap after its first step
+    with pytest.raises(TimeCapError) as alone_error:
+        train(plans[1], dataset)
+    group = train_group(plans, dataset, method=method)
+    assert isinstance(group[1], TimeCapError)
+    assert (group[1].step, str(group[1]).split(" (")[0]) == (alone_error.value.step,
+                                                              str(alone_error.value).split(" (")[0])
+    for i in (0, 2):
+        assert_same_run(group[i], train(plans[i], dataset))
 
 
 def test_every_replicate_diverging_returns_every_failure(dataset):
