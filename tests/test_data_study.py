@@ -25,6 +25,8 @@ from tests.tiny import tiny_config
 DATA_HEAD = 'kind = "data"\nfamilies = ["transformer"]\n'
 SHAPES = '[data_study]\ntrain_sizes = [64, 128]\nsteps = 50\nshapes = { transformer = { width = 16, depth = 1 } }\n'
 SMALL_DATA = '[data]\nscenes = 300\nbodies = 3\n'
+V2 = ('[data_study]\ntrain_sizes = [64, 128]\nlengths = [10, 30, 100]\nall_lengths_max_size = 64\n'
+      'shapes = { transformer = { width = 16, depth = 1 } }\n')
 
 
 def tiny_data_config(storage: str, *, families=("transformer", "gatr"), sizes=(32, 128), steps=40,
@@ -42,17 +44,45 @@ def tiny_data_config(storage: str, *, families=("transformer", "gatr"), sizes=(3
     return config
 
 
-def test_the_committed_data_study_file_spans_2_to_the_8_to_2_to_the_16_scenes_on_one_dataset():
+def test_the_committed_data_study_file_is_the_v2_design_on_one_dataset():
+    """Sizes 2^8 .. 2^16; >= 3 lengths spanning >= 1 decade at 256, 1,024 and 4,096 scenes, the longest above;
+    the lr grid of >= 5 points with extensions and 2 seeds; the no-translation control at one size; a time cap."""
     config = load_config("studies/data.toml")
-    sizes = config.data_study.train_sizes
-    assert config.kind == "data" and min(sizes) == 2**8 and max(sizes) == 2**16
-    assert max(sizes) <= config.data.benchmark().split_sizes()[0]
-    assert {f for f, _ in config.data_study.shapes} == set(config.families) == {"gatr", "transformer", "transformer-aug"}
-    # every study of the file trains the same steps of the same batch: the FLOPs per trial are fixed per family
-    for spec in config.specs():
-        shape = config.data_study.shape(spec.family_name)
-        assert spec.budget == config.data_study.steps * step_flops(spec.family_name, batch_size=64, bodies=4, **shape)
-        assert spec.name == f"data/{spec.family_name}/{spec.train_size}"
+    ds = config.data_study
+    assert config.kind == "data" and min(ds.train_sizes) == 2**8 and max(ds.train_sizes) == 2**16
+    assert max(ds.train_sizes) <= config.data.benchmark().split_sizes()[0]
+    assert {f for f, _ in ds.shapes} == set(config.families) == {"gatr", "transformer", "transformer-aug",
+                                                                 "transformer-aug-notrans"}
+    assert len(ds.lengths) >= 3 and ds.lengths[-1] >= 10 * ds.lengths[0]
+    assert config.sampler == "lrgrid" and config.sampler_settings.points >= 5 and config.sampler_settings.seeds == 2
+    assert config.sampler_settings.extend >= 1 and config.training.time_cap_seconds > 0
+    assert dict(config.claims)["no_translation"] == "transformer-aug-notrans"
+    specs = config.specs()
+    by_family: dict[str, set] = {}
+    for spec in specs:
+        shape = ds.shape(spec.family_name)
+        assert spec.budget == spec.steps * step_flops(spec.family_name, batch_size=64, bodies=4, **shape)
+        assert spec.name == f"data/{spec.family_name}/{spec.train_size}/{spec.steps}"
+        by_family.setdefault(spec.family_name, set()).add((spec.train_size, spec.steps))
+    for family in ("transformer", "transformer-aug", "gatr"):
+        assert {(n, L) for n in (256, 1024, 4096) for L in ds.lengths} <= by_family[family]
+        assert {(n, ds.lengths[-1]) for n in (16384, 65536)} <= by_family[family]
+        assert len(by_family[family]) == 3 * len(ds.lengths) + 2
+    assert by_family["transformer-aug-notrans"] == {(1024, L) for L in ds.lengths}
+
+
+def test_data_study_lengths_give_one_study_per_family_size_and_length(tmp_path):
+    path = tmp_path / "v2.toml"
+    path.write_text(DATA_HEAD.replace('["transformer"]', '["transformer", "transformer-aug-notrans"]') + SMALL_DATA
+                    + V2.replace("shapes = { transformer = { width = 16, depth = 1 } }",
+                                 "shapes = { transformer = { width = 16, depth = 1 }, transformer-aug-notrans = "
+                                 "{ width = 16, depth = 1 } }\nsizes = { transformer-aug-notrans = [64] }"))
+    names = [spec.name for spec in load_config(path).specs()]
+    assert names == ["data/transformer/64/10", "data/transformer/64/30", "data/transformer/64/100",
+                     "data/transformer/128/100", "data/transformer-aug-notrans/64/10",
+                     "data/transformer-aug-notrans/64/30", "data/transformer-aug-notrans/64/100"]
+    path.write_text(DATA_HEAD + SMALL_DATA + V2.replace("all_lengths_max_size = 64\n", ""))
+    assert len(load_config(path).specs()) == 6                       # 0: every size trains every length
 
 
 @pytest.mark.parametrize("text, match", [
@@ -68,6 +98,18 @@ def test_the_committed_data_study_file_spans_2_to_the_8_to_2_to_the_16_scenes_on
     (DATA_HEAD + SMALL_DATA + SHAPES.replace("width = 16", "width = 0"), "width"),
     (DATA_HEAD + SMALL_DATA + SHAPES.replace("[64, 128]", "[64, 64]"), "duplicate size"),
     (DATA_HEAD + SMALL_DATA + SHAPES.replace("width = 16", "width = 1.5"), "width"),
+    (DATA_HEAD + SMALL_DATA + V2.replace("[10, 30, 100]", "[30, 10, 100]"), "increasing"),
+    (DATA_HEAD + SMALL_DATA + V2.replace("[10, 30, 100]", "[10, 10, 100]"), "without repeats"),
+    (DATA_HEAD + SMALL_DATA + V2.replace("[10, 30, 100]", "[0, 30, 100]"), "positive"),
+    (DATA_HEAD + SMALL_DATA + V2.replace("lengths =", "steps = 50\nlengths ="), "not both"),
+    (DATA_HEAD + SMALL_DATA + V2.replace("[10, 30, 100]", "[1, 30, 100]"), "less than one epoch of a training set of 64"),
+    (DATA_HEAD + SMALL_DATA + V2.replace("[10, 30, 100]", "[2, 30, 100]").replace("= 64\n", "= 128\n"),
+     "2 steps x training.batch_size = 64 samples is less than one epoch of a training set of 128"),
+    (DATA_HEAD + SMALL_DATA + V2 + "sizes = { mlp = [64] }\n", "sizes: unknown model family 'mlp'"),
+    (DATA_HEAD + SMALL_DATA + V2 + "sizes = { transformer = [64, 64] }\n", "duplicate size in data_study.sizes"),
+    (DATA_HEAD + SMALL_DATA + V2 + "sizes = { transformer = [] }\n", "sizes.transformer is empty"),
+    (DATA_HEAD + SMALL_DATA + V2 + "sizes = { transformer = [100000] }\n", "1..270"),
+    (DATA_HEAD + SMALL_DATA + V2.replace("= 64\n", "= -1\n"), "all_lengths_max_size"),
 ])
 def test_bad_data_study_settings_are_one_config_error(tmp_path, text, match):
     path = tmp_path / "bad.toml"
@@ -78,7 +120,9 @@ def test_bad_data_study_settings_are_one_config_error(tmp_path, text, match):
 
 def test_a_run_of_some_families_of_a_data_study_file_keeps_their_shapes():
     config = with_overrides(load_config("studies/data.toml"), families=["gatr"])
-    assert [spec.name for spec in config.specs()] == [f"data/gatr/{n}" for n in config.data_study.train_sizes]
+    ds = config.data_study
+    assert [spec.name for spec in config.specs()] == [f"data/gatr/{n}/{length}" for n in ds.train_sizes
+                                                      for length in ds.lengths_at(n)]
 
 
 def test_a_bad_data_study_file_exits_2_and_leaves_the_storage_untouched(tmp_path, capsys):
@@ -137,11 +181,17 @@ def test_a_data_study_run_trains_only_on_its_first_train_size_scenes(tmp_path):
     assert plan.flops == pytest.approx(spec.budget)
 
 
-def test_the_lr_grid_is_log_spaced_over_the_family_range():
-    specs = {s.family_name: s for s in load_config("studies/data.toml").specs()}
+def test_the_lr_grid_is_log_spaced_over_the_family_range(tmp_path):
+    path = tmp_path / "v1.toml"
+    path.write_text(DATA_HEAD.replace('["transformer"]', '["transformer", "gatr"]') + SMALL_DATA + SHAPES.replace(
+        "shapes = { transformer = { width = 16, depth = 1 } }", "shapes = { transformer = { width = 16, depth = 1 }, "
+        "gatr = { mv_channels = 2, s_channels = 4, depth = 1 } }") + "[training]\nbatch_size = 16\n"
+        "lr_ranges = { transformer = [1e-3, 4e-3], gatr = [2e-3, 8e-3] }\n")
+    specs = {s.family_name: s for s in load_config(path).specs() if s.train_size == 64}
     grid = FixedShapeSpace().grid(specs["gatr"], 3)["lr"]
     assert grid == pytest.approx([2e-3, 4e-3, 8e-3])
     assert FixedShapeSpace().grid(specs["transformer"], 1)["lr"] == pytest.approx([2e-3])
+    assert specs["gatr"].name == "data/gatr/64"                      # the older single `steps`: named without it
 
 
 @pytest.mark.slow
