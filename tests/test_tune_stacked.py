@@ -110,9 +110,9 @@ def test_a_driver_killed_mid_group_resumes_with_every_member_trained_once(tmp_pa
         _ray_left(ray_tmp)
     finally:
         _clean_up(driver, ray_tmp)
-    killed = set(running[0].user_attrs["stacked_with"])
     before = {t.number: t for t in _trials(url)}
-    assert all(before[n].state == TrialState.RUNNING for n in killed)
+    killed = {n for n in running[0].user_attrs["stacked_with"] if before[n].state == TrialState.RUNNING}
+    assert killed and all(t.state != TrialState.RUNNING for n, t in before.items() if n not in killed)
     again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=300)
     assert again.returncode == 0, again.stderr.decode()
 
@@ -187,6 +187,55 @@ def test_a_diverged_member_fails_its_trial_alone(tmp_path, monkeypatch):
         train(bad, dataset)
     assert failed.state == TrialState.FAIL and failed.user_attrs["fail_reason"] == str(alone.value)
     assert failed.intermediate_values == {}
+
+
+def test_a_retried_group_resumes_from_its_checkpoint_with_every_member_once(tmp_path, monkeypatch):
+    """The Tune retry path without Ray: the group's worker dies right after its first checkpoint past step 10;
+    the retried trainable resumes the group from it, and every member ends as the uninterrupted group does."""
+    import shutil
+
+    from ray import tune
+
+    from study.stacked import train_group
+    from tests.test_stacked import replicates
+
+    plans = tuple(replicates("transformer", {"width": 8, "depth": 1}, steps=30, checkpoint_seconds=0.0))
+    dataset = load_dataset(scenes=120, bodies=3, seed=0, cache_dir=tmp_path / "cache")
+    reports, saved = [], tmp_path / "checkpoint"
+
+    def dies(metrics, checkpoint=None):
+        reports.append(dict(metrics))
+        if checkpoint is not None and metrics["step"] >= 10 and not saved.exists():
+            shutil.copytree(checkpoint.path, saved)      # what Tune keeps of it
+            raise _Died
+
+    monkeypatch.setattr(tune, "report", dies)
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: None)
+    monkeypatch.setattr(tune_module, "node_name", lambda: "here")
+    with pytest.raises(_Died):
+        tune_module.trainable({"plans": plans}, dataset=_Shared(dataset))
+    assert "error" in reports[-1]                                    # the trainable says why its worker died
+    saved_at = [r for r in reports if "checkpoint_step" in r][-1]     # the group's checkpoint metrics
+    step = saved_at["step"]
+    assert saved_at["checkpoint_step"] == step and saved_at["result"] is None and math.isfinite(saved_at["val_loss"])
+    first = [(r["member"], r["step"]) for r in reports if "member" in r]
+    reports.clear()
+    monkeypatch.setattr(tune, "get_checkpoint", lambda: tune.Checkpoint.from_directory(str(saved)))
+    tune_module.trainable({"plans": plans}, dataset=_Shared(dataset))
+    second = [(r["member"], r["step"]) for r in reports if "member" in r]
+    whole = []
+    uninterrupted = train_group(plans, dataset, report=lambda i, s, v: whole.append((i, s)))
+    assert sorted(first + second) == sorted(whole)                       # every validation once
+    assert all(s <= step for _, s in first) and all(s > step for _, s in second)
+    for mine, theirs in zip(reports[-1]["results"], uninterrupted):
+        assert mine.resumed_from == step and mine.node == "here"
+        assert mine.val_loss == pytest.approx(theirs.val_loss, rel=1e-12)
+        assert [s for s, _ in mine.curve] == [s for s, _ in theirs.curve]
+        assert [v for _, v in mine.curve] == pytest.approx([v for _, v in theirs.curve], rel=1e-12)
+
+
+class _Died(Exception):
+    """The worker dies right after a checkpoint."""
 
 
 @dataclasses.dataclass
