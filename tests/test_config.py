@@ -158,7 +158,8 @@ def test_study_file_with_the_defaults_own_keys_trains_exactly_like_the_embedded_
 def test_settings_cover_every_training_knob_that_shapes_a_trial():
     config = load_config()
     knobs = {f.name for f in dataclasses.fields(config.training)} - {"batch_size", "batch_sizes", "checkpoint_seconds",
-                                                                    "aligned_budgets"}   # (the file's budgets)
+                                                                    "aligned_budgets",   # (the file's budgets)
+                                                                    "time_cap_seconds"}  # ends runs, changes none
     on = dataclasses.replace(config, training=dataclasses.replace(config.training, lr_batch_scaling="sqrt",
                                                                   lr_batch_scalings=(("gatr", "none"),),
                                                                   budget_step_ranges=(("gatr", ((300, 900),) * 3),)))
