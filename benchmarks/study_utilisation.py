@@ -127,7 +127,8 @@ def compare(args, tmp: str) -> None:
     text = open(args.compare, encoding="utf-8").read()
     budgets = args.budgets or budgets_between(args.compare, 1e11, 1e12)
     if not budgets:
-        sys.exit(f"study_utilisation: no budget of {args.compare} within 1e11..1e12; give --budgets")
+        print(f"study_utilisation: no budget of {args.compare} within 1e11..1e12; give --budgets", file=sys.stderr)
+        sys.exit(2)
     cache = args.cache_dir or os.environ.get("EQUISCALE_CACHE_DIR")
     env = dict(os.environ, **({"EQUISCALE_CACHE_DIR": cache} if cache else {}))
     subprocess.run([sys.executable, "-m", "study.cli", "data", args.compare], env=env, check=True,
@@ -173,6 +174,10 @@ def main() -> int:
     args = parser.parse_args()
     command_seconds = args.command_seconds
     if args.compare is not None:
+        if args.stack < 2:
+            parser.error("--stack must be >= 2 (the stacked arm; the other arm is stack = 1)")
+        if not os.path.isfile(args.compare):
+            parser.error(f"no study file {args.compare}")
         with tempfile.TemporaryDirectory(prefix="equiscale-util-") as tmp:
             compare(args, tmp)
         return 0

@@ -1,0 +1,52 @@
+"""benchmarks/study_utilisation.py --compare: the two arms' study files differ from the given one only in
+`[resources] stack` (and the `[isoflop]` cap when asked); bad input is one line and exit status 2."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "study_utilisation.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("study_utilisation", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["cpu.toml", "cpu-confirm.toml"])
+def test_an_arm_changes_only_the_stack_and_the_cap(name):
+    text = (ROOT / "studies" / name).read_text()
+    original = tomllib.loads(text)
+    for stack, cap in ((1, None), (4, 6)):
+        arm = tomllib.loads(_module().variant(text, stack=stack, cap=cap))
+        expected = {**original, "resources": {**original["resources"], "stack": stack}}
+        if "isoflop" in original and cap is not None:
+            expected["isoflop"] = {**original["isoflop"], "cap": cap}
+        assert arm == expected
+
+
+def test_a_file_without_a_resources_table_gets_one():
+    assert tomllib.loads(_module().variant('families = ["gatr"]\n', stack=3, cap=None)) == {
+        "families": ["gatr"], "resources": {"stack": 3}}
+
+
+def test_the_default_budgets_are_the_files_within_1e11_and_1e12():
+    assert _module().budgets_between(str(ROOT / "studies" / "cpu.toml"), 1e11, 1e12) == [1e11, 1e12]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--compare", "no-such.toml"], "no study file"),
+    (["--compare", "studies/cpu.toml", "--stack", "1"], "--stack"),
+])
+def test_bad_input_is_one_line_and_status_2(args, says):
+    done = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and says in done.stderr.strip().splitlines()[-1]
