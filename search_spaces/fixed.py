@@ -17,7 +17,9 @@ class FixedShapeSpace:
     """Define-by-run space of one data study: `space(trial, spec) -> Proposal` for `spec.shape`, `spec.steps`."""
 
     def __call__(self, trial, spec) -> Proposal:
-        lr = trial.suggest_float("lr", *spec.lr_range, log=True)
+        # a sampler that goes past the lr range (sampler "lrgrid" extends its grid) says how far
+        bounds = spec.sampler.lr_bounds(spec) if hasattr(spec.sampler, "lr_bounds") else spec.lr_range
+        lr = trial.suggest_float("lr", *bounds, log=True)
         return proposal(spec, dict(spec.shape), lr=lr, steps=spec.steps)
 
     def check(self, spec) -> None:

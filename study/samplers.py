@@ -204,6 +204,13 @@ class LrGrid:
     def settings(self, spec) -> lrgrid.LrGridSettings:
         return spec.sampler_settings if spec.sampler_settings is not None else lrgrid.LrGridSettings()
 
+    def lr_bounds(self, spec) -> tuple[float, float]:
+        """The lrs a study may train: its range widened by `extend` grid steps each way (the space's distribution)."""
+        settings = self.settings(spec)
+        lo, hi = (lrgrid.grid_lr(tuple(spec.lr_range), settings.points, k)
+                  for k in (-settings.extend, settings.points - 1 + settings.extend))
+        return lo * (1 - 1e-9), hi * (1 + 1e-9)
+
     def lr_rule(self, spec) -> float:
         """The middle of the family's lr range (geometric mean), stored as each trial's rule lr."""
         lo, hi = spec.lr_range

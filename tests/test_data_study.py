@@ -7,6 +7,7 @@ import math
 import os
 from dataclasses import replace
 
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -232,3 +233,42 @@ def test_a_tiny_data_study_beside_a_compute_study_in_one_storage(tmp_path, ray_t
 
     again = run_study(config, cache_dir=tmp_path / "cache")     # resume: every study has its trials
     assert sum(r.complete for r in again.rows) == sum(r.complete for r in summary.rows)
+
+
+@pytest.mark.slow
+def test_a_tiny_v2_data_study_stores_the_contract_and_resumes_without_a_new_trial(tmp_path, ray_tmpdir):
+    """Lengths x sizes as 3-part study names, the lr grid with its best inside (or a stopped extension), 2 seeds at
+    the best, every COMPLETE trial with the attributes the analysis reads; a second run adds nothing."""
+    from search_spaces.lrgrid import LrGridSettings
+    from study.pipeline import run_study
+
+    url = f"sqlite:///{tmp_path / 'v2.db'}"
+    config = replace(tiny_data_config(url, families=("transformer",), sizes=(32,)), sampler="lrgrid",
+                     sampler_settings=LrGridSettings(points=5, extend=1, seeds=2), claims=(("no_translation", "x"),))
+    config = replace(config, data_study=replace(config.data_study, steps=0, lengths=(8, 40)))
+    validate(config)
+    summary = run_study(config, cache_dir=tmp_path / "cache")
+    assert summary.short == () and {r.study for r in summary.rows} == {"data/transformer/32/8", "data/transformer/32/40"}
+    for steps in (8, 40):
+        study = optuna.load_study(study_name=f"data/transformer/32/{steps}", storage=url)
+        a = study.user_attrs
+        assert (a["kind"], a["family"], a["train_size"], a["claims"]["no_translation"]) == ("data", "transformer", 32, "x")
+        complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        assert len(complete) == len(study.trials)
+        lrs: dict[float, list] = {}
+        for trial in complete:
+            t = trial.user_attrs
+            assert {"steps", "lr", "seed", "val_loss", "test_loss", "train_size", "epochs"} <= set(t)
+            assert t["steps"] == steps and t["train_size"] == 32 and t["epochs"] == pytest.approx(steps * 16 / 32)
+            assert max(trial.intermediate_values) == steps * 16 // 32          # per epoch
+            lrs.setdefault(round(t["lr"], 12), []).append(trial.value)
+        assert len({trial.user_attrs["seed"] for trial in complete}) == len(complete)
+        grid = np.geomspace(*config.training.lr_range("transformer"), 5)
+        assert set(np.round(grid, 12)) <= set(lrs) and len(lrs) <= 5 + 1     # the grid, at most one extension
+        means = {lr: sum(v) / len(v) for lr, v in lrs.items()}
+        best = min(means, key=means.get)
+        assert len(lrs[best]) == 2                                            # 2 seeds at the best
+        assert min(lrs) < best < max(lrs) or len(lrs) == 6                    # inside, or the extension limit hit
+    again = run_study(config, cache_dir=tmp_path / "cache")
+    assert sum(len(optuna.load_study(study_name=r.study, storage=url).trials) for r in again.rows) == sum(
+        r.complete for r in summary.rows)

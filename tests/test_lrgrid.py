@@ -186,3 +186,12 @@ def test_no_replicate_is_proposed_while_a_running_seed_may_move_the_best_back():
     assert d.wait and not d.propose
     d = decide(settings, trials[:-1] + [Observation(0, GRID[2], 1.4)], lr_range=RANGE)   # mean 1.2: k=3 is best
     assert [lr for _, lr in d.propose] == pytest.approx([GRID[3], GRID[3]])
+
+
+def test_the_space_asks_for_lrs_within_the_range_widened_by_the_extensions():
+    class Spec:
+        lr_range, sampler_settings = RANGE, LrGridSettings(points=5, extend=2, seeds=2)
+
+    lo, hi = lr_grid.lr_bounds(Spec)
+    assert lo == pytest.approx(RANGE[0] / 4) and hi == pytest.approx(RANGE[1] * 4)
+    assert lo <= 2.5e-4 and 6.4e-2 <= hi                  # the two extensions each way lie inside
