@@ -102,6 +102,7 @@ def test_gap_closing_rule_flips_with_slope_and_last_ratio():
     assert gap_closes(SHRINKS, OPEN_R, **DESIGN)[0] == NOT_SHOWN              # last ratio flipped: shrinks, still open
     assert gap_closes(GROWS, CLOSED_R, **DESIGN)[0] == NOT_SHOWN              # slope flipped: closed but not shrinking
     assert gap_closes(FLAT, OPEN_R, **DESIGN)[0] == NOT_SHOWN
+    assert gap_closes(FLAT, CLOSED_R, **DESIGN)[0] == NOT_SHOWN               # closed, but not shown to shrink
     assert gap_closes(Estimate(-0.2), CLOSED_R, **DESIGN)[0] == NOT_SHOWN     # no interval
     # the tolerance: the last ratio's lower end at 1.05 is closed, just above is not
     assert gap_closes(SHRINKS, Estimate(1.1, 1.05, 1.2), **DESIGN)[0] == SUPPORTED
