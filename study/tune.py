@@ -8,7 +8,7 @@ steps, the user attributes the analysis reads, and the final state (COMPLETE onl
 trained its full budget; FAIL with a `fail_reason` otherwise).
 
 Stacked replicates (`[resources] stack = R`, R > 1): when an adaptive sampler proposes several points of one size
-at once (its lr sweep, its seed replicates), the searcher asks up to R Optuna trials for them and hands them to
+at once (isoflop: its lr sweep, its seed replicates; lrgrid: a data study's lr grid and seeds), the searcher asks up to R Optuna trials for them and hands them to
 one Tune trial as a group, trained by `study.stacked.train_group` as one stacked model, where
 `study.stacked.worth_stacking` says it pays (small steps on a CPU). Each member stays its own Optuna trial: its
 own seed, learning rate, learning curve, attributes and state (a diverged member FAILs alone). A member's
