@@ -1,8 +1,6 @@
 """Trial-by-trial comparison of two storages: is every COMPLETE trial of A reproduced exactly in B?
 
-    python benchmarks/compare_storages.py --storage sqlite:///docs/results/cpu/compute.db \
-        --against sqlite:///docs/results/cpu-v5/compute.db --against sqlite:///docs/results/cpu-v5/gatr-long/compute.db \
-        --against sqlite:///docs/results/cpu-v5/gatr-lr/compute.db
+    python benchmarks/compare_storages.py --storage sqlite:///new.db --against sqlite:///old.db [--against ...]
 
 Matches trials by study name and parameters (a grid point); prints each trial of A that no storage in
 `--against` has with the same trial number and the bit-identical loss, then the counts. Training is

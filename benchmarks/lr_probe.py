@@ -13,7 +13,7 @@ Each run takes 20-30 s on one core.
 
 `--shape` and `--steps` replace the probes' shape settings and step count; `--seeds N` trains every rate
 with seeds `--seed` .. `--seed` + N − 1 and prints each rate's mean and range (the seed-to-seed spread).
-The fifth CPU study's GATr seed spread at 1e11 (docs/results/cpu-v5/README.md):
+The fifth CPU study's GATr seed spread at 1e11 (`git show 3a3d7e3:docs/results/cpu-v5/README.md`):
 
     .venv/bin/python benchmarks/lr_probe.py --families gatr --shape mv_channels=3 s_channels=6 --steps 1172 \\
         --batch 64 --lrs 3e-3 6e-3 1.2e-2 2.4e-2 4.8e-2 --seed 1000 --seeds 4
