@@ -161,7 +161,9 @@ class _Group:
         self.device = torch.device(first.device)
         self.autocast = self.device.type == "cuda"
         self.task = first.task if first.task is not None else default_task()
-        self.augment = bool((first.model if first.model is not None else get_family(first.family)).augment)
+        family = first.model if first.model is not None else get_family(first.family)
+        self.augment = bool(family.augment)
+        self.augment_options = dict(getattr(family, "augment_options", ()))   # e.g. no translations
         self.method = method
         self.steps, self.batch = first.steps, first.batch_size
         self.train_split = _subset(dataset.train, first.train_size).to(self.device)
@@ -336,7 +338,7 @@ class _Group:
     def _augment(self, inputs: tuple, target: torch.Tensor, r: int, b: int):
         """Each replicate's slice augmented with its own generator (as its own run draws them)."""
         parts = [self.task.augment(tuple(t[i * b : (i + 1) * b] for t in inputs), target[i * b : (i + 1) * b],
-                                   a.generator) for i, a in enumerate(self.alive)]
+                                   a.generator, **self.augment_options) for i, a in enumerate(self.alive)]
         return (tuple(torch.cat([p[0][k] for p in parts]) for k in range(len(inputs))),
                 torch.cat([p[1] for p in parts]))
 

@@ -71,6 +71,7 @@ def assert_same_run(group: TrainResult, single: TrainResult, *, rel=REL):
 
 @pytest.mark.parametrize("family, shape, method", [
     ("transformer-aug", TRANSFORMER, "fold"),    # augmentation drawn from each replicate's own generator
+    ("transformer-aug-notrans", TRANSFORMER, "fold"),   # the family's augment options (no translation) as alone
     ("gatr", GATR, "fold"),                      # stacked EquiLinear in both layouts, the bilinear kernel on R·B
     ("transformer", TRANSFORMER, "vmap"),        # torch.func path
 ])
