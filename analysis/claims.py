@@ -292,6 +292,11 @@ def claim1(d: DataAnalysis | None, names: ClaimFamilies) -> Verdict:
         tested = sum(s not in (NOT_TESTED, CANNOT) for s in per)
         closes, why = over_sizes(per), f"{tested} of {len(per)} small sizes tested"
     cells["augmentation closes the gap"] = (closes, f"{closes} ({why})")
+    compared = [p for p in d.lengths.points if p.train_size in d.small and p.family in (eq, plain, aug)]
+    edges = [p for p in compared if not p.inside]
+    parts.append(f"best lr strictly inside the lrs trained at {len(compared) - len(edges)} of {len(compared)} of "
+                 f"these points" + (": at an edge at " + ", ".join(f"{p.family} n = {p.train_size} {_steps(p.steps)}"
+                                                                   for p in edges) if edges else ""))
     summary = (f"{eq} more data-efficient than {plain}: {efficiency}; {aug or 'an augmented baseline'} closes the "
                f"gap given enough training: {closes}; judged at the small sizes n = {small_text}")
     return Verdict(1, claim1_status([efficiency, closes]), summary + ". " + ". ".join(parts) + ".", cells)

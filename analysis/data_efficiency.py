@@ -39,8 +39,8 @@ class NoDataStudies(EquiscaleError):
 
 @dataclass
 class DataRuns:
-    """COMPLETE trials of data studies (one row each; `curve`: epoch -> probe validation loss) and the
-    reasons trials were left out (reason -> count)."""
+    """COMPLETE trials of data studies (one row each; `curve`: epoch -> probe validation loss; `steps`: the
+    study's training length, `study_length`) and the reasons trials were left out (reason -> count)."""
 
     frame: pd.DataFrame
     excluded: dict[str, int] = field(default_factory=dict)
@@ -75,6 +75,7 @@ def load_data_storage(url: str, *, loss: str = schema.VAL_LOSS, opened=None) -> 
             _count(excluded, f"study {summary.study_name!r} lacks a positive {schema.TRAIN_SIZE}")
             continue
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        first = len(rows)
         for trial in study.get_trials(deepcopy=False):
             if trial.state != optuna.trial.TrialState.COMPLETE:
                 _count(excluded, f"trial state {trial.state.name}")
@@ -90,13 +91,27 @@ def load_data_storage(url: str, *, loss: str = schema.VAL_LOSS, opened=None) -> 
                          _or_nan(record.test_loss), _or_nan(record.epochs), _or_nan(record.lr),
                          _or_nan(record.params), _or_nan(record.equivariance_error), record.number,
                          summary.study_name, curve, _or_nan(record.steps), _or_nan(record.seed), record.shape])
+        length = study_length(summary.study_name, attrs, [row[-3] for row in rows[first:]])
+        for row in rows[first:]:
+            row[-3] = length
     if not studies:
-        raise NoDataStudies(f"storage {url!r} holds no data study (`data/<family>/<size>`)")
+        raise NoDataStudies(f"storage {url!r} holds no data study (`data/<family>/<size>[/<steps>]`)")
     frame = pd.DataFrame(rows, columns=COLUMNS)
     if frame.empty:
         raise EquiscaleError(f"no COMPLETE trials in the data studies of {url}"
                              + "".join(f"; left out {v}: {k}" for k, v in excluded.items()))
     return DataRuns(frame, excluded, source=url)
+
+
+def study_length(name: str, attrs: schema.StudyAttrs, steps) -> float:
+    """The training length of a data study: the steps its name carries (v2, `schema.data_study_name` with
+    steps), else the most steps a COMPLETE trial of it stored (v1: every trial the study's `steps`), so a run
+    that ended early (time cap) is counted at its study's length. NaN without either."""
+    last = name.rsplit("/", 1)[-1]
+    if last.isdigit() and name == schema.data_study_name(attrs.family, attrs.train_size, int(last)):
+        return float(last)
+    finite = [s for s in steps if np.isfinite(s)]
+    return float(max(finite)) if finite else float("nan")
 
 
 def _or_nan(value) -> float:

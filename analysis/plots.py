@@ -301,8 +301,12 @@ def length_ratios(trends: dict, *, level: float):
 
     trends: (numerator, denominator) -> {size: `analysis.lengths.Trend`}."""
     pairs = [p for p, per in trends.items() if per]
-    fig = Figure(figsize=(5.5 * max(1, len(pairs)), 4.4))
-    axes = np.atleast_1d(fig.subplots(1, max(1, len(pairs))))
+    cols = min(2, max(1, len(pairs)))
+    rows = max(1, -(-len(pairs) // cols))
+    fig = Figure(figsize=(5.8 * cols, 4.2 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes[len(pairs):] if pairs else ():
+        ax.set_axis_off()
     if not pairs:
         axes[0].text(0.5, 0.5, "no ratio: no size trained by both families of a pair", transform=axes[0].transAxes,
                      ha="center", va="center", fontsize=8)
@@ -325,6 +329,7 @@ def length_ratios(trends: dict, *, level: float):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, title=f"training-set size ({level:.0%} intervals)", title_fontsize=7)
         log_ticks(ax, "x")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))   # plain step counts
     fig.tight_layout()
     return fig
 

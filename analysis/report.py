@@ -485,7 +485,10 @@ def _length_section(doc: Document, d: DataAnalysis, claims: ClaimFamilies, *, le
                       f"lies strictly inside the lrs trained there). Ratios: best validation loss of a baseline ÷ "
                       f"{eq}'s with {pct} intervals from a bootstrap that draws each lr point's seeds with replacement "
                       f"and re-picks the best lr in each resample (at a size where no point has several seeds: the lr "
-                      f"points drawn with replacement instead); 'test': the same points' test-loss ratio. Slope: of log(ratio) against log(steps) over a size's lengths, "
+                      f"points drawn with replacement instead); 'test': the same points' test-loss ratio. With few seeds "
+                      f"the seed bootstrap understates the seed noise (the mean of 2 seeds resampled spans at most "
+                      f"those two values): read such intervals as narrower than their level. Slope: of log(ratio) "
+                      f"against log(steps) over a size's lengths, "
                       f"interval from the same resamples; 'small': where claim 1 is judged."))
     sizes = sorted({p.train_size for p in L.points})
     for n in sizes:

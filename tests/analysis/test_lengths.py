@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from analysis.claims import claim1
-from analysis.data_efficiency import analyse, load_data_storage
+from analysis.data_efficiency import analyse, load_data_storage, study_length
 from analysis.lengths import slope_of
 from analysis.report import data_pairs
 from analysis.verdicts import NOT_SHOWN, NOT_SUPPORTED, NOT_TESTED, SUPPORTED
@@ -64,6 +64,15 @@ def test_best_points_and_lr_inside_match_the_stored_trials(closing):
     assert points[("gatr", 256, 1000)].inside and points[("gatr", 256, 1000)].lr == GRID[2]
 
 
+def test_a_study_counts_at_its_own_length():
+    attrs = schema.StudyAttrs("gatr", 1e12, 64, "k", 3, kind=schema.DATA, train_size=256)
+    assert study_length(schema.data_study_name("gatr", 256, 1000), attrs, [700.0, 1000.0]) == 1000  # a capped run
+    assert study_length(schema.data_study_name("gatr", 256, 1000), attrs, [700.0]) == 1000
+    assert study_length(schema.data_study_name("gatr", 256), attrs, [6000.0, 6000.0]) == 6000         # v1 name
+    assert study_length(schema.data_study_name("gatr", 512, 1000), attrs, [700.0]) == 700             # not its name
+    assert np.isnan(study_length(schema.data_study_name("gatr", 256), attrs, [float("nan")]))
+
+
 def _truth(a, b, n, steps):
     return float(a.loss(n, steps) / b.loss(n, steps))
 
@@ -100,6 +109,7 @@ def test_closing_storage_supports_both_halves(closing):
     efficiency, closes, v = _halves(_analyse(closing[0]))
     assert (efficiency, closes, v.status) == (SUPPORTED, SUPPORTED, SUPPORTED), v.text
     assert "judged at the small sizes n = 256, 1024" in v.text   # the sizes trained at several lengths
+    assert "best lr strictly inside the lrs trained at 18 of 18 of these points" in v.text
 
 
 def test_gap_that_widens_with_length_is_not_supported(tmp_path):

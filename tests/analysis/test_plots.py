@@ -85,3 +85,26 @@ def test_isoflop_notes_sit_under_the_panel_not_over_the_data(fitted):
     fig.canvas.draw()
     assert not any(t.get_text() for ax in fig.axes for t in ax.texts)   # no note drawn inside a panel
     plt.close(fig)
+
+
+def test_length_ratio_figure_has_a_panel_per_pair_plain_ticks_and_a_line_at_one():
+    from analysis.bootstrap import Estimate
+    from analysis.lengths import Trend
+    from analysis.ratios import Ratio
+
+    def trend(n, values):
+        rs = tuple(Ratio(s, "a", "b", Estimate(v, v * 0.95, v * 1.05), v, 1.0) for s, v in zip((600, 2000, 6000), values))
+        return Trend(n, rs, Estimate(-0.1, -0.2, -0.05), 2)
+
+    trends = {("transformer", "gatr"): {256: trend(256, (2.0, 1.8, 1.6)), 1024: trend(1024, (1.9, 1.7, 1.5))},
+              ("transformer-aug", "gatr"): {256: trend(256, (1.5, 1.2, 1.02))}}
+    fig = plots.length_ratios(trends, level=0.95)
+    drawn = _drawn_labels(fig)
+    assert len(drawn) == 2 and all(name == "x" for _, name, _, _ in drawn)    # one log x axis per pair
+    for ax, _, major, minor in drawn:
+        assert minor == [] and 2 <= len(major) <= 7 and all("$" not in t for t in major), major   # plain step counts
+        assert any(np.allclose(line.get_ydata(), 1.0) for line in ax.get_lines())                   # the line at 1
+        boxes = [t.get_window_extent() for t in ax.xaxis.get_ticklabels() if t.get_text() and t.get_visible()]
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), major
+    assert [ax.get_ylabel() for ax, *_ in drawn] == ["transformer ÷ gatr best loss", "transformer-aug ÷ gatr best loss"]
+    plt.close(fig)
