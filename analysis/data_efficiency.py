@@ -1,8 +1,9 @@
 """Data studies: loss vs training-set size per family, and the gap between two families vs epochs.
 
-A data study (`data/<family>/<train_size>`, study kind DATA) trains one fixed shape per family on the
-first n training scenes for a fixed number of steps, several trials differing only in learning rate.
-Everything here uses the best trial (lowest loss) of each (family, n):
+A data study (`data/<family>/<train_size>[/<steps>]`, study kind DATA) trains one fixed shape per family on the
+first n training scenes for a fixed number of steps (v2: several lengths per size, `analysis.lengths`), several
+trials differing only in learning rate (and seed). The law and the gap curves use the best point (lowest mean
+loss over seeds) at the longest length of each (family, n):
 
 - `fit_data_law`: L(n) = coef · n^(−alpha) by least squares in log-log through the best loss per size,
   with a percentile bootstrap that resamples the sizes (cases) and, within each drawn size, its trials
@@ -22,6 +23,7 @@ import pandas as pd
 
 from analysis.bootstrap import LEVEL, Estimate, estimate
 from analysis.lengths import LengthAnalysis, analyse_lengths
+from analysis.points import Points
 from analysis.power import PowerLaw, fit_power_law
 from analysis.trials import open_studies
 from study import schema
@@ -49,9 +51,17 @@ class DataRuns:
     def families(self) -> list[str]:
         return sorted(self.frame["family"].unique())
 
+    def longest(self) -> pd.DataFrame:
+        """One row per point (one lr: the mean over its seeds, `analysis.points`) at the longest training length
+        of each (family, train_size): what the data law and the best per size use (v1: every trial)."""
+        f = self.frame
+        longest = f.groupby(["family", SIZE])[schema.STEPS].transform("max")
+        return Points.of(f[(f[schema.STEPS] == longest) | longest.isna()], group=SIZE).frame
+
     def best(self) -> pd.DataFrame:
-        """The best trial (lowest loss) of each (family, train_size), sorted by family and size."""
-        order = self.frame.sort_values(["family", SIZE, "loss", "trial"], kind="stable")
+        """The best point (lowest mean loss) at the longest length of each (family, train_size), sorted by family
+        and size."""
+        order = self.longest().sort_values(["family", SIZE, "loss", "trial"], kind="stable")
         return order.groupby(["family", SIZE], sort=True).head(1).reset_index(drop=True)
 
 
@@ -253,7 +263,8 @@ def analyse(runs: DataRuns, *, ratio_pairs=(), gap_pairs=(), n_boot: int = 200, 
     trained, so a variant trained at one size only (no translations) does not narrow them."""
     families = runs.families()
     best = runs.best()
-    laws = {f: fit_data_law(runs.frame[runs.frame["family"] == f], family=f, n_boot=n_boot, seed=seed, level=level)
+    points = runs.longest()
+    laws = {f: fit_data_law(points[points["family"] == f], family=f, n_boot=n_boot, seed=seed, level=level)
             for f in families}
     present = lambda pairs: [(a, b) for a, b in pairs if a in families and b in families]  # noqa: E731
     lengths = analyse_lengths(runs.frame, present(ratio_pairs), n_boot=n_boot, seed=seed, level=level)

@@ -253,7 +253,7 @@ def data_efficiency(frame: pd.DataFrame, laws: dict, gaps: list, *, loss_label: 
         ax.scatter(runs[SIZE], runs["loss"], s=8, color=col, alpha=0.25, linewidths=0)
         best = runs.loc[runs.groupby(SIZE)["loss"].idxmin()]
         ax.scatter(best[SIZE], best["loss"], s=28, color=col, edgecolors="black", linewidths=0.5, zorder=3,
-                   label=f"{family}: best trial per size")
+                   label=f"{family}: best per size")
         if schema.TEST_LOSS in best and np.isfinite(best[schema.TEST_LOSS].to_numpy(float)).any():
             ax.scatter(best[SIZE], best[schema.TEST_LOSS], s=30, facecolors="none", edgecolors=col, linewidths=1.0,
                        zorder=3)

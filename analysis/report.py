@@ -403,12 +403,13 @@ def _rules_paragraph(claims: ClaimFamilies) -> Paragraph:
 def _data_sections(doc: Document, d: DataAnalysis, claims: ClaimFamilies, *, loss_label: str,
                    level: float) -> None:
     pct = f"{level:.0%}"
-    frame, families = d.runs.frame, d.runs.families()
+    frame, families = d.runs.longest(), d.runs.families()
     gaps = [g for curves in d.gaps.values() for g in curves if g.train_size in d.small]
     doc.add(Heading("Data efficiency"),
             Figure("data_efficiency", _png(plots.data_efficiency(frame, d.laws, gaps, loss_label=loss_label)),
-                   f"Left: loss vs training-set size (every trial faint, the best trial per size by validation "
-                   f"loss with its test loss as an open marker, "
+                   f"Left: loss vs training-set size at each size's longest training length (every learning rate's "
+                   f"mean over its seeds faint, the best per size by validation loss with its test loss as an open "
+                   f"marker, "
                    f"L = coef·n^(−α) with its {pct} bootstrap band). Right: "
                    + ("loss ratios on the probe subset vs epochs at the small sizes ("
                       + "; ".join(f"{a} ÷ {b}" for a, b in d.gaps) + ")."
@@ -420,9 +421,9 @@ def _data_sections(doc: Document, d: DataAnalysis, claims: ClaimFamilies, *, los
             rows.append((f, str(len(law.sizes)), f"not identified: {law.problem}", "—"))
         else:
             rows.append((f, str(len(law.sizes)), est(law.estimates["alpha"]), est(law.estimates["coef"])))
-    doc.add(Paragraph(f"L(n) = coef·n^(−α) through the best trial (lowest loss over learning rates) per training-set "
-                      f"size n, least squares in log-log; {pct} intervals resample the sizes and, within each, "
-                      f"its trials."),
+    doc.add(Paragraph(f"L(n) = coef·n^(−α) through the best point (lowest mean loss over seeds, over learning rates, "
+                      f"at the longest training length) per training-set size n, least squares in log-log; {pct} "
+                      f"intervals resample the sizes and, within each, its learning rates."),
             Table(("family", "sizes", "α", "coef"), tuple(rows)))
     best = d.best.set_index(["family", SIZE])
     sizes = sorted(frame[SIZE].unique())
@@ -436,11 +437,12 @@ def _data_sections(doc: Document, d: DataAnalysis, claims: ClaimFamilies, *, los
             else:
                 cells.append("—")
         rows.append(tuple(cells))
-    doc.add(Paragraph(f"Best {loss_label} per training-set size (its epochs and learning rate):"),
+    doc.add(Paragraph(f"Best {loss_label} per training-set size at its longest training length (its epochs and "
+                      f"learning rate):"),
             Table(("n [scenes]", *families), tuple(rows)))
     rows = [(str(int(n)), *[num(best.loc[(f, n), schema.TEST_LOSS]) if (f, n) in best.index else "—" for f in families])
             for n in sizes]
-    doc.add(Paragraph("Test loss [MSE, m²] of the same trials (selected on validation loss above):"),
+    doc.add(Paragraph("Test loss [MSE, m²] of the same points (selected on validation loss above):"),
             Table(("n [scenes]", *families), tuple(rows)))
     _length_section(doc, d, claims, level=level)
     for (a, b), curves in d.gaps.items():

@@ -64,6 +64,20 @@ def test_best_points_and_lr_inside_match_the_stored_trials(closing):
     assert points[("gatr", 256, 1000)].inside and points[("gatr", 256, 1000)].lr == GRID[2]
 
 
+def test_best_per_size_is_the_best_mean_at_the_longest_length(closing):
+    url, stored = closing
+    d = _analyse(url, n_boot=0)
+    best = {(r["family"], int(r[schema.TRAIN_SIZE])): r for _, r in d.best.iterrows()}
+    for f, n in {(f, n) for f, n, _, _ in stored}:   # independently: the longest length, mean over seeds, lowest
+        longest = max(s for g, m, s, _ in stored if (g, m) == (f, n))
+        means = {lr: float(np.mean(v)) for (g, m, s, lr), v in stored.items() if (g, m, s) == (f, n, longest)}
+        lr = min(means, key=means.get)
+        assert best[(f, n)]["lr"] == lr and best[(f, n)]["loss"] == pytest.approx(means[lr])
+        assert best[(f, n)]["seeds"] == len(stored[(f, n, longest, lr)])
+    law = d.laws["gatr"]   # through the sizes' best means at 10,000 steps: GATr's truth has no length term
+    assert law.sizes == (256, 1024, 4096) and law.estimates["alpha"].value == pytest.approx(GATR.alpha, abs=0.03)
+
+
 def test_a_study_counts_at_its_own_length():
     attrs = schema.StudyAttrs("gatr", 1e12, 64, "k", 3, kind=schema.DATA, train_size=256)
     assert study_length(schema.data_study_name("gatr", 256, 1000), attrs, [700.0, 1000.0]) == 1000  # a capped run

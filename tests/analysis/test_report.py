@@ -180,7 +180,7 @@ def test_allocation_csv_rows(full, stores, tmp_path, capsys):
 def test_data_numbers_are_the_stored_ones(full, stores):
     _, md = full
     stored = stores["stored"]
-    rows = {r[0]: r[1:] for r in _table_after(md, "per training-set size (its epochs and learning rate)")}
+    rows = {r[0]: r[1:] for r in _table_after(md, "per training-set size at its longest training length")}
     families = sorted(DATA)
     for n in SIZES:
         for f, cell in zip(families, rows[str(n)]):
@@ -191,7 +191,7 @@ def test_data_numbers_are_the_stored_ones(full, stores):
         aug_vs_gatr = min(stored[("transformer-aug", n)]) / min(stored[("gatr", n)])
         assert row[0] == "4,096" and row[1].startswith(f"{min(stored[('gatr', n)]):.4g} / ")
         assert row[4].startswith(f"{plain_vs_gatr:.4g}") and row[6].startswith(f"{aug_vs_gatr:.4g}")
-    laws = {r[0]: r for r in _table_after(md, "L(n) = coef·n^(−α) through the best trial")}
+    laws = {r[0]: r for r in _table_after(md, "L(n) = coef·n^(−α) through the best point")}
     for f, truth in DATA.items():
         alpha = float(laws[f][2].split()[0])
         low, high = (float(x) for x in re.search(r"\[(.*), (.*)\]", laws[f][2]).groups())
