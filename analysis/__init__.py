@@ -14,7 +14,9 @@ Modules (one concept each):
   laws        all of the above for one family (`fit_family` -> `FamilyLaws`)
   export      allocation tables (csv, md, tex, json);  plots: figures (PNG + SVG)
   api         the library entry point: `load_runs(...)`, `fit_study(runs, ...) -> StudyFit`
-  data_efficiency  data studies (`data/<family>/<size>`): L(n) = coef·n^(−α) with intervals, gap vs epochs
+  data_efficiency  data studies (`data/<family>/<size>[/<steps>]`): L(n) = coef·n^(−α) with intervals, gap vs epochs
+  lengths     claim 1 by training length: best lr per (family, size, length) with the lr-inside check, ratios per
+              (size, length) from seeds resampled within lr points, slope of log ratio vs log steps
   ratios      best-loss ratio of two families per budget or size, with bootstrap intervals
   heldout     L(C) fitted without the largest budget, checked against that budget's best loss
   report      the report's content and claim verdicts (`build_report`); document: Markdown/HTML blocks
