@@ -102,7 +102,9 @@ def claims_from(args, stored: list, source: str) -> tuple[schema.ClaimFamilies, 
         augmented = None if args.augmented == "none" else args.augmented
         if augmented is not None and augmented not in baselines:
             raise ConfigError(f"--augmented {augmented} is not among the baselines ({', '.join(baselines)})")
-    return schema.ClaimFamilies(equivariant, baselines, augmented), "the command line"
+    variants = {c.augmented: c.no_translation for c in stored if c.no_translation}   # the stored variant of each
+    no_translation = variants.get(augmented) if augmented is not None else None       # augmented family, kept
+    return schema.ClaimFamilies(equivariant, baselines, augmented, no_translation), "the command line"
 
 
 def main(args) -> int:

@@ -172,3 +172,17 @@ def test_the_analysis_spells_no_family_and_no_stored_attribute_name():
         text = path.read_text()
         for name in ("gatr", "transformer", *stored):
             assert not re.search(rf"[\"']{re.escape(name)}[\"']", text), (path.name, name)
+
+
+def test_the_command_line_keeps_the_stored_no_translation_variant_of_the_same_augmented_family():
+    from argparse import Namespace
+
+    from study import schema
+    from study.commands.report import claims_from
+
+    stored = [schema.ClaimFamilies("gatr", ("transformer", "transformer-aug"), "transformer-aug",
+                                   no_translation="transformer-aug-notrans")]
+    same = Namespace(equivariant="gatr", baselines="transformer,transformer-aug", augmented=None)
+    assert claims_from(same, stored, "s")[0].no_translation == "transformer-aug-notrans"
+    other = Namespace(equivariant="gatr", baselines="transformer,mlp-aug", augmented="mlp-aug")
+    assert claims_from(other, stored, "s")[0].no_translation is None     # a variant of another family: dropped
