@@ -27,7 +27,7 @@ from analysis.document import Bullets, Document, Figure, Heading, Paragraph, Tab
 from analysis.export import render, table_cells
 from analysis.heldout import HeldOut
 from analysis.isoflop import BRACKET_RULE
-from analysis.lengths import Trend
+from analysis.lengths import LengthAnalysis, Trend
 from analysis.ratios import Ratio
 from analysis.verdicts import CANNOT, NOT_SHOWN, NOT_SUPPORTED, NOT_TESTED, RULES, SUPPORTED, VERDICTS  # noqa: F401
 from study.schema import ClaimFamilies
@@ -466,6 +466,20 @@ def _point_cell(p) -> str:
     return f"{num(p.val)}{sd} / {num(p.test)} (lr {num(p.lr, 3)}, {p.seeds} seed(s), {p.grid_text()})"
 
 
+def _pooled(L: LengthAnalysis) -> str:
+    """The rule of the claim-1-by-length intervals' pooled seed noise, and which families it pooled here."""
+    here = ("; ".join(f"{f} {pool.sd:.3g} from {pool.points} points" for f, pool in L.pools.items())
+            if L.pools else "")
+    return ("Where both families of a ratio have at least 2 points with several seeds, a point's own seeds are not "
+            "redrawn (2 seeds resampled give no spread half the time: such intervals read narrow) but the seed noise "
+            "is pooled: per family the deviations of log loss of such a point's seeds from their mean, scaled by "
+            "√(k/(k−1)) for k seeds, form one pool, and each resample adds to every lr point's log mean loss the mean "
+            "of as many pooled deviations as it has seeds (a 1-seed point too), then re-picks the best lr; this "
+            "assumes the seed noise of log loss is similar across a family's sizes, lengths and lrs. "
+            + (f"Pooled here (seed standard deviation of log validation loss): {here}." if here else
+               "Here no family has 2 such points: nothing is pooled."))
+
+
 def _length_section(doc: Document, d: DataAnalysis, claims: ClaimFamilies, *, level: float) -> None:
     """Claim 1 by training length: per size a table (rows: lengths; the best point of each family, the ratios of
     each baseline ÷ the equivariant family with intervals), the trend per size, the lr-inside check, the figure and
@@ -487,10 +501,8 @@ def _length_section(doc: Document, d: DataAnalysis, claims: ClaimFamilies, *, le
                       f"lies strictly inside the lrs trained there). Ratios: best validation loss of a baseline ÷ "
                       f"{eq}'s with {pct} intervals from a bootstrap that draws each lr point's seeds with replacement "
                       f"and re-picks the best lr in each resample (at a size where no point has several seeds: the lr "
-                      f"points drawn with replacement instead); 'test': the same points' test-loss ratio. With few seeds "
-                      f"the seed bootstrap understates the seed noise (the mean of 2 seeds resampled spans at most "
-                      f"those two values): read such intervals as narrower than their level. Slope: of log(ratio) "
-                      f"against log(steps) over a size's lengths, "
+                      f"points drawn with replacement instead); 'test': the same points' test-loss ratio. {_pooled(L)} "
+                      f"Slope: of log(ratio) against log(steps) over a size's lengths, "
                       f"interval from the same resamples; 'small': where claim 1 is judged."))
     sizes = sorted({p.train_size for p in L.points})
     for n in sizes:

@@ -1,6 +1,7 @@
 """Claim 1 by training length on synthetic data studies v2 (`data/<family>/<size>/<steps>`, a log lr grid, seeds at
 the best lr) with known losses: best points and the lr-inside check against an independent computation from the
-stored trials, ratio and slope intervals that cover the truth (and miss a wrong one), each claim-1 half's verdict
+stored trials, the pooled seed noise against the stored seeds, ratio and slope intervals that cover the truth (and miss
+a wrong one; with 2 seeds at the best lr: the pooled intervals, not a point's own seeds), each claim-1 half's verdict
 from storages that flip it, and `equiscale report` end to end."""
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import pytest
 
 from analysis.claims import claim1
 from analysis.data_efficiency import analyse, load_data_storage, study_length
-from analysis.lengths import slope_of
+from analysis.lengths import LENGTH, SIZE, analyse_lengths, seed_pool, slope_of
+from analysis.ratios import best_ratios
 from analysis.report import data_pairs
 from analysis.verdicts import NOT_SHOWN, NOT_SUPPORTED, NOT_TESTED, SUPPORTED
 from study import schema
 from study.cli import main
-from tests.analysis.synthetic_data import GRID, LengthTruth, make_length_storage
+from tests.analysis.synthetic_data import GRID, GRID_PENALTY, LengthTruth, make_length_storage
 
 SMALL = {256: (1000, 3000, 10000), 1024: (1000, 3000, 10000)}
 LENGTHS = {**SMALL, 4096: (10000,)}
@@ -119,6 +121,69 @@ def test_ratio_and_slope_intervals_cover_the_truth(tmp_path):
     assert np.mean(slopes) >= 0.65, slopes
 
 
+def _pool_independently(stored, family):
+    """Per replicated point of `family` in `stored`: log losses minus their mean, × sqrt(k/(k-1)); sorted."""
+    out = []
+    for (f, _, _, _), v in stored.items():
+        if f == family and len(v) > 1:
+            logs = np.log(v)
+            out += list((logs - logs.mean()) * np.sqrt(len(v) / (len(v) - 1)))
+    return np.sort(out)
+
+
+def test_seed_pool_matches_the_stored_seeds(closing, tmp_path):
+    url, stored = closing
+    frame = load_data_storage(url).frame
+    for family in ("gatr", "transformer", "transformer-aug"):
+        pool = seed_pool(frame[frame["family"] == family])
+        expected = _pool_independently(stored, family)
+        assert pool.points == 7 and np.sort(pool.val) == pytest.approx(expected, abs=1e-12)
+        assert np.sort(pool.test) == pytest.approx(expected, abs=1e-9)   # test = val × 1.01: the same deviations
+        assert pool.sd == pytest.approx(np.sqrt(np.mean(expected ** 2)))
+    edge = frame[frame["family"] == "edge"]          # one replicated point: too few to pool
+    assert seed_pool(edge) is None and seed_pool(frame[frame[schema.SEED].fillna(0) == 0]) is None
+
+
+def _renoised(frame, truths, noise, rng):
+    """The frame's trials with fresh losses drawn as `make_length_storage` draws them (truth × the lr's penalty ×
+    exp(noise · N(0, 1)), test = val × 1.01): an independent replication of the same design."""
+    penalty = dict(zip(GRID, GRID_PENALTY))
+    truth = np.array([truths[f].loss(n, s) * penalty[lr]
+                      for f, n, s, lr in zip(frame["family"], frame[SIZE], frame[LENGTH], frame["lr"])])
+    loss = truth * np.exp(noise * rng.normal(size=len(frame)))
+    return frame.assign(loss=loss, **{schema.VAL_LOSS: loss, schema.TEST_LOSS: loss * 1.01})
+
+
+def test_two_seed_intervals_cover_the_truth_with_the_pooled_seed_noise(closing):
+    """2 seeds at the best lr, 1 at the others, known seed noise: over 12 replications of the closing storage's
+    design the pooled intervals cover the true ratio in >= 85% of the cells, while each point's own seeds drawn
+    with replacement (the method before pooling, `best_ratios(draw_points=False)`) cover it in fewer."""
+    truths = {"gatr": GATR, "transformer": PLAIN, "transformer-aug": CLOSING}
+    base = load_data_storage(closing[0]).frame
+    base = base[base["family"].isin(truths)]
+    pairs = data_pairs(CLAIMS)[0]
+    rng = np.random.default_rng(11)
+    pooled, old, cells = 0, 0, 0
+    for rep in range(12):
+        frame = _renoised(base, truths, 0.03, rng)
+        lengths = analyse_lengths(frame, pairs, n_boot=200, seed=rep)
+        assert set(lengths.pools) == set(truths)
+        for a, b in pairs:
+            for n, t in lengths.trends[(a, b)].items():
+                part = frame[frame[SIZE] == n]
+                before = {r.at: r for r in best_ratios(part, by=LENGTH, numerator=a, denominator=b, n_boot=200,
+                                                       seed=rep, draw_points=False)}
+                for r in t.ratios:
+                    truth = _truth(truths[a], truths[b], n, r.at)
+                    pooled += r.estimate.low <= truth <= r.estimate.high
+                    old += before[r.at].estimate.low <= truth <= before[r.at].estimate.high
+                    cells += 1
+    print(f"95% intervals cover the true ratio: pooled {pooled}/{cells}, own seeds {old}/{cells}")
+    assert cells == 12 * 2 * 7
+    assert pooled / cells >= 0.85, (pooled, old, cells)
+    assert old / cells < 0.85 and old < pooled, (pooled, old, cells)
+
+
 def test_closing_storage_supports_both_halves(closing):
     efficiency, closes, v = _halves(_analyse(closing[0]))
     assert (efficiency, closes, v.status) == (SUPPORTED, SUPPORTED, SUPPORTED), v.text
@@ -157,9 +222,11 @@ def test_design_that_cannot_separate_the_trend_is_not_tested(tmp_path, lengths, 
     url = f"sqlite:///{tmp_path / 'short.db'}"
     make_length_storage(url, {"gatr": GATR, "transformer": PLAIN, "transformer-aug": CLOSING}, lengths, seeds=seeds,
                         seed=6)
-    efficiency, closes, v = _halves(_analyse(url, n_boot=100))
+    d = _analyse(url, n_boot=100)
+    efficiency, closes, v = _halves(d)
     assert closes == NOT_TESTED and why in v.text, v.text
     assert efficiency == SUPPORTED and v.status == NOT_SHOWN
+    assert bool(d.lengths.pools) == (seeds > 1)   # one seed everywhere: no pool, the lr points are drawn instead
 
 
 def test_one_size_leaves_data_efficiency_not_tested(tmp_path):
@@ -205,6 +272,10 @@ def test_report_end_to_end_with_the_no_translation_variant(tmp_path, capsys):
         assert r[1].startswith(f"{best['gatr']:.4g} ± ") and r[1].endswith("2 seed(s), inside)")
         assert r[6].startswith(f"{best['transformer-aug'] / best['gatr']:.4g} [")
     assert "the best lr of 24 of 24 reported (family, size, length) points lies strictly inside" in md
+    pooled = "; ".join(f"{f} {np.sqrt(np.mean(_pool_independently(stored, f) ** 2)):.3g} from {k} points"
+                       for f, k in (("gatr", 7), ("transformer", 7), ("transformer-aug", 7), ("transformer-aug-nt", 3)))
+    assert f"Pooled here (seed standard deviation of log validation loss): {pooled}." in md
+    assert "assumes the seed noise of log loss is similar across a family's sizes, lengths and lrs" in md
     rows = _table_after(md, "No-translation variant (transformer-aug-nt")
     assert [r[:2] for r in rows] == [["1,024", "1,000"], ["1,024", "3,000"], ["1,024", "10,000"]]
     for r in rows:
