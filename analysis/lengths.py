@@ -32,11 +32,11 @@ import pandas as pd
 from analysis.bootstrap import LEVEL, Estimate, estimate
 from analysis.points import Points
 from analysis.ratios import Ratio, best_ratios
+from analysis.replicates import INSIDE_TOLERANCE, lr_inside
 from study import schema
 
 SIZE = schema.TRAIN_SIZE  # the frame column of the training-set size (as in `analysis.data_efficiency`)
 LENGTH = schema.STEPS     # the frame column of the training length (optimizer steps)
-INSIDE_TOLERANCE = 1e-6   # relative: an lr this close to the grid's end is at the end
 MIN_REPLICATED = 2        # points with >= 2 seeds a family needs for a pool of its seed noise
 
 
@@ -68,11 +68,6 @@ class BestPoint:
             return f"edge: only {len(self.tried)} lr(s) tried"
         edge = "lowest" if self.lr <= self.tried[0] * (1 + INSIDE_TOLERANCE) else "highest"
         return f"edge: the {edge} of {', '.join(f'{v:.3g}' for v in self.tried)}"
-
-
-def lr_inside(lr: float, tried) -> bool:
-    """lr strictly between the lowest and the highest of `tried`."""
-    return bool(lr > min(tried) * (1 + INSIDE_TOLERANCE) and lr < max(tried) * (1 - INSIDE_TOLERANCE))
 
 
 def best_points(frame: pd.DataFrame) -> list[BestPoint]:

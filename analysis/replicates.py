@@ -21,7 +21,12 @@ from analysis.bootstrap import LEVEL, Estimate, estimate
 from analysis.points import Points, _shape_key
 
 MIN_BUDGETS = 3  # budgets with a sweep (at least 2 learning rates) needed for lr_opt ∝ C^γ
-INSIDE_TOLERANCE = 1e-6
+INSIDE_TOLERANCE = 1e-6   # relative: an lr this close to the end of the lrs tried is at that end
+
+
+def lr_inside(lr: float, tried) -> bool:
+    """lr strictly between the lowest and the highest of `tried`."""
+    return bool(lr > min(tried) * (1 + INSIDE_TOLERANCE) and lr < max(tried) * (1 - INSIDE_TOLERANCE))
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,7 @@ class LrSweep:
     @property
     def inside(self) -> bool:
         """The best lr lies strictly inside the learning rates tried (neither the lowest nor the highest)."""
-        lo, hi = self.tried[0], self.tried[-1]
-        return bool(self.best_lr > lo * (1 + INSIDE_TOLERANCE) and self.best_lr < hi * (1 - INSIDE_TOLERANCE))
+        return lr_inside(self.best_lr, self.tried)
 
     def why_not_inside(self) -> str:
         if self.inside:

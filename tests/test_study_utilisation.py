@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import tomllib
@@ -11,15 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.scripts import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "study_utilisation.py"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("study_utilisation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("study_utilisation")
 
 
 @pytest.mark.parametrize("name", ["cpu.toml", "cpu-confirm.toml"])

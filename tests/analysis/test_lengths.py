@@ -17,6 +17,7 @@ from analysis.report import data_pairs
 from analysis.verdicts import NOT_SHOWN, NOT_SUPPORTED, NOT_TESTED, SUPPORTED
 from study import schema
 from study.cli import main
+from tests.analysis.test_report import _table_after
 from tests.analysis.synthetic_data import GRID, GRID_PENALTY, LengthTruth, make_length_storage
 
 SMALL = {256: (1000, 3000, 10000), 1024: (1000, 3000, 10000)}
@@ -236,16 +237,6 @@ def test_one_size_leaves_data_efficiency_not_tested(tmp_path):
     assert efficiency == NOT_TESTED and closes == SUPPORTED and v.status == NOT_SHOWN, v.text
 
 
-def _table_after(md: str, anchor: str) -> list[list[str]]:
-    lines = md.splitlines()
-    start = next(i for i, line in enumerate(lines) if anchor in line)
-    rows = []
-    for line in lines[start + 1:]:
-        if line.startswith("|"):
-            rows.append([c.strip() for c in line.strip("|").split(" | ")])
-        elif rows:
-            break
-    return rows[2:]
 
 
 def test_report_end_to_end_with_the_no_translation_variant(tmp_path, capsys):
