@@ -123,6 +123,8 @@ def decide(ladder: Ladder, settings: RefineSettings, trials: list[Observation], 
     if best in (trained[0], trained[-1]) and not _bracketed(best, trained, ladder):
         direction = -1 if best == trained[0] else 1
         target = ladder.nearest(math.log(ladder.flops[ladder.index(best)]) + direction * math.log(step))
+        if target == best and 0 <= ladder.index(best) + direction < len(ladder.sizes):
+            target = ladder.sizes[ladder.index(best) + direction]     # a sparse ladder's next size is > one step away
         if target == best or target in profile:   # the step limits stop it: the grid's end is already trained
             notes.append(f"best point at the {'smallest' if direction < 0 else 'largest'} size the step limits "
                          f"allow: not bracketed")

@@ -79,6 +79,21 @@ def test_a_minimum_below_the_coarse_grid_is_reached_by_extending():
     assert min(profile) < best < max(profile)              # bracketed after extending
 
 
+def test_an_edge_minimum_extends_to_the_next_size_of_a_sparse_ladder():
+    """The confirmation study's GATr at 1e11: six sizes whose two smallest lie further apart in step FLOPs than one
+    coarse step, so that one step from the best rounds back to it; the next smaller size is still trained."""
+    flops = (1.22e7, 4.07e7, 8.53e7, 1.46e8, 2.23e8, 3.16e8)   # its step FLOPs: the smallest 3.3x below the next
+    ladder = Ladder(sizes=tuple(range(1, 7)), flops=flops, params=(509, 1650, 3423, 5828, 8865, 12534))
+    settings = RefineSettings()
+    coarse, step = coarse_sizes(ladder, settings)
+    assert coarse == [2, 3, 4] and step < math.sqrt(flops[1] / flops[0])   # one step from size 2 rounds back to 2
+    trials = [Observation(s, LR, 1.0 + 0.1 * ladder.index(s)) for s in coarse]    # best at the smallest trained
+    decision = decide(ladder, settings, trials, lr_rule=LR, lr_range=LR_RANGE)
+    assert decision.phase == "extend" and decision.propose == ((1, LR),)
+    decision = decide(ladder, settings, trials + [Observation(1, LR, 0.9)], lr_rule=LR, lr_range=LR_RANGE)
+    assert decision.phase == "lr" and {size for size, _ in decision.propose} == {1}   # the ladder's end: no further
+
+
 def test_a_minimum_beyond_the_step_limits_is_reported_not_bracketed():
     trials, phases, decision = run_to_the_end(landscape(60, LR))   # the grid's largest size is best
     assert decision.done
