@@ -14,8 +14,12 @@ import optuna
 import pytest
 
 from study.cli import main
+from study.config import load_config, resolve
+from study.resume import remaining_trials
 
-RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results" / "cpu"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results" / "cpu"
+STUDIES = ROOT / "studies"
 STORAGES = [f"sqlite:///{RESULTS / 'compute.db'}", f"sqlite:///{RESULTS / 'data.db'}"]
 
 
@@ -25,11 +29,20 @@ def _complete(url: str) -> dict[str, int]:
         deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) for s in optuna.get_all_study_summaries(url)}
 
 
-def test_the_committed_studies_are_complete():
-    compute, data = (_complete(url) for url in STORAGES)
-    assert len(compute) == 12 and set(compute.values()) == {5}      # 3 families x 4 budgets, 5 grid points each
+def test_the_committed_compute_study_is_its_study_file_run_to_the_end():
+    """Every study of studies/cpu.toml is in compute.db and its sampler (the adaptive refinement, decided from the
+    stored trials) wants no more trials: `equiscale run studies/cpu.toml` on it would train nothing."""
+    run = resolve(load_config(STUDIES / "cpu.toml"))
+    left = remaining_trials(STORAGES[0], run)
+    assert set(left) == set(_complete(STORAGES[0])) and len(left) == 15        # 3 families x 5 budgets
+    assert left == {name: 0 for name in left}
+
+
+def test_the_committed_data_study_is_complete():
+    data = _complete(STORAGES[1])
     assert len(data) == 15 and set(data.values()) == {3}
-    assert all(name.startswith("data/") for name in data) and not any(name.startswith("data/") for name in compute)
+    assert all(name.startswith("data/") for name in data) and not any(name.startswith("data/")
+                                                                      for name in _complete(STORAGES[0]))
 
 
 def _sections_verdicts_and_stored_tables(text: str) -> tuple[list[str], list[str], list[str]]:

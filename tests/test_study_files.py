@@ -30,7 +30,7 @@ def test_gpu_study_trains_on_cuda_with_fractional_gpus_from_1e15():
     assert plan_defaults(config.specs()[0], config.resources).device == "cuda"   # bf16 autocast follows on CUDA
 
 
-@pytest.mark.parametrize("name", ["cpu.toml", "cpu-confirm.toml"])
+@pytest.mark.parametrize("name", ["cpu.toml"])
 def test_cpu_study_data_regime_does_not_repeat_at_the_largest_budget(name):
     """At the largest budget no run of any family (so its best run, whichever it is) sees each training scene
     more than 4 times: every proposal's step count lies within its family's step range."""
