@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from study.cli import main
+from tests.scripts import load_benchmark
 from study.config import load_config, resolve
 from study.resume import remaining_trials
 
@@ -72,3 +73,16 @@ def test_the_committed_report_regenerates_from_the_committed_storages(tmp_path, 
         p.name for p in (RESULTS / "report" / "figures").iterdir())
     assert (out / "allocation.csv").read_text().splitlines()[0] == \
         (RESULTS / "report" / "allocation.csv").read_text().splitlines()[0]
+
+
+def test_the_approach_2_diagnosis_draws_the_reports_resamples(monkeypatch, capsys):
+    """benchmarks/isoflop_resamples.py redraws the report's Approach-2 resamples and fits each budget itself: on the
+    committed study its count of resamples bracketing fewer than 3 budgets is each family's count of failed
+    resamples in the committed report (there every failure is one of those)."""
+    monkeypatch.setattr("sys.argv", ["isoflop_resamples.py", "--storage", STORAGES[0]])
+    assert load_benchmark("isoflop_resamples").main() == 0
+    counted = dict(re.findall(r"^(\S+): .* fewer than 3 in (\d+) of 200$", capsys.readouterr().out, flags=re.M))
+    report = (RESULTS / "report" / "report.md").read_text(encoding="utf-8")
+    reported = dict(re.findall(r"\| (\S+) \| Approach 2 \(IsoFLOP\) \| n/a \| n/a \| .*? \| not identified: interval "
+                               r"unbounded: (\d+) of 200", report))
+    assert set(counted) == {"gatr", "transformer", "transformer-aug"} and counted == reported
