@@ -6,6 +6,8 @@ plus what was left out and why, so that nothing is fitted or dropped silently.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,13 +88,19 @@ class Runs:
 
 
 def claims_of(stored: list, source: str) -> schema.ClaimFamilies:
-    """The one ClaimFamilies the studies store (the defaults when none stores any); an error when they differ."""
+    """The one ClaimFamilies the studies store (the defaults when none stores any); an error when they differ.
+    A storage that names no no-translation variant (e.g. compute studies, which do not train it) agrees with one
+    that names it for the same families: the variant is kept."""
     distinct = list(dict.fromkeys(stored))
-    if len(distinct) > 1:
+    variants = list(dict.fromkeys(c.no_translation for c in distinct if c.no_translation is not None))
+    core = list(dict.fromkeys(dataclasses.replace(c, no_translation=None) for c in distinct))
+    if len(core) > 1 or len(variants) > 1:
         raise EquiscaleError(f"the studies in {source} name different families for the claims "
                              f"({'; '.join(map(str, distinct))}): give `equiscale report --equivariant F --baselines "
                              f"F1,F2`")
-    return distinct[0] if distinct else schema.ClaimFamilies()
+    if not core:
+        return schema.ClaimFamilies()
+    return dataclasses.replace(core[0], no_translation=variants[0] if variants else None)
 
 
 def read_claims(summary, source: str, stored: list) -> None:

@@ -30,20 +30,16 @@ def _complete(url: str) -> dict[str, int]:
         deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) for s in optuna.get_all_study_summaries(url)}
 
 
-def test_the_committed_compute_study_is_its_study_file_run_to_the_end():
-    """Every study of studies/cpu.toml is in compute.db and its sampler (the adaptive refinement, decided from the
-    stored trials) wants no more trials: `equiscale run studies/cpu.toml` on it would train nothing."""
-    run = resolve(load_config(STUDIES / "cpu.toml"))
-    left = remaining_trials(STORAGES[0], run)
-    assert set(left) == set(_complete(STORAGES[0])) and len(left) == 15        # 3 families x 5 budgets
+@pytest.mark.parametrize("study_file, url, studies", [("cpu.toml", STORAGES[0], 15), ("data.toml", STORAGES[1], 36)])
+def test_each_committed_storage_is_its_study_file_run_to_the_end(study_file, url, studies):
+    """Every study of the study file is in its storage, and its sampler (the adaptive IsoFLOP refinement, the data
+    study's lr grid; each decided from the stored trials) wants no more trials: `equiscale run` on it would train
+    nothing. compute.db holds compute studies only, data.db data studies only."""
+    run = resolve(load_config(STUDIES / study_file))
+    left = remaining_trials(url, run)
+    assert set(left) == set(_complete(url)) and len(left) == studies
     assert left == {name: 0 for name in left}
-
-
-def test_the_committed_data_study_is_complete():
-    data = _complete(STORAGES[1])
-    assert len(data) == 15 and set(data.values()) == {3}
-    assert all(name.startswith("data/") for name in data) and not any(name.startswith("data/")
-                                                                      for name in _complete(STORAGES[0]))
+    assert all(name.startswith("data/") == (study_file == "data.toml") for name in left)
 
 
 def _sections_verdicts_and_stored_tables(text: str) -> tuple[list[str], list[str], list[str]]:

@@ -186,3 +186,23 @@ def test_the_command_line_keeps_the_stored_no_translation_variant_of_the_same_au
     assert claims_from(same, stored, "s")[0].no_translation == "transformer-aug-notrans"
     other = Namespace(equivariant="gatr", baselines="transformer,mlp-aug", augmented="mlp-aug")
     assert claims_from(other, stored, "s")[0].no_translation is None     # a variant of another family: dropped
+
+
+def test_a_storage_without_the_no_translation_variant_agrees_with_one_that_names_it():
+    """The committed compute storage names no no-translation family (it trains none), the data storage does: one
+    report reads both and keeps the variant; two different variants, or other families, still disagree."""
+    from study import schema
+    from study.errors import EquiscaleError
+    from analysis.trials import claims_of
+
+    plain = schema.ClaimFamilies("gatr", ("transformer", "transformer-aug"), "transformer-aug")
+    named = schema.ClaimFamilies("gatr", ("transformer", "transformer-aug"), "transformer-aug",
+                                 no_translation="transformer-aug-notrans")
+    assert claims_of([plain, named], "s") == named and claims_of([named, plain], "s") == named
+    assert claims_of([plain], "s") == plain and claims_of([], "s") == schema.ClaimFamilies()
+    other_variant = schema.ClaimFamilies("gatr", ("transformer", "transformer-aug"), "transformer-aug",
+                                         no_translation="transformer-aug-norefl")
+    other_families = schema.ClaimFamilies("gatr", ("transformer", "mlp-aug"), "mlp-aug")
+    for bad in ([named, other_variant], [plain, other_families], [named, other_families]):
+        with pytest.raises(EquiscaleError, match="name different families"):
+            claims_of(bad, "s")
