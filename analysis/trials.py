@@ -7,7 +7,6 @@ plus what was left out and why, so that nothing is fitted or dropped silently.
 from __future__ import annotations
 
 import dataclasses
-
 from dataclasses import dataclass, field
 from pathlib import Path
 
