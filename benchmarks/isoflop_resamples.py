@@ -17,7 +17,7 @@ import numpy as np
 
 from analysis.allocation import FlopsModel
 from analysis.api import load_runs
-from analysis.isoflop import fit_curve
+from analysis.isoflop import fit_curve, fit_isoflop
 from analysis.points import Points
 from study.errors import EquiscaleError
 
@@ -33,13 +33,8 @@ def main() -> int:
         rows = runs.frame[runs.frame["family"] == family]
         profile = Points.of(rows).profile()
         model = FlopsModel.from_runs(rows["params"], rows["samples"], rows["flops"])
-        kept = set()                     # as the report: a budget not bracketed on all points is not resampled
-        for budget, group in profile.frame.groupby("budget"):
-            try:
-                fit_curve(budget, group["params"], group["loss"], model)
-                kept.add(budget)
-            except EquiscaleError:
-                pass
+        whole = fit_isoflop(profile.frame["budget"], profile.frame["params"], profile.frame["loss"], model=model)
+        kept = {curve.budget for curve in whole.curves}   # as the report: a budget rejected on all points is not resampled
         profile = profile.subset(profile.frame["budget"].isin(kept).to_numpy())
         rng = np.random.default_rng(args.seed)
         per_draw, reasons = collections.Counter(), collections.Counter()
@@ -55,8 +50,8 @@ def main() -> int:
                     reasons[(f"{budget:.0e}", why)] += 1
             per_draw[ok] += 1
         mean = sum(k * v for k, v in per_draw.items()) / args.n_boot
-        print(f"{family}: {len(kept)} budgets bracketed on all points; per resample {dict(sorted(per_draw.items()))} (mean {mean:.2f}); "
-              f"fewer than 3 in {sum(v for k, v in per_draw.items() if k < 3)} of {args.n_boot}")
+        print(f"{family}: {len(kept)} budgets bracketed on all points; per resample {dict(sorted(per_draw.items()))} "
+              f"(mean {mean:.2f}); fewer than 3 in {sum(v for k, v in per_draw.items() if k < 3)} of {args.n_boot}")
         for (budget, why), count in sorted(reasons.items(), key=lambda kv: -kv[1]):
             print(f"    {count:4d}  {budget}  {why}")
     return 0

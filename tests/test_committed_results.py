@@ -24,10 +24,9 @@ STUDIES = ROOT / "studies"
 STORAGES = [f"sqlite:///{RESULTS / 'compute.db'}", f"sqlite:///{RESULTS / 'data.db'}"]
 
 
-def _complete(url: str) -> dict[str, int]:
+def _study_names(url: str) -> set[str]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return {s.study_name: len(optuna.load_study(study_name=s.study_name, storage=url).get_trials(
-        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) for s in optuna.get_all_study_summaries(url)}
+    return {s.study_name for s in optuna.get_all_study_summaries(url, include_best_trial=False)}
 
 
 @pytest.mark.parametrize("study_file, url, studies", [("cpu.toml", STORAGES[0], 15), ("data.toml", STORAGES[1], 36)])
@@ -37,7 +36,7 @@ def test_each_committed_storage_is_its_study_file_run_to_the_end(study_file, url
     nothing. compute.db holds compute studies only, data.db data studies only."""
     run = resolve(load_config(STUDIES / study_file))
     left = remaining_trials(url, run)
-    assert set(left) == set(_complete(url)) and len(left) == studies
+    assert set(left) == _study_names(url) and len(left) == studies
     assert left == {name: 0 for name in left}
     assert all(name.startswith("data/") == (study_file == "data.toml") for name in left)
 
