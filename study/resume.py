@@ -77,8 +77,14 @@ def check_studies(existing: dict, run: RunSpec, dataset_key: str) -> dict[str, S
     wanted = {spec.name: study_attrs(run, spec, dataset_key) for spec in run.studies}
     for name, attrs in wanted.items():
         if name in existing:
-            check_compatible(name, existing[name].user_attrs, attrs)
+            check_compatible(name, existing[name].user_attrs, attrs, raisable=raisable_of(run, name))
     return wanted
+
+
+def raisable_of(run: RunSpec, name: str) -> tuple[str, ...]:
+    """The sampler settings study `name` of `run` may raise on resume (`study.plugins.Sampler.raisable`)."""
+    spec = next(s for s in run.studies if s.name == name)
+    return tuple(getattr(spec.sampler, "raisable", ()))
 
 
 def remaining_trials(storage_url: str, run: RunSpec) -> dict[str, int]:
@@ -116,10 +122,11 @@ def fail_stale_trials(study, reason: str = STALE_REASON) -> int:
     return len(stale)
 
 
-def check_compatible(name: str, stored: dict, attrs: StudyAttrs) -> None:
+def check_compatible(name: str, stored: dict, attrs: StudyAttrs, *, raisable: tuple[str, ...] = ()) -> None:
     """Refuse to mix trials of different settings into one study (it would corrupt the comparison).
 
-    A study stored before settings were recorded is checked on what it has.
+    A study stored before settings were recorded is checked on what it has. The sampler settings named in
+    `raisable` may be raised (never lowered): they change which trials come next, not what a stored one computed.
     """
     old = schema.read_study_attrs(stored)
     if old is None:
@@ -130,6 +137,17 @@ def check_compatible(name: str, stored: dict, attrs: StudyAttrs) -> None:
              ("batch_size", old.batch_size, attrs.batch_size), ("dataset_key", old.dataset_key, attrs.dataset_key)]
     pairs += [(key, value, attrs.settings.get(key)) for key, value in sorted((old.settings or {}).items())]
     for key, was, now in pairs:
+        if key == "sampler_settings" and _raised_only(was, now, raisable):
+            continue
         if was != now:
-            raise ConfigError(f"study {name!r} in the storage has {key}={was!r} but this run has {now!r}: "
+            may = f" (of these only {', '.join(raisable)} may be raised)" if key == "sampler_settings" and raisable else ""
+            raise ConfigError(f"study {name!r} in the storage has {key}={was!r} but this run has {now!r}{may}: "
                               f"use another --storage or the original settings")
+
+
+def _raised_only(was, now, raisable: tuple[str, ...]) -> bool:
+    """Whether sampler settings `now` differ from the stored `was` only by raising settings named in `raisable`."""
+    if not isinstance(was, dict) or not isinstance(now, dict) or was.keys() != now.keys():
+        return False
+    return all(now[k] == v or (k in raisable and isinstance(v, (int, float)) and isinstance(now[k], (int, float))
+                               and now[k] > v) for k, v in was.items())

@@ -94,6 +94,7 @@ class IsoFLOPRefinement:
     counts_points: bool = False
     section: str | None = "isoflop"
     adaptive: bool = True
+    raisable: tuple[str, ...] = ("max_points", "lr_extend", "seeds", "cap")   # more trials, never other ones
 
     def parse(self, raw: Mapping[str, Any], where: str) -> RefineSettings:
         settings = parse_table(RefineSettings, raw, where)
@@ -181,6 +182,7 @@ class LrGrid:
     counts_points: bool = False
     section: str | None = "lrgrid"
     adaptive: bool = True
+    raisable: tuple[str, ...] = ("extend", "seeds")   # a resumed study may extend further or replicate more
 
     def parse(self, raw: Mapping[str, Any], where: str) -> lrgrid.LrGridSettings:
         settings = parse_table(lrgrid.LrGridSettings, raw, where)

@@ -127,3 +127,28 @@ def test_running_trials_of_a_dead_driver_are_failed_with_the_reason(stored):
     assert states["transformer/2e+10"].stale_failed == 1
     (trial,) = optuna.load_study(study_name="transformer/2e+10", storage=url).trials
     assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["fail_reason"] == STALE_REASON
+
+
+def _isoflop(url: str, **settings_):
+    from search_spaces.refine import RefineSettings
+    return dataclasses.replace(_config(url), sampler="isoflop", sampler_settings=RefineSettings(**{"cap": 8, **settings_}))
+
+
+@pytest.mark.parametrize("change, allowed", [
+    ({"cap": 12}, True), ({"seeds": 4, "max_points": 12}, True), ({"lr_extend": 3}, True),
+    ({"cap": 12, "refine_decades": 0.1}, False), ({"seeds": 2}, False), ({"start": 6}, False),
+])
+def test_only_a_samplers_raisable_settings_may_change_on_resume_and_only_upwards(tmp_path, change, allowed):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = open_storage(url)
+    prepare_studies(storage, resolve(_isoflop(url)), KEY)
+    before = _snapshot(url)
+    changed = resolve(_isoflop(url, **change))
+    if allowed:
+        prepare_studies(storage, changed, KEY)
+        stored = optuna.load_study(study_name="transformer/1e+10", storage=url).user_attrs["settings"]
+        assert {k: stored["sampler_settings"][k] for k in change} == change
+    else:
+        with pytest.raises(ConfigError, match="sampler_settings.*only max_points, lr_extend, seeds, cap may be raised"):
+            prepare_studies(storage, changed, KEY)
+        assert _snapshot(url) == before

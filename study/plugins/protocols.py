@@ -67,7 +67,9 @@ class Task(Protocol):
 class Sampler(Protocol):
     """Which Optuna sampler a study uses: `make(spec, seed)` -> optuna.samplers.BaseSampler, and how many trials a
     study still needs given its stored trials. An adaptive sampler (`adaptive`) also has `decide(spec, trials)`
-    -> `search_spaces.refine.Decision` and `params(spec, size, lr)`: it picks every point itself."""
+    -> `search_spaces.refine.Decision` and `params(spec, size, lr)`: it picks every point itself. An optional
+    `raisable` (names in its table) lists settings a resumed study may raise: they decide only which trials the
+    study asks for next (more extensions, a larger cap), never what a stored trial computed."""
 
     name: str
     counts_points: bool     # the target counts distinct points (a grid), not trials
