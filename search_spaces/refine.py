@@ -9,12 +9,16 @@ of the study's lr range), and a study goes through five phases:
 2. **extend**: while the best point (mean over seeds) is the smallest or the largest trained, one coarse step
    beyond it, as long as the step limits allow (a limit that stops it is noted);
 3. **refine**: once bracketed, the geometric midpoint between the best and each neighbour, until both neighbours
-   are within `refine_decades` of it in log10 N (or the grid has nothing between them, or `max_points`);
+   are within `refine_decades` of it in log10 N (or the grid has nothing between them, or `max_points`); then,
+   with `flank` > 0, the flanks: a profile size within half a gap of each target log10 N(best) ± j·gap,
+   j = 1 … `flank`, gap = `flank_decades` (packed into less where the step limits leave less room on a side;
+   a target with no ladder size within half a gap is noted and skipped), so that a bootstrap that draws points
+   with replacement keeps points on each side of the best (benchmarks/isoflop_design.py);
 4. **lr**: at the best point, learning rates `lr_factor` times below and above the rule, extended (at most
    `lr_extend` times, within the lr range) while the best of them is the lowest or highest tried, so that the
    learning rate of the reported optimum lies strictly inside the range searched at it;
 5. **replicate**: `seeds` trials (each its own seed) at the best point's best learning rate and at the best
-   point and its two neighbours at the rule learning rate.
+   point and its two neighbours at the rule learning rate (`replicate = 1`: at the best point only).
 
 `cap` bounds the trials of a study (trained and running); reaching it ends the study with a note.
 """
@@ -39,6 +43,14 @@ class RefineSettings:
     lr_extend: int = 2              # extensions of the lr sweep beyond rule / factor and rule × factor
     seeds: int = 3                  # trials (seeds) at each replicated point
     cap: int = 24                   # trials per budget
+    # Added after the committed study ran: stored with a study's settings only when not at these defaults, so that
+    # studies stored before them resume (`OMIT_AT_DEFAULT`; so these defaults must never change).
+    flank: int = 0                  # profile sizes wanted on each side of the best (0: none beyond refine)
+    flank_decades: float = 0.25     # their spacing in log10 N
+    replicate: int = 3              # profile points replicated at the rule lr: the best and its neighbours (3) or it (1)
+
+
+OMIT_AT_DEFAULT = ("flank", "flank_decades", "replicate")
 
 
 @dataclass(frozen=True)
@@ -156,6 +168,10 @@ def decide(ladder: Ladder, settings: RefineSettings, trials: list[Observation], 
             return Decision(propose=tuple(proposals), phase="refine")
         if waiting:
             return Decision(wait=True, phase="refine")
+        proposals, flank_notes = _flank(ladder, settings, best, sizes, lr_rule)
+        notes += flank_notes
+        if proposals:
+            return Decision(propose=proposals, phase="flank", notes=tuple(notes))
     if profile_running:       # a profile point still running may move the best: decide the lr after it
         return Decision(wait=True, phase="refine", notes=tuple(notes))
 
@@ -184,7 +200,8 @@ def decide(ladder: Ladder, settings: RefineSettings, trials: list[Observation], 
 
     # 5. replicate
     i = trained.index(best)
-    points = [(best, best_lr)] + [(s, lr_rule) for s in trained[max(0, i - 1):i + 2]]
+    around = trained[max(0, i - 1):i + 2] if settings.replicate >= 3 else [best]
+    points = [(best, best_lr)] + [(s, lr_rule) for s in around]
     proposals = []
     counts = {}
     for t in trials:
@@ -199,6 +216,44 @@ def decide(ladder: Ladder, settings: RefineSettings, trials: list[Observation], 
     if proposals:
         return Decision(propose=tuple(proposals), phase="replicate", notes=tuple(notes))
     return Decision(wait=bool(running), done=not running, phase="done", notes=tuple(notes))
+
+
+def _flank(ladder: Ladder, settings: RefineSettings, best: int, sizes: set[int],
+           lr_rule: float) -> tuple[tuple[tuple[int, float], ...], list[str]]:
+    """The flank sizes still to train. On each side of the best, `flank` targets log10 N(best) ± j·gap
+    (j = 1 … flank), gap = `flank_decades`, or less where the ladder's end (the step limits) leaves less room
+    than flank · gap: then the targets are packed evenly into that room. A target with a profile size (trained or
+    running) within half a gap is met; otherwise the ladder's nearest size, unless it lies further than half a
+    gap from the target or is the best (noted). Within `max_points`. Returns (proposals, notes)."""
+    centre, logs = ladder.log_n(best), [ladder.log_n(s) for s in ladder.sizes]
+    proposals: list[tuple[int, float]] = []
+    notes: list[str] = []
+    taken = {ladder.log_n(s) for s in sizes}
+    for direction, edge in ((-1, logs[0]), (1, logs[-1])):
+        side = "below" if direction < 0 else "above"
+        room = abs(edge - centre)
+        reach = min(settings.flank * settings.flank_decades, room)
+        if reach < 1e-9:
+            notes.append(f"no flank {side} the best: it is the ladder's {'smallest' if direction < 0 else 'largest'} "
+                         f"size (the step limits)")
+            continue
+        gap = reach / settings.flank
+        if reach < settings.flank * settings.flank_decades:
+            notes.append(f"flank {side} the best packed into the {room:.2f} decades the step limits leave")
+        for j in range(1, settings.flank + 1):
+            target = centre + direction * j * gap
+            if any(abs(t - target) <= gap / 2 + 1e-12 for t in taken):
+                continue
+            k = min(range(len(logs)), key=lambda i: abs(logs[i] - target))
+            if abs(logs[k] - target) > gap / 2 + 1e-12 or ladder.sizes[k] == best:
+                notes.append(f"no size within {gap / 2:.3g} decades of log10 N = {target:.2f} ({side} the best)")
+                continue
+            if len(sizes) + len(proposals) >= settings.max_points:
+                notes.append(f"{settings.max_points} points reached before the flanks were complete")
+                return tuple(proposals), notes
+            proposals.append((ladder.sizes[k], lr_rule))
+            taken.add(logs[k])
+    return tuple(proposals), notes
 
 
 def _bracketed(best: int, trained: list[int], ladder: Ladder) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -174,11 +175,19 @@ def _settings(config: StudyConfig, context: KindContext, kind) -> dict:
             **({"lr_batch_scaling": t.lr_batch_scaling} if t.lr_batch_scaling != "none" else {}),
             **({"lr_batch_scalings": [list(r) for r in t.lr_batch_scalings]} if t.lr_batch_scalings else {}),
             **({"task": config.task} if config.task != DEFAULT_TASK else {}),   # absent: the rigid-body task
-            **({"sampler_settings": dataclasses.asdict(config.sampler_settings)}
+            **({"sampler_settings": recorded(config.sampler_settings)}
                if config.sampler_settings is not None else {}),
             **kind.record(context)}
     # checkpoint_seconds is left out: when a trial saves its state does not change what it computes; so is
     # time_cap_seconds: it decides which runs end early, never what a finished run computes
+
+
+def recorded(settings) -> dict:
+    """A sampler's settings as a study stores them: every field, except those its module lists in
+    `OMIT_AT_DEFAULT` (added after studies were stored) while they are at their defaults, so those studies resume."""
+    omit = getattr(sys.modules.get(type(settings).__module__), "OMIT_AT_DEFAULT", ())
+    defaults = {f.name: f.default for f in dataclasses.fields(settings)}
+    return {k: v for k, v in dataclasses.asdict(settings).items() if not (k in omit and v == defaults[k])}
 
 
 def load_config(path: str | Path | None = None) -> StudyConfig:

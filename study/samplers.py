@@ -104,6 +104,9 @@ class IsoFLOPRefinement:
                 and settings.lr_extend >= 0):
             raise ConfigError(f"{where}: needs 0 < coarse_fraction <= 1, refine_decades > 0, lr_factor > 1 and "
                               f"lr_extend >= 0")
+        if settings.flank < 0 or not settings.flank_decades > 0 or settings.replicate not in (1, 3):
+            raise ConfigError(f"{where}: needs flank >= 0, flank_decades > 0 and replicate 1 (the best point) or 3 "
+                              f"(it and its neighbours)")
         return settings
 
     def make(self, spec, *, seed: int) -> optuna.samplers.BaseSampler:

@@ -136,7 +136,7 @@ def _isoflop(url: str, **settings_):
 
 @pytest.mark.parametrize("change, allowed", [
     ({"cap": 12}, True), ({"seeds": 4, "max_points": 12}, True), ({"lr_extend": 3}, True),
-    ({"cap": 12, "refine_decades": 0.1}, False), ({"seeds": 2}, False), ({"start": 6}, False),
+    ({"cap": 12, "refine_decades": 0.1}, False), ({"seeds": 2}, False), ({"start": 6}, False), ({"flank": 2}, False),
 ])
 def test_only_a_samplers_raisable_settings_may_change_on_resume_and_only_upwards(tmp_path, change, allowed):
     url = f"sqlite:///{tmp_path / 's.db'}"
@@ -152,3 +152,13 @@ def test_only_a_samplers_raisable_settings_may_change_on_resume_and_only_upwards
         with pytest.raises(ConfigError, match="sampler_settings.*only max_points, lr_extend, seeds, cap may be raised"):
             prepare_studies(storage, changed, KEY)
         assert _snapshot(url) == before
+
+
+def test_sampler_settings_added_later_are_stored_only_when_set_so_older_studies_resume():
+    from search_spaces.refine import RefineSettings
+    from study.config import recorded
+
+    assert "flank" not in recorded(RefineSettings()) and "replicate" not in recorded(RefineSettings())
+    assert recorded(RefineSettings(flank=2))["flank"] == 2 and "flank_decades" not in recorded(RefineSettings(flank=2))
+    assert set(recorded(RefineSettings(cap=8))) == {f for f in RefineSettings.__dataclass_fields__
+                                                    if f not in ("flank", "flank_decades", "replicate")}

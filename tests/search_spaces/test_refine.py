@@ -143,3 +143,56 @@ def test_max_points_bounds_the_distinct_sizes_even_with_trials_in_flight():
     for slots in (1, 2, 4):
         trials, _, _ = run_to_the_end(landscape(30, LR), settings, slots=slots)
         assert len({t.size for t in trials if t.lr == LR}) == 6
+
+
+FLANK = RefineSettings(flank=3, flank_decades=0.25, max_points=16, cap=40)
+
+
+def _profile(trials):
+    return {t.size for t in trials if t.lr == LR}
+
+
+def test_flanks_put_a_profile_size_near_every_target_on_each_side_of_the_best():
+    trials, phases, decision = run_to_the_end(landscape(30, LR), FLANK)
+    assert decision.done and "flank" in phases
+    profile = _profile(trials)
+    mean = {s: sum(v := [t.value for t in trials if t.size == s and t.lr == LR]) / len(v) for s in profile}
+    best = min(profile, key=mean.get)
+    for j in (1, 2, 3):
+        for direction in (-1, 1):
+            target = LADDER.log_n(best) + direction * j * 0.25
+            assert min(abs(LADDER.log_n(s) - target) for s in profile) <= 0.125 + 1e-9, (j, direction)
+    without, _, _ = run_to_the_end(landscape(30, LR), RefineSettings(max_points=16, cap=40))
+    assert len(_profile(without)) < len(profile)          # flank = 0: the refinement alone trains fewer sizes
+
+
+def test_a_flank_with_less_room_than_it_spans_is_packed_into_the_room_the_step_limits_leave():
+    trials, _, decision = run_to_the_end(landscape(10, LR), FLANK)   # 9 sizes (0.37 decades) below the optimum
+    assert decision.done and any("packed into the 0.37 decades" in n for n in decision.notes)
+    profile = _profile(trials)
+    below = sorted(s for s in profile if s < 10)
+    assert len(below) >= 3 and below[0] == 1                         # three below, the last at the ladder's end
+    above = [LADDER.log_n(s) - LADDER.log_n(10) for s in profile if s > 10]
+    for j in (1, 2, 3):                                              # above: the full spacing
+        assert min(abs(d - 0.25 * j) for d in above) <= 0.125 + 1e-9
+
+
+def test_replicate_one_seeds_only_the_best_point():
+    settings = RefineSettings(seeds=3, replicate=1, flank=2, flank_decades=0.25, max_points=16, cap=40)
+    trials, _, decision = run_to_the_end(landscape(30, LR), settings)
+    counts = {}
+    for t in trials:
+        counts[(t.size, t.lr)] = counts.get((t.size, t.lr), 0) + 1
+    replicated = [p for p, k in counts.items() if k > 1]
+    assert len(replicated) <= 2 and all(k <= 3 for k in counts.values())   # best at the rule lr and at its best lr
+    assert len({size for size, _ in replicated}) == 1
+
+
+def test_a_kill_and_resume_with_flanks_trains_no_point_twice():
+    loss = landscape(22, LR)
+    whole, _, _ = run_to_the_end(loss, FLANK)
+    for kill_after in (6, 12, 18):
+        kept, _, _ = run_to_the_end(loss, FLANK, kill_after=kill_after)
+        resumed, _, decision = run_to_the_end(loss, FLANK, trials=kept)
+        assert decision.done
+        assert sorted((t.size, t.lr) for t in resumed) == sorted((t.size, t.lr) for t in whole)

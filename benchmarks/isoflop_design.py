@@ -1,0 +1,179 @@
+"""Which IsoFLOP design would identify Approach 2: simulated studies, decided on a stored (design) study.
+
+For each family of the stored study, the truth is its Approach-3 law L(N, D) = E + A/N^α + B/D^β fitted to its
+IsoFLOP profile, and the noise is the family's measured seed noise at each budget: relative deviations of
+replicated points' seeds from their point means (`analysis.points`), drawn with replacement, so that GATr's
+occasional failed runs (a seed at 2x the loss of its point's other seeds) are drawn as often as they occurred.
+A candidate design `k x spacing x seeds` puts, per budget, a best point within half a spacing of the true
+optimum (uniformly: the adaptive sampler's best lies on its grid, not on the optimum) and k sizes on each side
+of it, `spacing` decades apart, each trained with `seeds` seeds: the sampler's flanks (`[isoflop] flank = k`,
+`flank_decades = spacing`). With --study-file, the sizes a budget allows are those of its study's ladder (its
+step limits): a side with less room than k spacings gets its k sizes packed evenly into the room, as the
+sampler packs them. Each simulated study is analysed as `equiscale report` analyses a storage: point means,
+the bracketing rule, the windowed parabola, and the hierarchical bootstrap of Approach 2 (points within
+budgets, seeds within points). Printed per design and family: how often a is identified with an interval no
+wider than --width (issue 21's criterion), the median width, and the trials and machine hours the design
+costs (each budget's mean measured seconds per trial in the stored study, on the machine that ran it).
+
+    python benchmarks/isoflop_design.py --storage sqlite:///docs/results/cpu/compute.db [--studies 20]
+        [--designs 1x0.15x3 3x0.25x1 ...] [--n-boot 200] [--study-file studies/cpu.toml]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+from analysis import parametric as P
+from analysis.allocation import FlopsModel
+from analysis.api import load_runs
+from analysis.bootstrap import estimate
+from analysis.laws import _isoflop_values
+from analysis.points import Points, bootstrap_points
+from analysis.isoflop import fit_isoflop
+from study.errors import EquiscaleError
+
+# Trials per budget beyond the design's own points: the coarse grid's points outside the window (about 2), the lr
+# sweep at the best point (about 3) and its seeds at the best lr (2 more), as the committed study spent them.
+OVERHEAD_TRIALS = 7
+
+
+def noise_pools(points: Points) -> dict[float, np.ndarray]:
+    """Per budget, the relative deviations of seeds from their point's mean (replicated points only), scaled by
+    sqrt(k/(k-1)) so that their spread estimates the seed SD; budgets with fewer than 6 use the family's pool."""
+    pools, every = {}, []
+    values = points.value("loss")
+    for i in np.flatnonzero(points.count > 1):
+        k = points.count[i]
+        seeds = values[points.start[i]:points.start[i] + k]
+        dev = (seeds / seeds.mean() - 1.0) * np.sqrt(k / (k - 1))
+        budget = float(points.frame["budget"].iloc[i])
+        pools.setdefault(budget, []).extend(dev)
+        every.extend(dev)
+    return {b: np.asarray(v if len(v) >= 6 else every) for b, v in pools.items()} | {"all": np.asarray(every)}
+
+
+def optimum(law: P.ParametricFit, model: FlopsModel, budget: float) -> float:
+    """log10 N of the law's minimum at one budget (a fine grid over 4 decades around the largest feasible N)."""
+    logn = np.linspace(1.0, 9.0, 8001)
+    n = 10.0**logn
+    d = model.samples(n, budget)
+    ok = d > 1
+    loss = np.where(ok, law.predict(n, np.where(ok, d, 2.0)), np.inf)
+    return float(logn[np.argmin(loss)])
+
+
+def feasible_range(study_file: str, family: str) -> dict[float, tuple[float, float]]:
+    """budget -> (smallest, largest) log10 N the study file's step limits allow for `family` (its ladder)."""
+    from study.config import load_config, resolve
+    from study.samplers import _ladder
+
+    out = {}
+    for spec in resolve(load_config(study_file)).studies:
+        if spec.family_name == family:
+            params = _ladder(spec).params
+            out[float(spec.budget)] = (float(np.log10(min(params))), float(np.log10(max(params))))
+    return out
+
+
+def design_sizes(centre: float, k: int, spacing: float, lo: float = -np.inf, hi: float = np.inf) -> list[float]:
+    """log10 N of a design's sizes: the best (clamped into [lo, hi]) and k per side, `spacing` apart, packed
+    evenly into the room [lo, hi] leaves on a side (none on a side with no room)."""
+    centre = min(max(centre, lo), hi)
+    out = [centre]
+    for direction, room in ((-1, centre - lo), (1, hi - centre)):
+        reach = min(k * spacing, room)
+        if reach > 1e-9:
+            out += [centre + direction * reach * j / k for j in range(1, k + 1)]
+    return sorted(out)
+
+
+def simulate(law, model, budgets, pools, design, rng, *, limits=None) -> pd.DataFrame:
+    """One simulated study's trials under `design` = (k per side, spacing, seeds); `limits`: budget -> the
+    (lowest, highest) log10 N its step limits allow."""
+    k, spacing, seeds = design
+    rows = []
+    for budget in budgets:
+        centre = optimum(law, model, budget) + rng.uniform(-spacing / 2, spacing / 2)
+        pool = pools.get(budget, pools["all"])
+        for logn in design_sizes(centre, k, spacing, *(limits or {}).get(budget, (-np.inf, np.inf))):
+            n = 10.0**logn
+            d = float(model.samples(n, budget))
+            mean = float(law.predict(n, d))
+            for s in range(seeds):
+                rows.append({"family": "f", "budget": budget, "params": n, "samples": d, "loss":
+                             mean * (1.0 + rng.choice(pool)), "compute": budget, "seed": s,
+                             "shape": f"{logn:.6f}", "lr": 1e-3})
+    return pd.DataFrame(rows)
+
+
+def identified(frame: pd.DataFrame, model: FlopsModel, n_boot: int, seed: int) -> tuple[bool, float]:
+    """Whether the report would give a bounded interval for a on this study, and its width (nan: none)."""
+    points = Points.of(frame).profile()
+    try:
+        fit = fit_isoflop(points.frame["budget"], points.frame["params"], points.frame["loss"], model=model)
+    except EquiscaleError:
+        return False, float("nan")
+    kept = points.subset(points.frame["budget"].isin({c.budget for c in fit.curves}).to_numpy())
+    draws = bootstrap_points(_isoflop_values(model, 0.5, False), kept, n_boot, seed)
+    if "a" not in draws:                # no resample could be fitted
+        return False, float("nan")
+    a = estimate(fit.a, draws["a"])
+    return a.has_interval, (a.high - a.low) if a.has_interval else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--storage", required=True)
+    parser.add_argument("--designs", nargs="+", default=["1x0.15x3", "2x0.15x1", "3x0.25x1", "3x0.15x2", "4x0.2x1"],
+                        help="sizes per side of the best x spacing (decades) x seeds per size")
+    parser.add_argument("--studies", type=int, default=20, help="simulated studies per design and family")
+    parser.add_argument("--n-boot", type=int, default=200)
+    parser.add_argument("--width", type=float, default=0.35)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--study-file", help="leave out sizes beyond this study file's step limits")
+    parser.add_argument("--families", nargs="+", help="these families only")
+    args = parser.parse_args()
+    designs = []
+    for text in args.designs:
+        try:
+            k, spacing, seeds = text.split("x")
+            designs.append((int(k), float(spacing), int(seeds)))
+        except ValueError:
+            parser.error(f"design {text!r}: give sizes per side x spacing x seeds, e.g. 3x0.25x1")
+    runs = load_runs(args.storage)
+    print(f"design study: {args.storage}; {args.studies} simulated studies per design; criterion: a identified with "
+          f"a 95% interval no wider than {args.width}"
+          + (f"; sizes limited by the step limits of {args.study_file}" if args.study_file else ""))
+    for family in args.families or runs.families():
+        rows = runs.frame[runs.frame["family"] == family]
+        points = Points.of(rows).profile()
+        model = FlopsModel.from_runs(rows["params"], rows["samples"], rows["flops"])
+        f = points.frame
+        law = P.fit_parametric(f["params"].to_numpy(), f["samples"].to_numpy(), f["loss"].to_numpy())
+        pools = noise_pools(points)
+        budgets = sorted(f["budget"].unique())
+        seconds = {b: float(rows[rows["budget"] == b]["seconds"].mean()) for b in budgets}
+        sd = {b: float(np.std(pools.get(b, pools['all']))) for b in budgets}
+        limits = feasible_range(args.study_file, family) if args.study_file else None
+        print(f"\n{family}: truth E={law.E:.4g} alpha={law.alpha:.3f} beta={law.beta:.3f}; seed SD per budget "
+              + ", ".join(f"{b:.0e} {sd[b]:.1%}" for b in budgets))
+        for design in designs:
+            rng = np.random.default_rng(args.seed)
+            results = [identified(simulate(law, model, budgets, pools, design, rng, limits=limits), model,
+                                  args.n_boot, args.seed + i) for i in range(args.studies)]
+            ok = [w for good, w in results if good and w <= args.width]
+            widths = [w for good, w in results if good]
+            trials = (2 * design[0] + 1) * design[2] + OVERHEAD_TRIALS
+            hours = sum(trials * seconds[b] for b in budgets) / 3600
+            print(f"  {design[0]} per side x {design[1]:g} dec x {design[2]} seeds: meets the criterion in "
+                  f"{len(ok)}/{args.studies}, identified in {len(widths)}/{args.studies}, median width "
+                  f"{np.median(widths) if widths else float('nan'):.2f}; {trials} trials per budget, "
+                  f"{hours:.1f} trial-hours ({hours / 2:.1f} h on 2 slots)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""benchmarks/isoflop_design.py: its simulated studies sit where the law's optimum is (checked against the
+closed form), and its verdict separates a design the report's bootstrap can bound from one it cannot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis.allocation import FlopsModel
+from analysis.isoflop import fit_isoflop
+from analysis.parametric import ParametricFit
+from tests.scripts import load_benchmark
+
+design = load_benchmark("isoflop_design")
+ALPHA, BETA, A, B = 0.34, 0.28, 400.0, 400.0
+LAW = ParametricFit(E=0.02, A=A, B=B, alpha=ALPHA, beta=BETA, objective=0.0, n_runs=0, starts=0, refined=0)
+MODEL = FlopsModel()
+BUDGETS = [1e11, 3e11, 1e12, 3e12, 1e13]
+SILENT = {"all": np.zeros(1)}     # no seed noise
+
+
+@pytest.mark.parametrize("budget", [1e11, 1e13])
+def test_the_optimum_is_the_closed_form_one(budget):
+    # L = E + A N^-α + B D^-β with D = C / (6N): N_opt = (αA / (βB))^(1/(α+β)) (C/6)^(β/(α+β))
+    n_opt = (ALPHA * A / (BETA * B)) ** (1 / (ALPHA + BETA)) * (budget / 6) ** (BETA / (ALPHA + BETA))
+    assert design.optimum(LAW, MODEL, budget) == pytest.approx(np.log10(n_opt), abs=2e-3)
+
+
+def test_a_simulated_study_puts_its_points_around_the_optimum_with_its_seeds():
+    frame = design.simulate(LAW, MODEL, BUDGETS, SILENT, (3, 0.25, 2), np.random.default_rng(0))
+    assert len(frame) == 5 * 7 * 2
+    for budget, group in frame.groupby("budget"):
+        logn = np.log10(group["params"].unique())
+        centre = design.optimum(LAW, MODEL, budget)
+        assert abs(np.median(logn) - centre) <= 0.125 + 1e-9 and np.ptp(logn) == pytest.approx(1.5)
+        assert np.allclose(group["loss"], LAW.predict(group["params"], group["samples"]))   # no noise drawn
+
+
+def test_a_wide_design_is_identified_near_the_true_exponent_and_a_three_point_one_is_not():
+    rng = np.random.default_rng(1)
+    wide = design.simulate(LAW, MODEL, BUDGETS, SILENT, (3, 0.25, 1), rng)
+    ok, width = design.identified(wide, MODEL, 100, 0)
+    assert ok and width <= 0.35
+    fit = fit_isoflop(wide["budget"], wide["params"], wide["loss"], model=MODEL)
+    assert fit.a == pytest.approx(BETA / (ALPHA + BETA), abs=0.03)                 # Chinchilla's a = β / (α + β)
+    narrow = design.simulate(LAW, MODEL, BUDGETS, SILENT, (1, 0.25, 1), rng)
+    ok, width = design.identified(narrow, MODEL, 100, 0)
+    assert not ok and np.isnan(width)   # resamples that drop the single neighbour on a side leave < 3 budgets
+
+
+def test_a_side_with_little_room_gets_its_sizes_packed_and_a_side_with_none_gets_none():
+    assert design.design_sizes(5.0, 3, 0.25) == pytest.approx([4.25, 4.5, 4.75, 5.0, 5.25, 5.5, 5.75])
+    assert design.design_sizes(5.0, 3, 0.25, 4.7, 6.0) == pytest.approx([4.7, 4.8, 4.9, 5.0, 5.25, 5.5, 5.75])
+    assert design.design_sizes(4.5, 2, 0.25, 4.7, 6.0) == pytest.approx([4.7, 4.95, 5.2])   # best clamped to the limit
