@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -87,7 +88,37 @@ def report(url: str, *, peak: float, slots: int, command_seconds: float | None) 
     ]
     for name, seconds in rows:
         print(f"  {name:52s} {seconds:9.0f} s  {seconds / total:6.1%}")
+    step_costs(url)
     return {"utilisation": utilisation, "flops": flops, "wall": wall, "complete": len(complete)}
+
+
+def step_costs(url: str) -> dict[str, tuple[float, float, float]]:
+    """Per family, a least-squares line through its trials' seconds per training step against FLOPs per step
+    (stacked members' equal shares included): seconds = fixed + FLOPs / rate. Prints the fixed cost, the marginal
+    rate and the fixed share of the median step; returns family -> (fixed s, rate FLOP/s, fixed share)."""
+    by: dict[str, list[tuple[float, float]]] = {}
+    for summary in optuna.get_all_study_summaries(url, include_best_trial=False):
+        attrs = schema.read_study_attrs(summary.user_attrs)
+        if attrs is None:
+            continue
+        for t in optuna.load_study(study_name=summary.study_name, storage=url).get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE,)):
+            r = schema.read_trial(t)
+            seconds = float(t.user_attrs.get(schema.TRAIN_SECONDS, t.user_attrs.get(schema.WALL_SECONDS, 0.0)))
+            if r.steps and seconds > 0 and r.flops_used:
+                by.setdefault(attrs.family, []).append((r.flops_used / r.steps, seconds / r.steps))
+    out = {}
+    print("per training step (a line through each family's trials: seconds = fixed + FLOPs / rate):")
+    for family, pairs in sorted(by.items()):
+        if len({x for x, _ in pairs}) < 2:
+            continue
+        x, y = (np.array(v) for v in zip(*pairs))
+        slope, fixed = np.polyfit(x, y, 1)
+        share = fixed / float(np.median(y))
+        out[family] = (float(fixed), float(1 / slope) if slope > 0 else float("inf"), float(share))
+        print(f"  {family}: fixed {fixed * 1e3:.2f} ms + FLOPs / {1 / slope / 1e9:.1f} GFLOP/s; the fixed part is "
+              f"{share:.0%} of the median step ({np.median(y) * 1e3:.2f} ms), {len(pairs)} trials")
+    return out
 
 
 def variant(text: str, *, stack: int, cap: int | None) -> str:

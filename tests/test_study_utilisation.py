@@ -48,3 +48,20 @@ def test_the_default_budgets_are_the_files_within_1e11_and_1e12():
 def test_bad_input_is_one_line_and_status_2(args, says):
     done = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and says in done.stderr.strip().splitlines()[-1]
+
+
+def test_step_costs_recover_each_familys_fixed_cost_per_step_and_its_marginal_rate(tmp_path):
+    from tests.analysis.synthetic import Truth, make_storage
+
+    costs = {"a": (4e-3, 40e9), "b": (20e-3, 25e9)}       # seconds per step fixed, FLOP/s marginal
+
+    def attrs(family, n, d, flops):
+        steps = int(round(d / 64))
+        fixed, rate = costs[family]
+        return {"train_seconds": steps * fixed + flops / rate}
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    make_storage(url, {"a": Truth(), "b": Truth()}, [1e15, 1e16], extras=False, trial_attrs=attrs)
+    got = _module().step_costs(url)
+    for family, (fixed, rate) in costs.items():
+        assert got[family][0] == pytest.approx(fixed, rel=1e-6) and got[family][1] == pytest.approx(rate, rel=1e-6)
