@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 LR_TOLERANCE = 1e-9     # relative: two learning rates this close are the same
 
@@ -49,8 +50,7 @@ class RefineSettings:
     flank_decades: float = 0.25     # their spacing in log10 N
     replicate: int = 3              # profile points replicated at the rule lr: the best and its neighbours (3) or it (1)
 
-
-OMIT_AT_DEFAULT = ("flank", "flank_decades", "replicate")
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("flank", "flank_decades", "replicate")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -183,9 +182,9 @@ def _settings(config: StudyConfig, context: KindContext, kind) -> dict:
 
 
 def recorded(settings) -> dict:
-    """A sampler's settings as a study stores them: every field, except those its module lists in
+    """A sampler's settings as a study stores them: every field, except those its class lists in
     `OMIT_AT_DEFAULT` (added after studies were stored) while they are at their defaults, so those studies resume."""
-    omit = getattr(sys.modules.get(type(settings).__module__), "OMIT_AT_DEFAULT", ())
+    omit = getattr(settings, "OMIT_AT_DEFAULT", ())
     defaults = {f.name: f.default for f in dataclasses.fields(settings)}
     return {k: v for k, v in dataclasses.asdict(settings).items() if not (k in omit and v == defaults[k])}
 

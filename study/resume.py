@@ -75,16 +75,11 @@ def check_studies(existing: dict, run: RunSpec, dataset_key: str) -> dict[str, S
     """The attributes of every study of the run; ConfigError (nothing written) when a stored study of the same
     name was made with other settings. `existing`: study name -> summary (with `user_attrs`)."""
     wanted = {spec.name: study_attrs(run, spec, dataset_key) for spec in run.studies}
-    for name, attrs in wanted.items():
-        if name in existing:
-            check_compatible(name, existing[name].user_attrs, attrs, raisable=raisable_of(run, name))
+    for spec in run.studies:
+        if spec.name in existing:    # `raisable`: the settings its sampler lets a resumed study raise
+            check_compatible(spec.name, existing[spec.name].user_attrs, wanted[spec.name],
+                             raisable=tuple(getattr(spec.sampler, "raisable", ())))
     return wanted
-
-
-def raisable_of(run: RunSpec, name: str) -> tuple[str, ...]:
-    """The sampler settings study `name` of `run` may raise on resume (`study.plugins.Sampler.raisable`)."""
-    spec = next(s for s in run.studies if s.name == name)
-    return tuple(getattr(spec.sampler, "raisable", ()))
 
 
 def remaining_trials(storage_url: str, run: RunSpec) -> dict[str, int]:

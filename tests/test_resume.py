@@ -160,5 +160,5 @@ def test_sampler_settings_added_later_are_stored_only_when_set_so_older_studies_
 
     assert "flank" not in recorded(RefineSettings()) and "replicate" not in recorded(RefineSettings())
     assert recorded(RefineSettings(flank=2))["flank"] == 2 and "flank_decades" not in recorded(RefineSettings(flank=2))
-    assert set(recorded(RefineSettings(cap=8))) == {f for f in RefineSettings.__dataclass_fields__
-                                                    if f not in ("flank", "flank_decades", "replicate")}
+    assert set(recorded(RefineSettings(cap=8))) == {f.name for f in dataclasses.fields(RefineSettings)
+                                                    if f.name not in ("flank", "flank_decades", "replicate")}
