@@ -70,7 +70,7 @@ def load_runs(storage: str | None = None, *, loss: str = schema.VAL_LOSS, csv: s
     return runs
 
 
-def _check(n_boot, level, refine, drop_highest_loss, window) -> None:
+def _check(n_boot, level, refine, drop_highest_loss, window, robust=None) -> None:
     if n_boot < 0:
         raise ConfigError(f"--bootstrap must be ≥ 0, got {n_boot}")
     if not 0 < level < 1:
@@ -81,12 +81,15 @@ def _check(n_boot, level, refine, drop_highest_loss, window) -> None:
         raise ConfigError(f"--drop-highest-loss must be ≥ 0, got {drop_highest_loss}")
     if window is not None and not window > 0:
         raise ConfigError(f"--isoflop-window must be a positive number of decades (0: all runs), got {window}")
+    if robust is not None and not robust > 0:
+        raise ConfigError(f"--isoflop-robust must be a positive fraction of the lowest loss, got {robust}")
 
 
 def fit_study(runs: Runs, *, approaches=APPROACHES, n_boot: int = 200, seed: int = 0, level: float = 0.95,
               refine: int | None = P.DEFAULT_REFINE, drop_highest_loss: int = 0,
               window: float | None = DEFAULT_WINDOW, strict: bool = False, n_jobs: int | None = 1,
-              axis: str = X.EXECUTED, reuse: "StudyFit | None" = None, require_fit: bool = True) -> StudyFit:
+              axis: str = X.EXECUTED, reuse: "StudyFit | None" = None, require_fit: bool = True,
+              robust: float | None = None) -> StudyFit:
     """Fit `approaches` to every family of `runs`, with compute counted on `axis` (`analysis.axes`).
 
     strict=False: an approach the data cannot support is recorded in `FamilyLaws.skipped` with the
@@ -94,8 +97,10 @@ def fit_study(runs: Runs, *, approaches=APPROACHES, n_boot: int = 200, seed: int
     drop_highest_loss leaves out each family's K highest-loss runs (reported in `excluded`).
     window: Approach 2's window, decades of N around each budget's best run (None: every run).
     reuse: a fit of the same runs on another axis whose Approach-3 L(N, D) fits are taken over.
+    robust: Approach 2's parabolas with a Cauchy loss of this scale × the window's lowest loss (None: least
+    squares; `analysis.isoflop`).
     """
-    _check(n_boot, level, refine, drop_highest_loss, window)
+    _check(n_boot, level, refine, drop_highest_loss, window, robust)
     runs = runs.on_axis(axis)
     approaches = tuple(approaches)
     excluded = dict(runs.excluded)
@@ -110,7 +115,7 @@ def fit_study(runs: Runs, *, approaches=APPROACHES, n_boot: int = 200, seed: int
         laws[family] = fit_family(
             frame, family=family, approaches=approaches, n_boot=n_boot, seed=seed, level=level,
             refine=refine or None, flops_model=runs.flops_model, batch_sizes=runs.batch_sizes_of(family),
-            strict=strict, n_jobs=n_jobs, window=window, axis=runs.axis,
+            strict=strict, n_jobs=n_jobs, window=window, axis=runs.axis, robust=robust,
             reuse=_reusable(reuse, family, len(frame), drop_highest_loss))
         if require_fit and all(a in laws[family].skipped for a in approaches):
             raise EquiscaleError(f"family {family!r}: no law could be fitted: "

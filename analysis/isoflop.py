@@ -13,6 +13,10 @@ is a bracketed one whose parabola opens downwards or has its vertex outside the 
 window always holds the best point's neighbour on each side, so a bracketed minimum is fitted between them.
 Fewer than 3 bracketed budgets is an error saying which and why. The fit takes points (one per shape, the
 mean over its seeds); runs without replicates are points of their own.
+
+`robust` (off by default): the parabola is fitted with a Cauchy loss whose scale is `robust` times the window's
+lowest loss (`scipy.optimize.least_squares`, started from the least-squares parabola), so that a run stuck far
+above its neighbours (GATr's small networks: docs/results/cpu/gatr-plateau.txt) pulls the vertex little.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import least_squares
 
 from analysis.allocation import FlopsModel
 from study.errors import EquiscaleError
@@ -64,6 +69,7 @@ class IsoFlopFit:
     l_coef: float
     window: float | None = DEFAULT_WINDOW
     rejected: dict[float, str] = field(default_factory=dict)  # budget -> why it was left out
+    robust: float | None = None  # the parabolas' Cauchy scale (None: least squares)
 
     def allocation(self, c):
         c = np.asarray(c, float)
@@ -73,10 +79,12 @@ class IsoFlopFit:
         return self.l_coef * np.asarray(c, float) ** (-self.l_exp)
 
     def describe_window(self) -> str:
+        how = ("least squares" if self.robust is None else
+               f"a Cauchy loss of scale {self.robust:g} × the lowest loss in the window")
         if self.window is None:
-            return "each budget's parabola through all its runs"
+            return f"each budget's parabola through all its runs, by {how}"
         return (f"each budget's parabola through the point means within ±{self.window:g} decades of N of its best "
-                f"point (at least the {MIN_TRIALS} nearest sizes and its neighbour on each side)")
+                f"point (at least the {MIN_TRIALS} nearest sizes and its neighbour on each side), by {how}")
 
 
 def check_isoflop_data(budget, n, loss) -> None:
@@ -161,10 +169,21 @@ def compute_at(n_opt: float, n, compute) -> float:
     return float(np.exp(intercept + slope * np.log(n_opt)))
 
 
+def parabola(x: np.ndarray, loss: np.ndarray, robust: float | None = None) -> np.ndarray:
+    """(c2, c1, c0) of L ≈ c2 x² + c1 x + c0: least squares, or with `robust` a Cauchy loss of scale
+    `robust` × min(loss) (from the least-squares start; with only 3 distinct x both fit exactly)."""
+    coeffs = np.polyfit(x, loss, 2)
+    if robust is None or np.unique(x).size <= 3:
+        return coeffs
+    fit = least_squares(lambda c: np.polyval(c, x) - loss, coeffs, loss="cauchy", f_scale=robust * float(loss.min()))
+    return fit.x
+
+
 def fit_curve(budget: float, n, loss, model: FlopsModel, window: float | None = DEFAULT_WINDOW,
-              compute=None) -> IsoFlopCurve:
+              compute=None, *, robust: float | None = None) -> IsoFlopCurve:
     """Parabola in ln N near the minimum at one budget; error if it brackets no minimum. compute: each run's
-    compute on another axis (then `IsoFlopCurve.compute` is the budget's compute at N_opt)."""
+    compute on another axis (then `IsoFlopCurve.compute` is the budget's compute at N_opt). robust: see the
+    module's docstring (None: least squares)."""
     n, loss = np.asarray(n, float), np.asarray(loss, float)
     x = np.log(n)
     if np.unique(x).size < 3:
@@ -174,7 +193,7 @@ def fit_curve(budget: float, n, loss, model: FlopsModel, window: float | None = 
         raise EquiscaleError(f"budget {budget:.3g}: {rule.text()}")
     keep = window_mask(x, loss, window)
     xs, ls = x[keep], loss[keep]
-    c2, c1, c0 = np.polyfit(xs, ls, 2)
+    c2, c1, c0 = parabola(xs, ls, robust)
     if not c2 > 0:
         raise EquiscaleError(f"budget {budget:.3g}: bracketed, but the IsoFLOP parabola opens downwards")
     x_opt = -c1 / (2 * c2)
@@ -194,7 +213,7 @@ def fit_curve(budget: float, n, loss, model: FlopsModel, window: float | None = 
 
 
 def fit_isoflop(budget, n, loss, *, model: FlopsModel = FlopsModel(),
-                window: float | None = DEFAULT_WINDOW, compute=None) -> IsoFlopFit:
+                window: float | None = DEFAULT_WINDOW, compute=None, robust: float | None = None) -> IsoFlopFit:
     """Approach 2 over all budgets; N_opt ∝ C^a and D_opt ∝ C^b by least squares in log space.
 
     model: the FLOP model that gives D_opt from N_opt and the (stored, executed) budget. compute: each
@@ -202,8 +221,11 @@ def fit_isoflop(budget, n, loss, *, model: FlopsModel = FlopsModel(),
     power laws is each budget's compute at its N_opt (`compute_at`).
 
     Budgets whose parabola brackets no minimum are left out (`rejected`, with the reason); fewer than
-    3 bracketed budgets is an error naming each rejected budget and why.
+    3 bracketed budgets is an error naming each rejected budget and why. robust: each budget's parabola with a
+    Cauchy loss of this relative scale (None: least squares; see the module's docstring).
     """
+    if robust is not None and not robust > 0:
+        raise EquiscaleError(f"the robust IsoFLOP fit's scale must be a positive fraction of the lowest loss, got {robust}")
     if window is not None and not window > 0:
         raise EquiscaleError(f"the IsoFLOP window must be a positive number of decades (or None: all runs), got {window}")
     check_isoflop_data(budget, n, loss)
@@ -213,7 +235,8 @@ def fit_isoflop(budget, n, loss, *, model: FlopsModel = FlopsModel(),
     for c in np.unique(budget):
         at = budget == c
         try:
-            curves.append(fit_curve(c, n[at], loss[at], model, window, None if compute is None else compute[at]))
+            curves.append(fit_curve(c, n[at], loss[at], model, window, None if compute is None else compute[at],
+                                    robust=robust))
         except EquiscaleError as exc:
             rejected[float(c)] = str(exc)
     if len(curves) < MIN_BUDGETS:
@@ -229,4 +252,4 @@ def fit_isoflop(budget, n, loss, *, model: FlopsModel = FlopsModel(),
     l_slope, log_l = np.polyfit(logc, np.log([k.loss_opt for k in curves]), 1)
     return IsoFlopFit(curves=tuple(curves), a=float(a), n_coef=float(np.exp(log_na)), b=float(b),
                       d_coef=float(np.exp(log_db)), l_exp=float(-l_slope), l_coef=float(np.exp(log_l)),
-                      window=window, rejected=rejected)
+                      window=window, rejected=rejected, robust=robust)

@@ -107,10 +107,10 @@ def _law_values(fit, names):
     return values
 
 
-def _isoflop_values(model, window, on_axis):
+def _isoflop_values(model, window, on_axis, robust=None):
     def values(frame):  # a resample in which fewer than 3 budgets bracket a minimum gives no draw
         fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model, window=window,
-                          compute=frame["compute"] if on_axis else None)
+                          compute=frame["compute"] if on_axis else None, robust=robust)
         return {"a": fit.a, "b": fit.b, "n_coef": fit.n_coef, "d_coef": fit.d_coef,
                 "l_exp": fit.l_exp, "l_coef": fit.l_coef}
     return values
@@ -120,7 +120,7 @@ def fit_family(frame: pd.DataFrame, *, family: str, approaches=APPROACHES, n_boo
                level: float = LEVEL, refine: int | None = P.DEFAULT_REFINE, flops_model: FlopsModel | None = None,
                batch_size: int | None = None, strict: bool = True, n_jobs: int | None = 1,
                window: float | None = DEFAULT_WINDOW, axis: str = X.EXECUTED, batch_sizes=None,
-               reuse: "FamilyLaws | None" = None) -> FamilyLaws:
+               reuse: "FamilyLaws | None" = None, robust: float | None = None) -> FamilyLaws:
     """Fit the requested approaches to one family's runs (columns budget, params, samples, flops, loss; on
     an axis other than executed also compute and executed: `analysis.axes`).
 
@@ -128,7 +128,8 @@ def fit_family(frame: pd.DataFrame, *, family: str, approaches=APPROACHES, n_boo
     recorded in `skipped` with the reason. window: Approach 2's window in decades of N around each
     budget's best run (None: every run). batch_sizes: stored budget -> batch size (steps = D / batch).
     reuse: laws of the same runs on another axis whose Approach-3 fit L(N, D) (and its bootstrap) is taken
-    over (L(N, D) does not depend on the axis; only the cost model and so a and b do).
+    over (L(N, D) does not depend on the axis; only the cost model and so a and b do). robust: Approach 2's
+    parabolas with a Cauchy loss of this scale (`analysis.isoflop`; None: least squares).
     """
     unknown = set(approaches) - set(APPROACHES)
     if unknown:
@@ -146,7 +147,7 @@ def fit_family(frame: pd.DataFrame, *, family: str, approaches=APPROACHES, n_boo
                       group_compute={float(b): float(np.exp(np.log(v).mean())) for b, v in groups}, points=points,
                       brackets={float(b): bracket(p["params"], p["loss"]) for b, p in profile.groupby("budget")})
     steps = {"power": lambda: _fit_power(laws, points, n_boot, seed, on_axis),
-             "isoflop": lambda: _fit_isoflop(laws, points, n_boot, seed, samples_model, window, on_axis),
+             "isoflop": lambda: _fit_isoflop(laws, points, n_boot, seed, samples_model, window, on_axis, robust),
              "parametric": lambda: (_reuse_parametric(laws, reuse, model) if reuse is not None else
                                     _fit_parametric(laws, points, n_boot, seed, refine, model, n_jobs))}
     for name in APPROACHES:
@@ -240,15 +241,15 @@ def _fit_power(laws, points: Points, n_boot, seed, on_axis=False):
         laws.skipped["power_irreducible"] = str(exc)
 
 
-def _fit_isoflop(laws, points: Points, n_boot, seed, model, window, on_axis=False):
+def _fit_isoflop(laws, points: Points, n_boot, seed, model, window, on_axis=False, robust=None):
     """Approach 2 on the IsoFLOP profile's point means (`BRACKET_RULE`); hierarchical bootstrap."""
     profile = points.profile()
     frame = profile.frame
     fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model, window=window,
-                      compute=frame["compute"] if on_axis else None)
+                      compute=frame["compute"] if on_axis else None, robust=robust)
     laws.isoflop = fit
     kept = profile.subset(frame["budget"].isin({k.budget for k in fit.curves}).to_numpy())  # rejected: not resampled
-    laws.samples["isoflop"] = bootstrap_points(_isoflop_values(model, window, on_axis), kept, n_boot, seed)
+    laws.samples["isoflop"] = bootstrap_points(_isoflop_values(model, window, on_axis, robust), kept, n_boot, seed)
 
 
 def _reuse_parametric(laws, other: "FamilyLaws", model):

@@ -217,10 +217,17 @@ def _isoflop_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct:
             items.append(f"{f}: minimum bracketed at budgets {kept}" + (f"; left out: {left}" if left else ""))
     doc.add(Paragraph(f"Bracketing rule (the same in `fit`, `export`, `plot` and `report`): {BRACKET_RULE}. Each "
                       f"budget's IsoFLOP profile is its points at the study's rule learning rate (every point where "
-                      f"none is stored); a point's loss is the mean over its seeds."), Bullets(tuple(items)))
+                      f"none is stored); a point's loss is the mean over its seeds." + _parabola_rule(laws, families)),
+            Bullets(tuple(items)))
     rows = [(f, num(b, 3), k.text()) for f in families for b, k in sorted(laws[f].brackets.items())]
     if rows:
         doc.add(Table(("family", "budget C [FLOP]", "bracketing rule"), tuple(rows)))
+
+
+def _parabola_rule(laws, families) -> str:
+    """' Approach 2 fits …' (how each budget's parabola is fitted; the same for every family), or ''."""
+    rules = sorted({laws[f].isoflop.describe_window() for f in families if laws[f].isoflop is not None})
+    return f" Approach 2 fits {'; '.join(rules)}." if rules else ""
 
 
 def _allocation_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct: str) -> None:

@@ -64,9 +64,18 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, bootstrap: int = 200)
     fit.add_argument("--isoflop-window", type=float, default=DEFAULT_WINDOW, metavar="DECADES",
                      help=f"Approach 2: fit each budget's parabola to the runs within this many decades of N "
                           f"of its best run (default {DEFAULT_WINDOW}; 0: every run)")
+    add_robust_argument(fit)
     fit.add_argument("--jobs", type=int, default=1, metavar="J",
                      help="processes for the Approach-3 bootstrap (default 1: a pool costs more than it saves "
                           "below thousands of runs)")
+
+
+def add_robust_argument(parser) -> None:
+    """`--isoflop-robust SCALE`: Approach 2's parabolas with a Cauchy loss (analysis.isoflop)."""
+    parser.add_argument("--isoflop-robust", type=float, default=None, metavar="SCALE",
+                        help="Approach 2: fit each budget's parabola with a Cauchy loss of scale SCALE × its lowest "
+                             "loss, so that a run stuck far above its neighbours pulls the vertex little "
+                             "(default: least squares)")
 
 
 def add_compute_argument(parser) -> None:
@@ -88,7 +97,7 @@ def fit_from_args(args, *, approaches=None, strict: bool | None = None, require_
     chosen = approaches or (APPROACHES if args.approach == "all" else (args.approach,))
     return fit_study(runs, approaches=chosen, n_boot=args.bootstrap, seed=args.seed, level=args.level,
                      refine=args.refine, drop_highest_loss=args.drop_highest_loss,
-                     window=args.isoflop_window or None,
+                     window=args.isoflop_window or None, robust=args.isoflop_robust,
                      strict=args.approach != "all" if strict is None else strict, n_jobs=args.jobs,
                      axis=args.compute, require_fit=require_fit)
 

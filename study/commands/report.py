@@ -18,7 +18,7 @@ from analysis.export import parse_budgets
 from analysis.report import build_report, data_pairs
 from analysis.trials import OnlyDataStudies, Runs, claims_of, load_storage, open_studies, read_claims
 from study import schema
-from study.commands.fit import add_compute_argument
+from study.commands.fit import add_compute_argument, add_robust_argument
 from study.errors import ConfigError, EquiscaleError
 from study.output import check_output_dir, write_files
 from study.storage import DEFAULT_STORAGE
@@ -37,6 +37,7 @@ def add_arguments(parser) -> None:
                         help=f"which stored loss the laws are fitted to and runs are selected on (default "
                              f"{schema.VAL_LOSS}; the tables show the test loss of the selected runs beside it)")
     add_compute_argument(parser)
+    add_robust_argument(parser)
     names = parser.add_argument_group("claims (default: as the studies store it, else the flagship's)")
     names.add_argument("--equivariant", metavar="F", help="the family the claims call equivariant (e.g. gatr)")
     names.add_argument("--baselines", metavar="F1,F2", help="its baselines, comma-separated (e.g. transformer,transformer-aug)")
@@ -116,6 +117,8 @@ def main(args) -> int:
         raise ConfigError(f"--bootstrap must be ≥ 0, got {args.bootstrap}")
     if not 0 < args.level < 1:
         raise ConfigError(f"--level must be between 0 and 1, got {args.level}")
+    if args.isoflop_robust is not None and not args.isoflop_robust > 0:
+        raise ConfigError(f"--isoflop-robust must be a positive fraction of the lowest loss, got {args.isoflop_robust}")
     budgets = parse_budgets(args.budgets) if args.budgets is not None else None
     check_output_dir(args.out)
     runs, data_runs, stored = _load(urls, args.loss)
@@ -123,12 +126,12 @@ def main(args) -> int:
     fit, others = None, {}
     if runs is not None:
         fit = fit_study(runs, n_boot=args.bootstrap, seed=args.seed, level=args.level, axis=args.compute,
-                        require_fit=False)
+                        require_fit=False, robust=args.isoflop_robust)
         for axis in X.AXES:   # the same runs on every other axis, Approach 3's L(N, D) fits taken over
             if axis != args.compute:
                 try:
                     others[axis] = fit_study(runs, n_boot=args.bootstrap, seed=args.seed, level=args.level,
-                                             axis=axis, reuse=fit, require_fit=False)
+                                             axis=axis, reuse=fit, require_fit=False, robust=args.isoflop_robust)
                 except EquiscaleError as exc:   # e.g. no run stores its seconds: the section says so
                     print(f"compute axis {axis} left out: {exc}", file=sys.stderr)
     ratio_pairs, gap_pairs = data_pairs(claims)

@@ -112,3 +112,17 @@ def test_figures_label_no_nan_and_mark_extrapolation(mixed):
         if fig.axes[0].get_ylabel() == "compute-optimal parameters N_opt":
             assert "outside the trained sizes (extrapolation)" in texts
         plt.close(fig)
+
+
+def test_isoflop_robust_is_stated_close_to_least_squares_on_clean_runs_and_refused_when_not_positive(mixed, capsys):
+    plain = json.loads(_run(capsys, ["fit", "--json", *mixed, *FAST]))["families"]["law"]
+    robust = json.loads(_run(capsys, ["fit", "--json", "--isoflop-robust", "0.02", *mixed, *FAST]))["families"]["law"]
+    assert "by least squares" in plain["isoflop_window"]["rule"]
+    assert "Cauchy loss of scale 0.02" in robust["isoflop_window"]["rule"]
+    a_plain, a_robust = (doc["approaches"]["isoflop"]["a"]["value"] for doc in (plain, robust))
+    assert a_robust == pytest.approx(a_plain, abs=0.05) and a_robust != a_plain   # 1% noise, no stuck runs
+    for argv in (["fit", "--isoflop-robust", "0", *mixed], ["report", "--isoflop-robust", "-1", "--storage",
+                                                             "sqlite:///nowhere.db"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--isoflop-robust must be a positive" in err, err

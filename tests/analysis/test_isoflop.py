@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from analysis.allocation import FlopsModel
-from analysis.isoflop import fit_isoflop, window_mask
+from analysis.isoflop import fit_isoflop, parabola, window_mask
 from study.errors import EquiscaleError
 from tests.analysis.synthetic import Truth, draw_runs
 
@@ -117,3 +117,24 @@ def test_a_minimum_outside_the_trained_sizes_is_named_and_left_out():
     assert list(fit.rejected) == [1e15] and "not bracketed" in fit.rejected[1e15]
     with pytest.raises(EquiscaleError, match="not identified: 2 of 4 budgets bracket a minimum"):
         fit_isoflop(budget, np.tile(n, 4), np.concatenate([curve_ok, curve_ok, rising, rising]))
+
+
+
+def test_robust_parabola_keeps_the_vertex_of_a_known_curve_under_one_stuck_run():
+    # 9 sizes on L = 0.03 + 0.004 (x - x0)², x0 = ln 3000; the run next to the vertex on the right is stuck 60%
+    # above its curve, as a failed small GATr seed is: least squares moves the vertex, the Cauchy loss hardly.
+    x0 = np.log(3000.0)
+    x = x0 + 0.05 + np.linspace(-0.8, 0.8, 9) * np.log(10)
+    loss = 0.03 + 0.004 * (x - x0) ** 2
+    stuck = loss.copy()
+    stuck[5] *= 1.6
+    vertex = lambda c: -c[1] / (2 * c[0])                               # noqa: E731
+    assert vertex(parabola(x, loss, 0.02)) == pytest.approx(x0, abs=1e-9)   # exact data: the exact vertex
+    pulled = abs(vertex(parabola(x, stuck)) - x0)
+    assert pulled > 0.1                                                   # least squares is pulled ...
+    assert abs(vertex(parabola(x, stuck, 0.02)) - x0) < 0.2 * pulled      # ... the robust fit 5x less
+    budgets = np.repeat([1e11, 1e12, 1e13], 9)
+    fit = fit_isoflop(budgets, np.tile(np.exp(x), 3), np.tile(stuck, 3), model=FlopsModel(), robust=0.02)
+    assert all(abs(np.log(c.n_opt) - x0) < 0.2 * pulled for c in fit.curves)   # fit_isoflop passes it on
+    with pytest.raises(EquiscaleError, match="positive fraction"):
+        fit_isoflop(budgets, np.tile(np.exp(x), 3), np.tile(loss, 3), model=FlopsModel(), robust=0.0)

@@ -6,9 +6,11 @@ import torch
 
 from study.benchmark.transforms import random_e3, transform_batch
 from study.models import build_model, equivariance_error
+from study.benchmark.format import MARKERS, PROPS
+from study.models.gatr import GATr
 from study.models.gatr import primitives as pga
 from study.models.gatr.layers import Attention, Block, EquiLinear, GeometricMLP, equi_layer_norm
-from study.models.gatr.nets import chirality, embed_scene, join_reference
+from study.models.gatr.nets import chirality, embed_scene, join_reference, predicted_positions
 from tests.models.versors import act, versors
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
@@ -137,6 +139,32 @@ def test_gradients_flow_to_every_parameter(batch64):
     model(*batch64).square().mean().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_zero_branches_start_every_block_as_the_identity(batch64):
+    """`zero_branches`: each block returns its input exactly at initialisation (the network equals
+    embed -> norm -> head), and one optimiser step on a regression loss makes every block act on the
+    multivectors (the scalar outputs need a second step: nothing downstream of them is active yet)."""
+    torch.manual_seed(11)
+    model = GATr(mv_channels=8, s_channels=16, depth=2, markers=MARKERS, props=PROPS, zero_branches=True).double()
+    pos0, vel0, props = batch64
+    x = embed_scene(pos0, vel0, chirality(pos0))
+    reference = join_reference(x)
+    h, s = model.embed(x, props)
+    with torch.no_grad():
+        for block in model.blocks:
+            bh, bs = block(h, s, reference)
+            assert torch.equal(bh, h) and torch.equal(bs, s)
+        y, _ = model.head(*equi_layer_norm(h, s))
+        assert torch.equal(model(pos0, vel0, props), predicted_positions(y, pos0, chirality(pos0)))
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
+    (model(pos0, vel0, props) - pos0 - 0.3 * vel0).square().mean().backward()
+    optimiser.step()
+    with torch.no_grad():
+        h, s = model.embed(x, props)
+        for block in model.blocks:
+            bh, _ = block(h, s, reference)
+            assert _rel(bh, h) > 1e-6
 
 
 def test_distance_features_give_minus_squared_distance_of_weighted_points():

@@ -11,12 +11,16 @@ from study.models.gatr.layers.norm import equi_layer_norm
 
 
 class Block(nn.Module):
-    """x + Attn(LN x); x + MLP(LN x)."""
+    """x + Attn(LN x); x + MLP(LN x). With `zero_branches` both branches' last layers start as the zero map
+    (the block starts as the identity: the network's own choice, see nets/gatr.py)."""
 
-    def __init__(self, mv: int, s: int, heads: int):
+    def __init__(self, mv: int, s: int, heads: int, *, zero_branches: bool = False):
         super().__init__()
         self.attention = Attention(mv, s, heads)
         self.mlp = GeometricMLP(mv, s)
+        if zero_branches:
+            self.attention.proj.zero_()
+            self.mlp.out.zero_()
 
     def forward(self, x: torch.Tensor, s: torch.Tensor, reference: torch.Tensor):
         """x (B, K, C, 16), s (B, K, S), reference (B, 1, 1, 16) -> like x and s."""

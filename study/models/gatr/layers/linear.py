@@ -57,6 +57,16 @@ class EquiLinear(nn.Module):
         self.counts = tuple(int(n) for n in counts)
         self.scalar = nn.Linear(in_mv + in_s, out_mv + out_s) if grade0 else None
 
+    def zero_(self) -> "EquiLinear":
+        """Make this the zero map (multivector weights, scalar weights, biases), in place: how a residual
+        branch's last layer starts, so that every block is the identity at initialisation."""
+        with torch.no_grad():
+            self.weight.zero_()
+            if self.scalar is not None:
+                self.scalar.weight.zero_()
+                self.scalar.bias.zero_()
+        return self
+
     def dense(self) -> torch.Tensor:
         """The (16·in, 16·out) weight in this layer's layouts (indexing only: 0 FLOPs)."""
         values = torch.cat([self.weight[a : a + 1].expand(n, -1, -1)   # (24, in, out); backward

@@ -45,10 +45,12 @@ def validate(*, mv_channels: int, s_channels: int, depth: int) -> None:
                           f"mv_channels {mv_channels} (heads = max(1, mv_channels // 8))")
 
 
-def build(*, mv_channels: int, s_channels: int, depth: int, markers: int, props: int) -> GATr:
-    """The network for a validated shape."""
+def build(*, mv_channels: int, s_channels: int, depth: int, markers: int, props: int,
+          zero_branches: bool = False) -> GATr:
+    """The network for a validated shape (`zero_branches`: blocks start as the identity; see GATr)."""
     validate(mv_channels=mv_channels, s_channels=s_channels, depth=depth)
-    return GATr(mv_channels=mv_channels, s_channels=s_channels, depth=depth, markers=markers, props=props)
+    return GATr(mv_channels=mv_channels, s_channels=s_channels, depth=depth, markers=markers, props=props,
+                zero_branches=zero_branches)
 
 
 def _linear_flops(in_mv: int, out_mv: int, in_s: int, out_s: int, grade0: bool) -> int:

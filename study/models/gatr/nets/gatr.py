@@ -17,13 +17,19 @@ def heads_for(mv_channels: int) -> int:
 
 
 class GATr(nn.Module):
-    """(pos0, vel0, props) -> predicted posT; tokens = bodies, mv channels = marker points and velocities."""
+    """(pos0, vel0, props) -> predicted posT; tokens = bodies, mv channels = marker points and velocities.
 
-    def __init__(self, *, mv_channels: int, s_channels: int, depth: int, markers: int, props: int):
+    `zero_branches` starts every block as the identity (the last layer of its attention and MLP branches the
+    zero map). Off by default: on seeds no decision had seen it did not stop small networks (2 multivector
+    channels) from sticking on a loss plateau, it only moved which seeds stick (benchmarks/gatr_plateau.py)."""
+
+    def __init__(self, *, mv_channels: int, s_channels: int, depth: int, markers: int, props: int,
+                 zero_branches: bool = False):
         super().__init__()
         heads = heads_for(mv_channels)
         self.embed = EquiLinear(2 * markers, mv_channels, props, s_channels)
-        self.blocks = nn.ModuleList(Block(mv_channels, s_channels, heads) for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(mv_channels, s_channels, heads, zero_branches=zero_branches)
+                                    for _ in range(depth))
         self.head = EquiLinear(mv_channels, markers, s_channels, 0, grade0=False)
 
     def forward(self, pos0: torch.Tensor, vel0: torch.Tensor, props: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,82 @@
+"""Small GATr networks with random against zero branch outputs at initialisation: how often a run ends on the plateau.
+
+    .venv/bin/python benchmarks/gatr_plateau.py [--config studies/cpu.toml] [--lrs 0.012 0.024 0.048]
+        [--seed 100] [--seeds 6] [--shape mv_channels=2 s_channels=4 depth=2] [--steps 2459] [--batch 64]
+
+In the first confirmation study (docs/results/cpu/compute.db) 11 of GATr's 40 runs at 1e11-1e12 ended on a
+plateau at 0.047-0.056 against 0.031-0.037 for their seed-mates at the same shape, steps and lr. This trains
+one of those grid points (the defaults: 2 multivector channels, depth 2, 2,459 steps at batch 64, a 1e11 run)
+on the study file's dataset with the trial's own loop (`study.training.train`), under both initialisations of
+the blocks' last layers (`GATr(zero_branches=...)`), at each lr and seed, and prints every final validation
+loss and per initialisation and lr the mean, the largest, and how many runs ended above `--stuck`. Seeds 100
+on were used by no study and by no run that chose the initialisation. About 30 s per run on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import statistics
+
+from study.config import load_config, resolve
+from study.flops import forward_flops, param_count, step_flops
+from study.models.gatr import build as build_gatr
+from study.models.registry import get_family
+from study.records import TrialPlan
+from study.training import train
+
+INITS = {"random": False, "zero": True}   # name -> zero_branches
+
+
+def family_with(zero_branches: bool):
+    """The gatr family object, building its networks with the given branch initialisation."""
+    return dataclasses.replace(get_family("gatr"), build_fn=functools.partial(build_gatr, zero_branches=zero_branches))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="studies/cpu.toml", help="study file whose dataset the runs train on")
+    parser.add_argument("--lrs", type=float, nargs="+", default=[0.012, 0.024, 0.048])
+    parser.add_argument("--seed", type=int, default=100, help="first seed")
+    parser.add_argument("--seeds", type=int, default=6, help="seeds per initialisation and lr")
+    parser.add_argument("--shape", nargs="+", default=["mv_channels=2", "s_channels=4", "depth=2"], metavar="KEY=VALUE")
+    parser.add_argument("--steps", type=int, default=2459)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--stuck", type=float, default=0.045, help="a final validation loss above this counts as stuck")
+    args = parser.parse_args()
+    try:
+        shape = {key: int(value) for key, value in (item.split("=") for item in args.shape)}
+    except ValueError:
+        parser.error("--shape takes KEY=VALUE with integer values, e.g. mv_channels=3")
+    config = load_config(args.config)
+    run = resolve(config)
+    dataset = run.task.load(run.task_settings, progress=True)
+    flops = step_flops("gatr", batch_size=args.batch, **shape)
+    print(f"gatr {shape}, {args.steps} steps at batch {args.batch} ({flops * args.steps:.3g} training FLOPs), "
+          f"dataset of {args.config}; stuck = final val > {args.stuck}", flush=True)
+    finals: dict[tuple[str, float], list[float]] = {}
+    for lr in args.lrs:
+        for seed in range(args.seed, args.seed + args.seeds):
+            for name, zero in INITS.items():
+                plan = TrialPlan(family="gatr", budget=0.0, shape=shape, lr=lr, steps=args.steps,
+                                 batch_size=args.batch, step_flops=flops, forward_flops=forward_flops("gatr", **shape),
+                                 params=param_count("gatr", **shape), seed=seed, evals=8, model=family_with(zero))
+                result = train(plan, dataset)
+                finals.setdefault((name, lr), []).append(result.val_loss)
+                curve = " ".join(f"{value:.4f}" for _, value in result.curve)
+                print(f"{name:6s} lr {lr:<6g} seed {seed}: val {result.val_loss:.4f}  curve {curve}  "
+                      f"({result.train_seconds:.0f} s)", flush=True)
+    print(f"\n{'init':6s} {'lr':>6s} {'runs':>4s} {'mean':>7s} {'max':>7s} {'stuck':>5s}")
+    for name in INITS:
+        for lr in args.lrs:
+            values = finals[(name, lr)]
+            stuck = sum(value > args.stuck for value in values)
+            print(f"{name:6s} {lr:6g} {len(values):4d} {statistics.fmean(values):7.4f} {max(values):7.4f} {stuck:5d}")
+        every = [v for lr in args.lrs for v in finals[(name, lr)]]
+        print(f"{name:6s} {'all':>6s} {len(every):4d} {statistics.fmean(every):7.4f} {max(every):7.4f} "
+              f"{sum(v > args.stuck for v in every):5d}")
+
+
+if __name__ == "__main__":
+    main()
