@@ -48,7 +48,7 @@ OVERHEAD_TRIALS = 7
 def noise_pools(points: Points, *, centre: str = "mean") -> dict[float, np.ndarray]:
     """Per budget, the relative deviations of seeds from their point's centre (replicated points only); budgets
     with fewer than 6 use the family's pool. centre "mean": scaled by sqrt(k/(k-1)) so that their spread
-    estimates the seed SD; "median": a failed seed (2x its point-mates) stays one high draw instead of also
+    estimates the seed SD; "median": a failed seed (+50% over its point-mates) stays one high draw instead of also
     pulling its point-mates' deviations down by a third of its excess (GATr's bimodal seeds)."""
     pools, every = {}, []
     values = points.value("loss")
@@ -163,6 +163,8 @@ def main() -> int:
     try:
         fits = [None if text == "none" else float(text) for text in args.robust]
     except ValueError:
+        fits = [0.0]
+    if any(fit is not None and not fit > 0 for fit in fits):
         parser.error("--robust takes none or a positive number, e.g. --robust none 0.02")
     runs = load_runs(args.storage)
     print(f"design study: {args.storage}; {args.studies} simulated studies per design; criterion: a identified with "

@@ -52,3 +52,18 @@ def test_a_side_with_little_room_gets_its_sizes_packed_and_a_side_with_none_gets
     assert design.design_sizes(5.0, 3, 0.25) == pytest.approx([4.25, 4.5, 4.75, 5.0, 5.25, 5.5, 5.75])
     assert design.design_sizes(5.0, 3, 0.25, 4.7, 6.0) == pytest.approx([4.7, 4.8, 4.9, 5.0, 5.25, 5.5, 5.75])
     assert design.design_sizes(4.5, 2, 0.25, 4.7, 6.0) == pytest.approx([4.7, 4.95, 5.2])   # best clamped to the limit
+
+
+def test_median_centred_noise_keeps_a_stuck_seed_one_high_draw():
+    # one point, three seeds, one stuck 50% above the other two: deviations from the mean are (−1/7, −1/7, +2/7)
+    # (times sqrt(3/2)); from the median (0, 0, +1/2).
+    import pandas as pd
+    from analysis.points import Points
+
+    rows = [{"family": "f", "budget": 1e11, "params": 1e4, "samples": 1e6, "loss": loss, "compute": 1e11,
+             "seed": s, "shape": "a", "lr": 1e-3} for s, loss in enumerate((0.03, 0.03, 0.045))]
+    points = Points.of(pd.DataFrame(rows)).profile()
+    mean = np.sort(design.noise_pools(points)[1e11])
+    assert mean == pytest.approx(np.array([-1, -1, 2]) / 7 * np.sqrt(1.5))
+    median = np.sort(design.noise_pools(points, centre="median")[1e11])
+    assert median == pytest.approx([0.0, 0.0, 0.5])
