@@ -15,19 +15,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import functools
 
 import torch
 import torch.nn.functional as F
 
-from study.config import load_config, resolve
-from study.flops import forward_flops, param_count, step_flops
-from study.models.gatr import build as build_gatr
-from study.models.gatr import heads_for
-from study.models.registry import get_family
-from study.records import TrialPlan
+from gatr_plateau import parse_shape, plan_for, study_dataset   # this folder: the same runs as that benchmark
 from study import training
+from study.models.gatr import heads_for
 
 SCENES = 4096
 
@@ -88,14 +82,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--zero-branches", action="store_true", help="blocks start as the identity")
     args = parser.parse_args()
-    try:
-        shape = {key: int(value) for key, value in (item.split("=") for item in args.shape)}
-    except ValueError:
-        parser.error("--shape takes KEY=VALUE with integer values, e.g. mv_channels=3")
-    run = resolve(load_config(args.config))
-    dataset = run.task.load(run.task_settings, progress=True)
-    family = dataclasses.replace(get_family("gatr"),
-                                 build_fn=functools.partial(build_gatr, zero_branches=args.zero_branches))
+    shape = parse_shape(parser, args.shape)
+    dataset = study_dataset(args.config)
     built: list[torch.nn.Module] = []
     build = training.build
     training.build = lambda plan: built.append(build(plan)) or built[-1]   # keep the trained network
@@ -104,10 +92,8 @@ def main() -> None:
     print(f"gatr {shape}, {args.steps} steps at batch {args.batch}, lr {args.lr}, zero_branches {args.zero_branches}; "
           f"entropy ln 4 = 1.386 is uniform attention")
     for seed in args.seeds:
-        plan = TrialPlan(family="gatr", budget=0.0, shape=shape, lr=args.lr, steps=args.steps, batch_size=args.batch,
-                         step_flops=step_flops("gatr", batch_size=args.batch, **shape),
-                         forward_flops=forward_flops("gatr", **shape), params=param_count("gatr", **shape),
-                         seed=seed, evals=2, model=family)
+        plan = plan_for(shape, lr=args.lr, steps=args.steps, batch=args.batch, seed=seed,
+                        zero_branches=args.zero_branches, evals=2)
         result = training.train(plan, dataset)
         full, flat, entropies, spreads = diagnose(built[-1].eval(), split, shape["mv_channels"] // heads)
         print(f"seed {seed}: val {result.val_loss:.4f}  on {SCENES} scenes {full:.4f}, mean-over-bodies attention "

@@ -34,6 +34,28 @@ def family_with(zero_branches: bool):
     return dataclasses.replace(get_family("gatr"), build_fn=functools.partial(build_gatr, zero_branches=zero_branches))
 
 
+def plan_for(shape: dict, *, lr: float, steps: int, batch: int, seed: int, zero_branches: bool,
+             evals: int = 8) -> TrialPlan:
+    """The trial plan of one GATr run outside any study, its network built with the given branch initialisation."""
+    return TrialPlan(family="gatr", budget=0.0, shape=shape, lr=lr, steps=steps, batch_size=batch,
+                     step_flops=step_flops("gatr", batch_size=batch, **shape), forward_flops=forward_flops("gatr", **shape),
+                     params=param_count("gatr", **shape), seed=seed, evals=evals, model=family_with(zero_branches))
+
+
+def parse_shape(parser: argparse.ArgumentParser, items: list[str]) -> dict:
+    """`--shape KEY=VALUE ...` as shape kwargs (a parser error, exit 2, on anything else)."""
+    try:
+        return {key: int(value) for key, value in (item.split("=") for item in items)}
+    except ValueError:
+        parser.error("--shape takes KEY=VALUE with integer values, e.g. mv_channels=3")
+
+
+def study_dataset(path: str):
+    """The dataset a study file's runs train on."""
+    run = resolve(load_config(path))
+    return run.task.load(run.task_settings, progress=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="studies/cpu.toml", help="study file whose dataset the runs train on")
@@ -45,13 +67,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--stuck", type=float, default=0.045, help="a final validation loss above this counts as stuck")
     args = parser.parse_args()
-    try:
-        shape = {key: int(value) for key, value in (item.split("=") for item in args.shape)}
-    except ValueError:
-        parser.error("--shape takes KEY=VALUE with integer values, e.g. mv_channels=3")
-    config = load_config(args.config)
-    run = resolve(config)
-    dataset = run.task.load(run.task_settings, progress=True)
+    shape = parse_shape(parser, args.shape)
+    dataset = study_dataset(args.config)
     flops = step_flops("gatr", batch_size=args.batch, **shape)
     print(f"gatr {shape}, {args.steps} steps at batch {args.batch} ({flops * args.steps:.3g} training FLOPs), "
           f"dataset of {args.config}; stuck = final val > {args.stuck}", flush=True)
@@ -59,9 +76,7 @@ def main() -> None:
     for lr in args.lrs:
         for seed in range(args.seed, args.seed + args.seeds):
             for name, zero in INITS.items():
-                plan = TrialPlan(family="gatr", budget=0.0, shape=shape, lr=lr, steps=args.steps,
-                                 batch_size=args.batch, step_flops=flops, forward_flops=forward_flops("gatr", **shape),
-                                 params=param_count("gatr", **shape), seed=seed, evals=8, model=family_with(zero))
+                plan = plan_for(shape, lr=lr, steps=args.steps, batch=args.batch, seed=seed, zero_branches=zero)
                 result = train(plan, dataset)
                 finals.setdefault((name, lr), []).append(result.val_loss)
                 curve = " ".join(f"{value:.4f}" for _, value in result.curve)
