@@ -85,6 +85,16 @@ def check_studies(existing: dict, run: RunSpec, dataset_key: str) -> dict[str, S
 def remaining_trials(storage_url: str, run: RunSpec) -> dict[str, int]:
     """Trials each study of `run` still needs, as its sampler counts them from the storage (read only: a missing
     or empty storage needs every study's full count). A RUNNING trial of a dead driver counts as not there."""
+    return remaining_of(run, stored_trials(storage_url, run))
+
+
+def remaining_of(run: RunSpec, stored: dict[str, list]) -> dict[str, int]:
+    """Trials each study of `run` still needs, given its stored trials (`stored_trials`)."""
+    return {spec.name: spec.sampler.remaining(spec, stored[spec.name]) for spec in run.studies}
+
+
+def stored_trials(storage_url: str, run: RunSpec) -> dict[str, list]:
+    """Each study of `run`'s trials in the storage, RUNNING ones left out (read only; none when it is missing)."""
     from study.storage import holds_studies, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -98,7 +108,7 @@ def remaining_trials(storage_url: str, run: RunSpec) -> dict[str, int]:
         if spec.name in existing:
             trials = [t for t in optuna.load_study(study_name=spec.name, storage=rdb).get_trials(deepcopy=False)
                       if t.state != TrialState.RUNNING]
-        out[spec.name] = spec.sampler.remaining(spec, trials)
+        out[spec.name] = trials
     return out
 
 

@@ -11,7 +11,7 @@ from study.errors import ConfigError
 from study.estimate import CONFIRM_HOURS, estimate
 from study.pipeline import preflight, run_study
 from study.progress import Progress
-from study.resume import remaining_trials
+from study.resume import remaining_of, stored_trials
 
 
 def add_arguments(parser) -> None:
@@ -50,7 +50,8 @@ def main(args) -> int:
         gpus_per_trial=args.gpus_per_trial,
     )
     run = preflight(config)   # the one pre-flight: refused here (exit 2) before anything is measured or written
-    cost = estimate(run, remaining=remaining_trials(run.storage, run))
+    stored = stored_trials(run.storage, run)
+    cost = estimate(run, remaining=remaining_of(run, stored), stored=stored)
     if cost.seconds > CONFIRM_HOURS * 3600 and not args.yes:  # refused: the one error line carries the estimate
         raise ConfigError(f"this run is estimated at {cost.line()}; add --yes to start it")
     progress = Progress(enabled=not args.quiet)
