@@ -1,7 +1,7 @@
 """What a stuck small GATr run has not learned: its attention, per block, after training.
 
     .venv/bin/python benchmarks/gatr_attention.py [--config studies/cpu.toml] [--lr 0.012] [--seeds 100 102 103 105]
-        [--shape mv_channels=2 s_channels=4 depth=2] [--steps 2459] [--batch 64] [--zero-branches]
+        [--shape mv_channels=2 s_channels=4 depth=2] [--steps 2459] [--batch 64] [--variant random|zero|normalised]
 
 Trains each seed as benchmarks/gatr_plateau.py does (the trial's own loop, the study file's dataset) and then, on
 4,096 validation scenes, prints its validation loss, the loss with every attention replaced by the plain mean
@@ -19,7 +19,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-from gatr_plateau import parse_shape, plan_for, study_dataset   # this folder: the same runs as that benchmark
+from gatr_plateau import VARIANTS, parse_shape, plan_for, study_dataset   # this folder: the same runs as that benchmark
 from study import training
 from study.models.gatr import heads_for
 
@@ -80,7 +80,9 @@ def main() -> None:
     parser.add_argument("--shape", nargs="+", default=["mv_channels=2", "s_channels=4", "depth=2"], metavar="KEY=VALUE")
     parser.add_argument("--steps", type=int, default=2459)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--zero-branches", action="store_true", help="blocks start as the identity")
+    parser.add_argument("--variant", default="random", choices=list(VARIANTS),
+                        help="the network: random (the study's), zero (blocks start as the identity), normalised "
+                             "(distance features from normalised points)")
     args = parser.parse_args()
     shape = parse_shape(parser, args.shape)
     dataset = study_dataset(args.config)
@@ -89,11 +91,11 @@ def main() -> None:
     training.build = lambda plan: built.append(build(plan)) or built[-1]   # keep the trained network
     split = dataset.val[:SCENES]
     heads = heads_for(shape["mv_channels"])
-    print(f"gatr {shape}, {args.steps} steps at batch {args.batch}, lr {args.lr}, zero_branches {args.zero_branches}; "
+    print(f"gatr {shape}, {args.steps} steps at batch {args.batch}, lr {args.lr}, variant {args.variant}; "
           f"entropy ln 4 = 1.386 is uniform attention")
     for seed in args.seeds:
         plan = plan_for(shape, lr=args.lr, steps=args.steps, batch=args.batch, seed=seed,
-                        zero_branches=args.zero_branches, evals=2)
+                        variant=args.variant, evals=2)
         result = training.train(plan, dataset)
         full, flat, entropies, spreads = diagnose(built[-1].eval(), split, shape["mv_channels"] // heads)
         print(f"seed {seed}: val {result.val_loss:.4f}  on {SCENES} scenes {full:.4f}, mean-over-bodies attention "

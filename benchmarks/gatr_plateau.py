@@ -1,15 +1,18 @@
-"""Small GATr networks with random against zero branch outputs at initialisation: how often a run ends on the plateau.
+"""Small GATr networks in variants (branch initialisation, distance normaliser): how often a run ends on the plateau.
 
     .venv/bin/python benchmarks/gatr_plateau.py [--config studies/cpu.toml] [--lrs 0.012 0.024 0.048]
         [--seed 100] [--seeds 6] [--shape mv_channels=2 s_channels=4 depth=2] [--steps 2459] [--batch 64]
+        [--variants random zero]
 
 In the first confirmation study (docs/results/cpu/compute.db) 11 of GATr's 40 runs at 1e11-1e12 ended on a
 plateau at 0.047-0.056 against 0.031-0.037 for their seed-mates at the same shape, steps and lr. This trains
 one of those grid points (the defaults: 2 multivector channels, depth 2, 2,459 steps at batch 64, a 1e11 run)
-on the study file's dataset with the trial's own loop (`study.training.train`), under both initialisations of
-the blocks' last layers (`GATr(zero_branches=...)`), at each lr and seed, and prints every final validation
-loss and per initialisation and lr the mean, the largest, and how many runs ended above `--stuck`. Seeds 100
-on were used by no study and by no run that chose the initialisation. About 30 s per run on one core.
+on the study file's dataset with the trial's own loop (`study.training.train`), in each variant of `--variants`,
+at each lr and seed, and prints every final validation loss and per variant and lr the mean, the largest, and
+how many runs ended above `--stuck`. Variants: random (the study's network), zero (the blocks' last layers start
+as the zero map, `GATr(zero_branches=True)`), normalised (attention's distance features from normalised points,
+`GATr(normalise_distance=True)`, as the official GATr library). Seeds 100 on were used by no study and by no
+run that chose the initialisation. About 30 s per run on one core.
 """
 
 from __future__ import annotations
@@ -26,20 +29,22 @@ from study.models.registry import get_family
 from study.records import TrialPlan
 from study.training import train
 
-INITS = {"random": False, "zero": True}   # name -> zero_branches
+VARIANTS = {"random": {}, "zero": {"zero_branches": True}, "normalised": {"normalise_distance": True}}
 
 
-def family_with(zero_branches: bool):
-    """The gatr family object, building its networks with the given branch initialisation."""
-    return dataclasses.replace(get_family("gatr"), build_fn=functools.partial(build_gatr, zero_branches=zero_branches))
+def family_with(**options):
+    """The gatr family object, building its networks with the given options of `study.models.gatr.build`."""
+    return dataclasses.replace(get_family("gatr"), build_fn=functools.partial(build_gatr, **options))
 
 
-def plan_for(shape: dict, *, lr: float, steps: int, batch: int, seed: int, zero_branches: bool,
+def plan_for(shape: dict, *, lr: float, steps: int, batch: int, seed: int, variant: str = "random",
              evals: int = 8) -> TrialPlan:
-    """The trial plan of one GATr run outside any study, its network built with the given branch initialisation."""
+    """The trial plan of one GATr run outside any study, its network built as `variant` (a key of VARIANTS).
+    The variants execute the same FLOPs (the normaliser is elementwise, counted 0)."""
     return TrialPlan(family="gatr", budget=0.0, shape=shape, lr=lr, steps=steps, batch_size=batch,
                      step_flops=step_flops("gatr", batch_size=batch, **shape), forward_flops=forward_flops("gatr", **shape),
-                     params=param_count("gatr", **shape), seed=seed, evals=evals, model=family_with(zero_branches))
+                     params=param_count("gatr", **shape), seed=seed, evals=evals,
+                     model=family_with(**VARIANTS[variant]))
 
 
 def parse_shape(parser: argparse.ArgumentParser, items: list[str]) -> dict:
@@ -66,6 +71,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2459)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--stuck", type=float, default=0.045, help="a final validation loss above this counts as stuck")
+    parser.add_argument("--variants", nargs="+", default=["random", "zero"], choices=list(VARIANTS))
     args = parser.parse_args()
     shape = parse_shape(parser, args.shape)
     dataset = study_dataset(args.config)
@@ -75,21 +81,21 @@ def main() -> None:
     finals: dict[tuple[str, float], list[float]] = {}
     for lr in args.lrs:
         for seed in range(args.seed, args.seed + args.seeds):
-            for name, zero in INITS.items():
-                plan = plan_for(shape, lr=lr, steps=args.steps, batch=args.batch, seed=seed, zero_branches=zero)
+            for name in args.variants:
+                plan = plan_for(shape, lr=lr, steps=args.steps, batch=args.batch, seed=seed, variant=name)
                 result = train(plan, dataset)
                 finals.setdefault((name, lr), []).append(result.val_loss)
                 curve = " ".join(f"{value:.4f}" for _, value in result.curve)
-                print(f"{name:6s} lr {lr:<6g} seed {seed}: val {result.val_loss:.4f}  curve {curve}  "
+                print(f"{name:10s} lr {lr:<6g} seed {seed}: val {result.val_loss:.4f}  curve {curve}  "
                       f"({result.train_seconds:.0f} s)", flush=True)
-    print(f"\n{'init':6s} {'lr':>6s} {'runs':>4s} {'mean':>7s} {'max':>7s} {'stuck':>5s}")
-    for name in INITS:
+    print(f"\n{'variant':10s} {'lr':>6s} {'runs':>4s} {'mean':>7s} {'max':>7s} {'stuck':>5s}")
+    for name in args.variants:
         for lr in args.lrs:
             values = finals[(name, lr)]
             stuck = sum(value > args.stuck for value in values)
-            print(f"{name:6s} {lr:6g} {len(values):4d} {statistics.fmean(values):7.4f} {max(values):7.4f} {stuck:5d}")
+            print(f"{name:10s} {lr:6g} {len(values):4d} {statistics.fmean(values):7.4f} {max(values):7.4f} {stuck:5d}")
         every = [v for lr in args.lrs for v in finals[(name, lr)]]
-        print(f"{name:6s} {'all':>6s} {len(every):4d} {statistics.fmean(every):7.4f} {max(every):7.4f} "
+        print(f"{name:10s} {'all':>6s} {len(every):4d} {statistics.fmean(every):7.4f} {max(every):7.4f} "
               f"{sum(v > args.stuck for v in every):5d}")
 
 

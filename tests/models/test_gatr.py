@@ -94,6 +94,23 @@ def test_attention(hidden, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_attention_with_normalised_distance(hidden, dtype):
+    torch.manual_seed(4)
+    _check_layer(Attention(8, 16, heads=2, normalise_distance=True), hidden, dtype)
+
+
+def test_whole_model_with_normalised_distance(batch64):
+    torch.manual_seed(6)
+    model = GATr(mv_channels=8, s_channels=16, depth=2, markers=MARKERS, props=PROPS, normalise_distance=True).double()
+    err = equivariance_error(model, *batch64, generator=torch.Generator().manual_seed(7), reflection_prob=0.5)
+    assert err <= TOL[torch.float64]
+    torch.manual_seed(6)
+    plain = GATr(mv_channels=8, s_channels=16, depth=2, markers=MARKERS, props=PROPS).double()
+    with torch.no_grad():   # same weights, another attention: the option changes what the network computes
+        assert _rel(model(*batch64), plain(*batch64)) > 1e-6
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_block(hidden, dtype):
     torch.manual_seed(5)
     _check_layer(Block(8, 16, heads=1), hidden, dtype, with_reference=True)
@@ -177,6 +194,24 @@ def test_distance_features_give_minus_squared_distance_of_weighted_points():
     fq, fk = pga.distance_query(x_q), pga.distance_key(x_k)
     expected = -(w_q * w_k).squeeze(-1) ** 2 * ((p_q - p_k) ** 2).sum(-1)
     torch.testing.assert_close((fq * fk).sum(-1), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_normalised_distance_features_forget_the_weights_up_to_epsilon():
+    """With `normalise`, q·k = −ŵ_q² ŵ_k² ‖p_q − p_k‖² where ŵ = w² / (w² + 1e-3): for weights of order one the
+    squared distance of the points themselves, whatever their weights (the official GATr's normaliser)."""
+    g = torch.Generator().manual_seed(4)
+    p_q, p_k = torch.randn(50, 3, generator=g, dtype=torch.float64), torch.randn(50, 3, generator=g, dtype=torch.float64)
+    w_q = torch.rand(50, 1, generator=g, dtype=torch.float64) * 4 - 2    # both signs, some near 0
+    w_k = torch.rand(50, 1, generator=g, dtype=torch.float64) * 4 - 2
+    x_q = w_q * pga.embed_point(p_q) + torch.randn(50, 16, generator=g, dtype=torch.float64) * _non_trivector_mask()
+    x_k = w_k * pga.embed_point(p_k)
+    fq, fk = pga.distance_query(x_q, normalise=True), pga.distance_key(x_k, normalise=True)
+    hat = lambda w: (w * w / (w * w + 1e-3)).squeeze(-1)   # noqa: E731
+    expected = -(hat(w_q) * hat(w_k)) ** 2 * ((p_q - p_k) ** 2).sum(-1)
+    torch.testing.assert_close((fq * fk).sum(-1), expected, rtol=1e-10, atol=1e-12)
+    far = w_q.abs().squeeze(-1) > 0.5
+    far &= w_k.abs().squeeze(-1) > 0.5
+    torch.testing.assert_close((fq * fk).sum(-1)[far], -((p_q - p_k) ** 2).sum(-1)[far], rtol=2e-2, atol=0)
 
 
 def _non_trivector_mask() -> torch.Tensor:

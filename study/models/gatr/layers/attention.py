@@ -16,11 +16,13 @@ from study.models.gatr.primitives import NON_E0, distance_key, distance_query
 
 
 class Attention(nn.Module):
-    """qkv EquiLinear -> geometric attention per head -> output EquiLinear."""
+    """qkv EquiLinear -> geometric attention per head -> output EquiLinear (`normalise_distance`: the distance
+    features of normalised points, see primitives/distance.py)."""
 
-    def __init__(self, mv: int, s: int, heads: int):
+    def __init__(self, mv: int, s: int, heads: int, *, normalise_distance: bool = False):
         super().__init__()
         self.heads = heads
+        self.normalise_distance = normalise_distance
         self.qkv = EquiLinear(mv, 3 * mv, s, 3 * s)
         self.proj = EquiLinear(mv, mv, s, s)
 
@@ -31,7 +33,8 @@ class Attention(nn.Module):
         mv = qkv.view(b, k, 3, h, c // h, 16).permute(2, 0, 3, 1, 4, 5)   # (3, B, H, K, C/H, 16)
         sv = qkv_s.view(b, k, 3, h, sc // h).permute(2, 0, 3, 1, 4)        # (3, B, H, K, S/H)
         idx = list(NON_E0)
-        dq, dk = distance_query(mv[0]), distance_key(mv[1])         # (B, H, K, C/H, 5) each
+        norm = self.normalise_distance
+        dq, dk = distance_query(mv[0], normalise=norm), distance_key(mv[1], normalise=norm)   # (B, H, K, C/H, 5) each
         q = torch.cat([mv[0][..., idx].flatten(-2), dq.flatten(-2), sv[0]], -1)   # (B, H, K, 13C/H + S/H)
         key = torch.cat([mv[1][..., idx].flatten(-2), dk.flatten(-2), sv[1]], -1)
         v = torch.cat([mv[2].flatten(-2), sv[2]], -1)                # (B, H, K, 16C/H + S/H)

@@ -14,9 +14,10 @@ class Block(nn.Module):
     """x + Attn(LN x); x + MLP(LN x). With `zero_branches` both branches' last layers start as the zero map
     (the block starts as the identity: the network's own choice, see nets/gatr.py)."""
 
-    def __init__(self, mv: int, s: int, heads: int, *, zero_branches: bool = False):
+    def __init__(self, mv: int, s: int, heads: int, *, zero_branches: bool = False,
+                 normalise_distance: bool = False):
         super().__init__()
-        self.attention = Attention(mv, s, heads)
+        self.attention = Attention(mv, s, heads, normalise_distance=normalise_distance)
         self.mlp = GeometricMLP(mv, s)
         if zero_branches:
             self.attention.proj.zero_()

@@ -46,11 +46,11 @@ def validate(*, mv_channels: int, s_channels: int, depth: int) -> None:
 
 
 def build(*, mv_channels: int, s_channels: int, depth: int, markers: int, props: int,
-          zero_branches: bool = False) -> GATr:
-    """The network for a validated shape (`zero_branches`: blocks start as the identity; see GATr)."""
+          zero_branches: bool = False, normalise_distance: bool = False) -> GATr:
+    """The network for a validated shape (`zero_branches`, `normalise_distance`: investigation options; see GATr)."""
     validate(mv_channels=mv_channels, s_channels=s_channels, depth=depth)
     return GATr(mv_channels=mv_channels, s_channels=s_channels, depth=depth, markers=markers, props=props,
-                zero_branches=zero_branches)
+                zero_branches=zero_branches, normalise_distance=normalise_distance)
 
 
 def _linear_flops(in_mv: int, out_mv: int, in_s: int, out_s: int, grade0: bool) -> int:

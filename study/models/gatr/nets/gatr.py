@@ -21,15 +21,16 @@ class GATr(nn.Module):
 
     `zero_branches` starts every block as the identity (the last layer of its attention and MLP branches the
     zero map). Off by default: on seeds no decision had seen it did not stop small networks (2 multivector
-    channels) from sticking on a loss plateau, it only moved which seeds stick (benchmarks/gatr_plateau.py)."""
+    channels) from sticking on a loss plateau, it only moved which seeds stick (benchmarks/gatr_plateau.py).
+    `normalise_distance`: attention's distance features from normalised points (primitives/distance.py)."""
 
     def __init__(self, *, mv_channels: int, s_channels: int, depth: int, markers: int, props: int,
-                 zero_branches: bool = False):
+                 zero_branches: bool = False, normalise_distance: bool = False):
         super().__init__()
         heads = heads_for(mv_channels)
         self.embed = EquiLinear(2 * markers, mv_channels, props, s_channels)
-        self.blocks = nn.ModuleList(Block(mv_channels, s_channels, heads, zero_branches=zero_branches)
-                                    for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(mv_channels, s_channels, heads, zero_branches=zero_branches,
+                                          normalise_distance=normalise_distance) for _ in range(depth))
         self.head = EquiLinear(mv_channels, markers, s_channels, 0, grade0=False)
 
     def forward(self, pos0: torch.Tensor, vel0: torch.Tensor, props: torch.Tensor) -> torch.Tensor:
