@@ -1,7 +1,7 @@
 """What a run will cost before it starts: training FLOPs still to run and a wall-time estimate.
 
 A study that already has COMPLETE trials in the storage is timed at the rate they reached: their FLOPs per
-slot-second (the trials of one stacked group share their slot's seconds), a study without any at the rate of
+slot-second (a stacked trial's seconds are its share of its group's), a study without any at the rate of
 its family's nearest budget that has some. Small runs are dominated by a fixed cost per step, so that rate
 varies tenfold between budgets (2-33 GFLOP/s per slot in the second CPU confirmation study), which no single
 utilisation captures. Studies of a family with no trials yet divide their FLOPs by this machine's measured
@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from optuna.trial import TrialState
@@ -39,6 +39,7 @@ class Estimate:
     over_cap: int = 0            # of `trials`, those expected to pass the time cap
     time_cap: float = math.inf   # the run's time cap in seconds (inf: none)
     measured: int = 0            # of `trials`, those timed at the rate stored trials reached
+    per_trial: dict = field(default_factory=dict)   # study -> expected slot-seconds per trial
 
     def line(self) -> str:
         cap = (f"; {self.over_cap} of them expected past the time cap of {self.time_cap:g} s"
@@ -73,15 +74,17 @@ def matmul_rate(*, threads: int = 1, size: int = 1024, repeats: int = 8) -> floa
 
 @dataclass(frozen=True)
 class Measured:
-    """What one study's COMPLETE trials cost: FLOPs per slot-second and wall seconds per trial."""
+    """What one study's COMPLETE trials cost: FLOPs per slot-second and wall seconds per trial (a stacked trial's:
+    its group's)."""
 
     rate: float
     seconds_per_trial: float
 
 
 def measured(trials) -> Measured | None:
-    """The cost `trials` (one study's) reached, from their stored FLOPs, wall seconds and stacked group; None
-    without a COMPLETE trial that recorded both."""
+    """The cost `trials` (one study's) reached, from their stored FLOPs and wall seconds (a stacked trial stores
+    its share of its group's, so the shares add up to the slot's seconds); None without a COMPLETE trial that
+    recorded both."""
     flops = slot_seconds = wall = 0.0
     n = 0
     for t in trials:
@@ -89,8 +92,8 @@ def measured(trials) -> Measured | None:
         if t.state != TrialState.COMPLETE or not attrs.get(WALL_SECONDS) or FLOPS_USED not in attrs:
             continue
         flops += float(attrs[FLOPS_USED])
-        wall += float(attrs[WALL_SECONDS])
-        slot_seconds += float(attrs[WALL_SECONDS]) / (1 + len(attrs.get(STACKED_WITH, ())))
+        slot_seconds += float(attrs[WALL_SECONDS])
+        wall += float(attrs[WALL_SECONDS]) * (1 + len(attrs.get(STACKED_WITH, ())))
         n += 1
     return Measured(flops / slot_seconds, wall / n) if n else None
 
@@ -115,22 +118,23 @@ def estimate(run: RunSpec, *, remaining: dict[str, int] | None = None, rate: flo
     slots = r.max_concurrent or max(1, int((os.cpu_count() or 1) // r.cpus_per_trial))
     rate = matmul_rate() if rate is None else rate
     costs = {name: measured(trials) for name, trials in (stored or {}).items()}
-    slot_seconds = 0.0
+    per_trial = {}
     over = timed = 0
     for spec, n in remaining.items():
         cost = _nearest(spec, costs, run)
         if cost is None:
-            slot_seconds += n * spec.budget / (rate * threads * UTILISATION)
-            trial_seconds = spec.budget / (rate * threads * UTILISATION)
+            per_trial[spec.name] = trial_seconds = spec.budget / (rate * threads * UTILISATION)
         else:
-            slot_seconds += n * spec.budget / cost.rate
+            per_trial[spec.name] = spec.budget / cost.rate
             trial_seconds = cost.seconds_per_trial
             timed += n
         if trial_seconds > spec.optimiser.time_cap_seconds:
             over += n
+    slot_seconds = sum(n * per_trial[spec.name] for spec, n in remaining.items())
     caps = [spec.optimiser.time_cap_seconds for spec in run.studies]
     return Estimate(trials=sum(remaining.values()), flops=flops, seconds=slot_seconds / slots, peak_per_thread=rate,
-                    slots=slots, over_cap=over, time_cap=min(caps, default=math.inf), measured=timed)
+                    slots=slots, over_cap=over, time_cap=min(caps, default=math.inf), measured=timed,
+                    per_trial=per_trial)
 
 
 def _duration(seconds: float) -> str:

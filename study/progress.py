@@ -27,6 +27,9 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     finished_here: int = 0
     bar: bool = False               # also a progress bar of all trials (tqdm; a widget in a notebook)
+    expected: dict[str, float] = field(default_factory=dict)   # study -> slot-seconds per trial, expected before
+    slots: int = 0                  # concurrent trial slots (0: unknown; the ETA is then wall time per trial)
+    spent: dict[str, list] = field(default_factory=dict)        # study -> [slot-seconds, trials] finished here
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _bar: object = None
 
@@ -53,19 +56,43 @@ class Progress:
         return sum(max(0, s.target - s.complete) for s in self.studies.values())
 
     def eta_seconds(self) -> float | None:
-        """Remaining trials times the mean wall time per trial finished in this run (None before the first)."""
+        """The slot-seconds the remaining trials need, over the slots: per study its mean per trial finished in this
+        run, else its expected cost (`expected`) times its family's ratio of spent to expected so far. Without
+        slots or expected costs: remaining trials times the mean wall time per trial finished here. None before the
+        first trial ends."""
         if not self.finished_here:
             return None
-        return (time.monotonic() - self.started) / self.finished_here * self.remaining
+        if not (self.slots and self.spent and set(self.studies) <= set(self.expected) | set(self.spent)):
+            return (time.monotonic() - self.started) / self.finished_here * self.remaining
+        ratios: dict[str, list[float]] = {}
+        for name, (seconds, n) in self.spent.items():
+            if name in self.expected and n:
+                pair = ratios.setdefault(_family(name), [0.0, 0.0])
+                pair[0] += seconds
+                pair[1] += n * self.expected[name]
+        total = 0.0
+        for name, study in self.studies.items():
+            seconds, n = self.spent.get(name, (0.0, 0))
+            if n:
+                per_trial = seconds / n
+            else:
+                spent, expected = ratios.get(_family(name), (1.0, 1.0))
+                per_trial = self.expected[name] * spent / expected
+            total += max(0, study.target - study.complete) * per_trial
+        return total / self.slots
 
-    def trial_finished(self, name: str, *, value: float | None, detail: str = "") -> None:
-        """Record a finished trial (value None = failed) and print its line."""
+    def trial_finished(self, name: str, *, value: float | None, detail: str = "", seconds: float | None = None) -> None:
+        """Record a finished trial (value None = failed; `seconds`: the slot-seconds it took) and print its line."""
         with self._lock:
             study = self.studies[name]
             if value is not None:
                 study.complete += 1
                 study.best = min(study.best, value)
                 self.finished_here += 1
+                if seconds is not None and seconds > 0:
+                    spent = self.spent.setdefault(name, [0.0, 0])
+                    spent[0] += seconds
+                    spent[1] += 1
             outcome = f"val {value:.4g}" if value is not None else f"FAILED ({detail})"
             self._print(f"{name:<22} {study.complete}/{study.target}  {outcome:<16} best {_fmt(study.best)}")
 
@@ -92,6 +119,10 @@ class Progress:
         self._bar.write(line, file=self.stream or sys.stderr)
         self._bar.n = done
         self._bar.refresh()
+
+
+def _family(study_name: str) -> str:
+    return study_name.rsplit("/", 1)[0]
 
 
 def _fmt(value: float) -> str:

@@ -235,7 +235,8 @@ def _study_search_class():
                 if isinstance(final, TrainResult) and math.isfinite(final.val_loss):
                     schema.write_trial_attrs(trial, schema.trial_attrs(plan, final))
                     self._tell(trial_id, i, value=float(final.val_loss), state=TrialState.COMPLETE)
-                    self.progress.trial_finished(self.name, value=float(final.val_loss))
+                    self.progress.trial_finished(self.name, value=float(final.val_loss),   # a stacked member's:
+                                                 seconds=final.wall_seconds)                # its share
                     continue
                 reason = final if isinstance(final, str) else result.get("failed") or (
                     ("worker error (retries exhausted)" + (f": {error_text}" if error_text else ""))

@@ -20,9 +20,10 @@ def _trial(flops: float, wall: float, *, stacked_with=(), state=optuna.trial.Tri
                                      user_attrs=attrs)
 
 
-def test_a_stacked_group_shares_its_slot_seconds_and_failed_trials_do_not_count():
-    # two trials of 1e9 FLOPs trained together in 10 s, one alone in 5 s: 3e9 FLOPs in 10 + 5 slot-seconds
-    trials = [_trial(1e9, 10.0, stacked_with=[1]), _trial(1e9, 10.0, stacked_with=[0]), _trial(1e9, 5.0),
+def test_a_stacked_groups_shares_add_up_to_its_slot_seconds_and_failed_trials_do_not_count():
+    # two trials of 1e9 FLOPs trained together in 10 s (each stores its share, 5 s), one alone in 5 s:
+    # 3e9 FLOPs in 10 + 5 slot-seconds; each stacked trial lasted its group's 10 s
+    trials = [_trial(1e9, 5.0, stacked_with=[1]), _trial(1e9, 5.0, stacked_with=[0]), _trial(1e9, 5.0),
               _trial(1e12, 1.0, state=optuna.trial.TrialState.FAIL)]
     cost = measured(trials)
     assert cost.rate == pytest.approx(3e9 / 15.0)

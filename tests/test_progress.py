@@ -58,3 +58,25 @@ def test_run_study_shows_a_bar_unless_told_not_to(monkeypatch):
     with pytest.raises(Stop):
         run_study(object(), progress=Progress(enabled=False))   # told not to: no other progress is made
     assert len(made) == 1
+
+
+def test_the_eta_sums_each_studys_own_cost_else_its_expected_one_corrected_by_its_family():
+    progress = Progress(enabled=False, slots=2, expected={"a/1": 10.0, "a/2": 100.0, "b/1": 50.0})
+    progress.add_study("a/1", complete=0, target=4)
+    progress.add_study("a/2", complete=0, target=3)
+    progress.add_study("b/1", complete=0, target=2)
+    assert progress.eta_seconds() is None                       # before any trial ends here
+    progress.trial_finished("a/1", value=0.1, seconds=30.0)     # family a runs 3x slower than expected
+    # a/1: 3 left x its own 30 s; a/2: 3 left x 100 s x 3; b/1: 2 left x 50 s (no ratio of its own); over 2 slots
+    assert progress.eta_seconds() == pytest.approx((3 * 30 + 3 * 300 + 2 * 50) / 2)
+    progress.trial_finished("a/1", value=None, detail="diverged")   # a failed trial changes no cost
+    progress.trial_finished("a/1", value=0.1, seconds=10.0)
+    assert progress.eta_seconds() == pytest.approx((2 * 20 + 3 * 200 + 2 * 50) / 2)
+
+
+def test_without_expected_costs_the_eta_is_the_mean_wall_time_per_trial(monkeypatch):
+    monkeypatch.setattr("study.progress.time.monotonic", lambda: 40.0)
+    progress = Progress(enabled=False, started=0.0)
+    progress.add_study("a/1", complete=0, target=5)
+    progress.trial_finished("a/1", value=0.1, seconds=7.0)
+    assert progress.eta_seconds() == pytest.approx(40.0 * 4)   # 40 s for the first trial, 4 left

@@ -54,7 +54,7 @@ def main(args) -> int:
     cost = estimate(run, remaining=remaining_of(run, stored), stored=stored)
     if cost.seconds > CONFIRM_HOURS * 3600 and not args.yes:  # refused: the one error line carries the estimate
         raise ConfigError(f"this run is estimated at {cost.line()}; add --yes to start it")
-    progress = Progress(enabled=not args.quiet)
+    progress = Progress(enabled=not args.quiet, expected=cost.per_trial, slots=cost.slots)
     progress.message(f"estimate: {cost.line()}")
     summary = run_study(run, progress=progress)
     print(summary.table())
