@@ -43,18 +43,36 @@ from study.estimate import matmul_rate
 
 
 def trials_of(url: str) -> list[optuna.trial.FrozenTrial]:
+    return [t for _, t in named_trials(url)]
+
+
+def named_trials(url: str) -> list[tuple[str, optuna.trial.FrozenTrial]]:
+    """(study name, trial) for every trial of the storage's equiscale studies."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = []
     for summary in optuna.get_all_study_summaries(url, include_best_trial=False):
         if schema.read_study_attrs(summary.user_attrs) is None:
             continue
-        out += optuna.load_study(study_name=summary.study_name, storage=url).get_trials(deepcopy=False)
+        out += [(summary.study_name, t) for t in
+                optuna.load_study(study_name=summary.study_name, storage=url).get_trials(deepcopy=False)]
     return out
+
+
+def occupied_seconds(named: list[tuple[str, optuna.trial.FrozenTrial]]) -> float:
+    """Slot-seconds the trials held, start to end: a stacked group's members share one slot, so the group's span
+    (its first start to its last end) counts once."""
+    spans: dict[tuple, list] = {}
+    for name, t in named:
+        key = (name, frozenset([t.number, *t.user_attrs.get(schema.STACKED_WITH, ())]))
+        span = spans.setdefault(key, [t.datetime_start, t.datetime_complete])
+        span[0], span[1] = min(span[0], t.datetime_start), max(span[1], t.datetime_complete)
+    return sum((end - start).total_seconds() for start, end in spans.values())
 
 
 def report(url: str, *, peak: float, slots: int, command_seconds: float | None) -> dict:
     """Print the utilisation and its breakdown; return the utilisation."""
-    trials = [t for t in trials_of(url) if t.datetime_start and t.datetime_complete]
+    named = [(n, t) for n, t in named_trials(url) if t.datetime_start and t.datetime_complete]
+    trials = [t for _, t in named]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
         sys.exit(f"study_utilisation: no COMPLETE trials in {url}")
@@ -64,7 +82,7 @@ def report(url: str, *, peak: float, slots: int, command_seconds: float | None) 
     last = max(t.datetime_complete for t in trials)
     span = (last - first).total_seconds()
     wall = command_seconds if command_seconds is not None else span
-    in_trial = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials)
+    in_trial = occupied_seconds(named)
     trained = sum(float(t.user_attrs.get(schema.WALL_SECONDS, 0.0)) for t in complete)
     looped = sum(float(t.user_attrs.get(schema.TRAIN_SECONDS, t.user_attrs.get(schema.WALL_SECONDS, 0.0)))
                  for t in complete)

@@ -65,3 +65,22 @@ def test_step_costs_recover_each_familys_fixed_cost_per_step_and_its_marginal_ra
     got = _module().step_costs(url)
     for family, (fixed, rate) in costs.items():
         assert got[family][0] == pytest.approx(fixed, rel=1e-6) and got[family][1] == pytest.approx(rate, rel=1e-6)
+
+
+def test_a_stacked_groups_span_occupies_one_slot_once():
+    import datetime
+
+    import optuna
+
+    t0 = datetime.datetime(2026, 1, 1)
+
+    def trial(number, start, end, stacked_with=()):
+        attrs = {"stacked_with": list(stacked_with)} if stacked_with else {}
+        t = optuna.trial.create_trial(value=0.1, user_attrs=attrs)
+        t.number = number
+        t.datetime_start, t.datetime_complete = t0 + datetime.timedelta(seconds=start), t0 + datetime.timedelta(seconds=end)
+        return t
+
+    named = [("s/1", trial(0, 0, 10, [1, 2])), ("s/1", trial(1, 0, 12, [0, 2])), ("s/1", trial(2, 1, 12, [0, 1])),
+             ("s/1", trial(3, 0, 5)), ("s/2", trial(0, 2, 9))]   # trial 0 of another study is another trial
+    assert _module().occupied_seconds(named) == pytest.approx(12 + 5 + 7)
