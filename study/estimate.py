@@ -99,11 +99,12 @@ def measured(trials) -> Measured | None:
 
 
 def _nearest(spec, costs: dict[str, Measured], run: RunSpec) -> Measured | None:
-    """`spec`'s own measured cost, or that of its family's study with the nearest budget (in log) that has one."""
+    """`spec`'s own measured cost, or that of its family's study with the nearest budget (in log) that has one (the
+    smaller of two equally near: small runs reach the lower rate, so the estimate errs long)."""
     same = [s for s in run.studies if s.family_name == spec.family_name and costs.get(s.name)]
     if not same:
         return None
-    return costs[min(same, key=lambda s: (abs(math.log(s.budget / spec.budget)), -s.budget)).name]
+    return costs[min(same, key=lambda s: (abs(math.log(s.budget / spec.budget)), s.budget)).name]
 
 
 def estimate(run: RunSpec, *, remaining: dict[str, int] | None = None, rate: float | None = None,

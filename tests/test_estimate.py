@@ -50,3 +50,12 @@ def test_stored_rates_time_their_studies_the_nearest_budget_stands_in_and_other_
     guessed = estimate(run, remaining=remaining, rate=rate)
     assert guessed.measured == 0 and guessed.seconds == pytest.approx(2 * 22e9 / (rate * UTILISATION) / 2)
     assert "12 at 30%" in guessed.line()
+
+
+def test_a_study_equally_near_two_measured_budgets_takes_the_smaller_ones_slower_rate(tmp_path):
+    config = tiny_config(f"sqlite:///{tmp_path / 'x.db'}", families=("transformer",), budgets=(1e9, 2e9, 4e9))
+    run = resolve(config)
+    stored = {"transformer/1e+09": [_trial(1e9, 10.0)], "transformer/2e+09": [], "transformer/4e+09": [_trial(4e9, 4.0)]}
+    cost = estimate(run, remaining={"transformer/1e+09": 0, "transformer/2e+09": 1, "transformer/4e+09": 0},
+                    rate=1e8, stored=stored)
+    assert cost.per_trial["transformer/2e+09"] == pytest.approx(2e9 / 1e8)    # 1e9's rate, 1e8 FLOP/s per slot
