@@ -3,7 +3,7 @@
 A study that already has COMPLETE trials in the storage is timed at the rate they reached: their FLOPs per
 slot-second (a stacked trial's seconds are its share of its group's), a study without any at the rate of
 its family's nearest budget that has some. Small runs are dominated by a fixed cost per step, so that rate
-varies tenfold between budgets (2-33 GFLOP/s per slot in the second CPU confirmation study), which no single
+varies tenfold between budgets (1.9-38 GFLOP/s per slot in the second CPU confirmation study), which no single
 utilisation captures. Studies of a family with no trials yet divide their FLOPs by this machine's measured
 float32 matmul rate per thread, the threads of one trial and a utilisation (0.3, an optimistic guess).
 Either way the FLOPs are divided among the concurrent trial slots; on a cluster they come from
