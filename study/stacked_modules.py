@@ -74,15 +74,14 @@ class StackedEquiLinear(nn.Module):
                  scalar_bias: torch.Tensor | None):
         super().__init__()
         self.in_mv, self.out_mv, self.out_s = module.in_mv, module.out_mv, module.out_s
-        self.in_layout, self.out_layout, self.counts = module.in_layout, module.out_layout, module.counts
-        self.rows, self.cols = module.rows, module.cols
+        self.in_layout, self.out_layout = module.in_layout, module.out_layout
+        self.rows, self.cols, self.maps = module.rows, module.cols, module.maps
         self.weight, self.scalar_weight, self.scalar_bias = weight, scalar_weight, scalar_bias
 
     def dense(self) -> torch.Tensor:
         """(R, 16·in, 16·out) in this layer's layouts (the single layer's `dense` with a replicate dimension)."""
         r = self.weight.shape[0]
-        values = torch.cat([self.weight[:, a : a + 1].expand(r, n, -1, -1) for a, n in enumerate(self.counts)],
-                           dim=1)                                        # (R, 24, in, out)
+        values = self.weight.index_select(1, self.maps)                 # (R, 24, in, out)
         block = values.new_zeros(r, 16, 16, self.in_mv, self.out_mv)   # (R, j, i, in, out)
         block[:, self.rows, self.cols] = values
         in_dims = (3, 1) if self.in_layout == "channel" else (1, 3)
