@@ -127,8 +127,9 @@ SLACK = 1.25  # a frontier is extended this factor in compute beyond its end bud
 
 
 def _at(x: float, xs: np.ndarray, ys: np.ndarray) -> float:
-    """y at x on the frontier (xs, ys): log y linear in log x; within SLACK beyond either end, the end
-    segment's line; NaN further out."""
+    """y at x on the frontier (xs, ys): log y linear in log x; within SLACK beyond either end, the line from the
+    end point to the nearest point at least ×SLACK away (the farthest if none is): two budgets that cost nearly
+    the same (seconds on a shared machine) must not set the extrapolated slope. NaN further out."""
     order = np.argsort(xs)
     xs, ys = xs[order], ys[order]
     if xs.size < 2 or not (xs[0] / SLACK <= x <= xs[-1] * SLACK) or not np.all(np.isfinite(ys)):
@@ -136,10 +137,13 @@ def _at(x: float, xs: np.ndarray, ys: np.ndarray) -> float:
     lx, ly, t = np.log(xs), np.log(ys), np.log(x)
     if xs[0] <= x <= xs[-1]:
         return float(np.exp(np.interp(t, lx, ly)))
-    i = 0 if x < xs[0] else xs.size - 2
-    if lx[i + 1] == lx[i]:
-        return float(ys[i] if x < xs[0] else ys[-1])
-    return float(np.exp(ly[i] + (ly[i + 1] - ly[i]) * (t - lx[i]) / (lx[i + 1] - lx[i])))
+    if x > xs[-1]:                                       # mirror the upper end onto the lower one
+        lx, ly, t = -lx[::-1], ly[::-1], -t
+    far = np.flatnonzero(lx - lx[0] >= np.log(SLACK))
+    j = int(far[0]) if far.size else lx.size - 1
+    if lx[j] == lx[0]:
+        return float(ys[0] if x < xs[0] else ys[-1])
+    return float(np.exp(ly[0] + (ly[j] - ly[0]) * (t - lx[0]) / (lx[j] - lx[0])))
 
 
 def frontier_ratios(frame: pd.DataFrame, *, numerator: str, denominator: str, n_boot: int = 200, seed: int = 0,

@@ -15,7 +15,7 @@ from study.tune import plan_defaults
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
 
-@pytest.mark.parametrize("name", ["cpu.toml", "cpu-confirm2.toml", "gpu.toml"])
+@pytest.mark.parametrize("name", ["cpu.toml", "gpu.toml"])
 def test_study_file_loads_and_every_grid_meets_every_budget(name):
     config = load_config(STUDIES / name)          # validate(): every family's grid at every budget
     assert math.log10(max(config.budgets) / min(config.budgets)) >= 2      # at least two decades
@@ -30,7 +30,7 @@ def test_gpu_study_trains_on_cuda_with_fractional_gpus_from_1e15():
     assert plan_defaults(config.specs()[0], config.resources).device == "cuda"   # bf16 autocast follows on CUDA
 
 
-@pytest.mark.parametrize("name", ["cpu.toml", "cpu-confirm2.toml"])
+@pytest.mark.parametrize("name", ["cpu.toml"])
 def test_cpu_study_data_regime_does_not_repeat_at_the_largest_budget(name):
     """At the largest budget no run of any family (so its best run, whichever it is) sees each training scene
     more than 4 times: every proposal's step count lies within its family's step range."""
