@@ -15,6 +15,8 @@ class _Study:
     complete: int
     target: int
     best: float = math.inf
+    capped: bool = False            # the target is an adaptive sampler's cap: an upper bound until it decides
+    decided: bool = False           # its adaptive sampler decided it is done (`Progress.study_done`)
 
 
 @dataclass
@@ -48,8 +50,21 @@ class Progress:
             self._bar.close()
             self._bar = None
 
-    def add_study(self, name: str, *, complete: int, target: int, best: float | None = None) -> None:
-        self.studies[name] = _Study(complete, target, math.inf if best is None else best)
+    def add_study(self, name: str, *, complete: int, target: int, best: float | None = None,
+                  capped: bool = False) -> None:
+        """`capped`: `target` is an adaptive sampler's cap, which it may stop short of (`study_done`)."""
+        self.studies[name] = _Study(complete, target, math.inf if best is None else best, capped)
+
+    def study_done(self, name: str) -> None:
+        """An adaptive study decided it needs no more trials: its target becomes what it has."""
+        with self._lock:
+            study = self.studies[name]
+            study.target, study.capped, study.decided = study.complete, False, True
+
+    @property
+    def bounded(self) -> bool:
+        """Some study still to go counts to its cap: the ETA is an upper bound."""
+        return any(s.capped and s.complete < s.target for s in self.studies.values())
 
     @property
     def remaining(self) -> int:
@@ -87,6 +102,8 @@ class Progress:
             study = self.studies[name]
             if value is not None:
                 study.complete += 1
+                if study.decided:                                    # a trial that was running when it decided
+                    study.target = max(study.target, study.complete)
                 study.best = min(study.best, value)
                 self.finished_here += 1
                 if seconds is not None and seconds > 0:
@@ -107,7 +124,8 @@ class Progress:
         done = sum(min(s.complete, s.target) for s in self.studies.values())
         total = sum(s.target for s in self.studies.values())
         eta = self.eta_seconds()
-        tail = f"| all {done}/{total}" + (f"  ETA {_duration(eta)}" if eta is not None and self.remaining else "")
+        bound = " ≤" if self.bounded else ""       # adaptive studies counted to their caps
+        tail = f"| all {done}/{total}" + (f"  ETA{bound} {_duration(eta)}" if eta is not None and self.remaining else "")
         line = f"[{_duration(elapsed)}] {text}  {tail}"
         if not (self.bar and total):
             print(line, file=self.stream or sys.stderr, flush=True)

@@ -180,6 +180,7 @@ def _study_search_class():
             if adaptive:                                               # the sampler picks the point from the storage
                 decision = self.spec.sampler.decide(self.spec, self._ot_study.get_trials(deepcopy=False))
                 if decision.done:
+                    self.progress.study_done(self.name)              # its cap no longer counts in the ETA
                     for note in decision.notes:
                         self.progress.message(f"{self.name}: {note}")
                     return Searcher.FINISHED
@@ -384,7 +385,8 @@ def run_studies(run: RunSpec, *, storage, states: list[StudyState], dataset,
     """
     progress = progress or Progress()
     for s in states:
-        progress.add_study(s.name, complete=s.complete, target=s.target, best=best_value(storage, s.name))
+        progress.add_study(s.name, complete=s.complete, target=s.target, best=best_value(storage, s.name),
+                           capped=s.spec.sampler.adaptive)
         if s.stale_failed:
             progress.message(f"{s.name}: {s.stale_failed} unfinished trial(s) of an earlier run marked FAIL")
     for _ in range(MAX_ROUNDS):

@@ -80,3 +80,22 @@ def test_without_expected_costs_the_eta_is_the_mean_wall_time_per_trial(monkeypa
     progress.add_study("a/1", complete=0, target=5)
     progress.trial_finished("a/1", value=0.1, seconds=7.0)
     assert progress.eta_seconds() == pytest.approx(40.0 * 4)   # 40 s for the first trial, 4 left
+
+
+def test_an_adaptive_studys_cap_makes_the_eta_an_upper_bound_until_it_decides_it_is_done():
+    """A study counted to its adaptive sampler's cap prints "ETA ≤"; once the sampler decides it is done its
+    target becomes what it has, its cap leaves the ETA, and a trial still running then raises the target."""
+    lines = io.StringIO()
+    progress = Progress(stream=lines, slots=1, expected={"a/1": 10.0, "g/1": 10.0})
+    progress.add_study("a/1", complete=0, target=24, capped=True)
+    progress.add_study("g/1", complete=0, target=2)
+    progress.trial_finished("a/1", value=0.1, seconds=10.0)
+    assert progress.eta_seconds() == pytest.approx(23 * 10.0 + 2 * 10.0)
+    assert "ETA ≤ " in lines.getvalue().splitlines()[-1]
+    progress.study_done("a/1")
+    assert progress.eta_seconds() == pytest.approx(2 * 10.0)
+    progress.trial_finished("g/1", value=0.2, seconds=10.0)
+    last = lines.getvalue().splitlines()[-1]
+    assert "ETA 0m10s" in last and "≤" not in last and "| all 2/3" in last      # a/1 is 1/1, g/1 1/2
+    progress.trial_finished("a/1", value=0.1, seconds=10.0)                    # it was running when a/1 decided
+    assert "a/1" in lines.getvalue().splitlines()[-1] and " 2/2 " in lines.getvalue().splitlines()[-1]

@@ -27,12 +27,16 @@ def heads_for(width: int) -> int:
     return max(1, width // HEAD_WIDTH)
 
 
-def validate(*, width: int, depth: int) -> None:
-    """Reject shapes the network cannot take (ConfigError naming the parameter)."""
+def validate(*, width: int, depth: int, heads: int | None = None) -> None:
+    """Reject shapes the network cannot take (ConfigError naming the parameter); `heads`: see `build`."""
     if width < MINIMUM["width"]:
         raise ConfigError(f"transformer: width must be >= {MINIMUM['width']}, got {width}")
     if depth < 1:
         raise ConfigError(f"transformer: depth must be >= 1, got {depth}")
+    if heads is not None:
+        if heads < 1 or width % heads:
+            raise ConfigError(f"transformer: heads must be >= 1 and divide width {width}, got {heads}")
+        return
     heads = heads_for(width)
     if width % heads:
         raise ConfigError(
@@ -70,11 +74,12 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """(pos0, vel0, props) -> predicted posT, one token per body."""
 
-    def __init__(self, *, width: int, depth: int, markers: int, props: int):
+    def __init__(self, *, width: int, depth: int, markers: int, props: int, heads: int | None = None):
         super().__init__()
         self.markers = markers
         self.embed = nn.Linear(_features(markers, props), width)
-        self.blocks = nn.ModuleList(Block(width, heads_for(width)) for _ in range(depth))
+        heads = heads_for(width) if heads is None else heads
+        self.blocks = nn.ModuleList(Block(width, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, 3 * markers)
 
@@ -88,10 +93,11 @@ class Transformer(nn.Module):
         return pos0 + delta
 
 
-def build(*, width: int, depth: int, markers: int, props: int) -> Transformer:
-    """The network for a validated shape."""
-    validate(width=width, depth=depth)
-    return Transformer(width=width, depth=depth, markers=markers, props=props)
+def build(*, width: int, depth: int, markers: int, props: int, heads: int | None = None) -> Transformer:
+    """The network for a validated shape. `heads` (investigation option, benchmarks/head_probe.py): this many
+    heads at every width instead of the rule's; FLOPs and parameters do not depend on it."""
+    validate(width=width, depth=depth, heads=heads)
+    return Transformer(width=width, depth=depth, markers=markers, props=props, heads=heads)
 
 
 def forward_flops(*, width: int, depth: int, bodies: int, markers: int, props: int) -> int:

@@ -7,7 +7,8 @@ import torch
 from study.benchmark.transforms import random_e3, transform_batch
 from study.models import build_model, equivariance_error
 from study.benchmark.format import MARKERS, PROPS
-from study.models.gatr import GATr
+from study.errors import ConfigError
+from study.models.gatr import GATr, build as gatr_family_build
 from study.models.gatr import primitives as pga
 from study.models.gatr.layers import Attention, Block, EquiLinear, GeometricMLP, equi_layer_norm
 from study.models.gatr.nets import chirality, embed_scene, join_reference, predicted_positions
@@ -108,6 +109,23 @@ def test_whole_model_with_normalised_distance(batch64):
     plain = GATr(mv_channels=8, s_channels=16, depth=2, markers=MARKERS, props=PROPS).double()
     with torch.no_grad():   # same weights, another attention: the option changes what the network computes
         assert _rel(model(*batch64), plain(*batch64)) > 1e-6
+
+
+def test_whole_model_with_a_fixed_head_count(batch64):
+    """`heads` (the head-count probe's option): 2 heads at 2 multivector channels, where the rule gives 1; still
+    equivariant, the same parameters, another attention; a head count that does not divide is refused."""
+    torch.manual_seed(6)
+    model = GATr(mv_channels=2, s_channels=4, depth=2, markers=MARKERS, props=PROPS, heads=2).double()
+    assert [blk.attention.heads for blk in model.blocks] == [2, 2]
+    err = equivariance_error(model, *batch64, generator=torch.Generator().manual_seed(7), reflection_prob=0.5)
+    assert err <= TOL[torch.float64]
+    torch.manual_seed(6)
+    plain = GATr(mv_channels=2, s_channels=4, depth=2, markers=MARKERS, props=PROPS).double()
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in plain.parameters())
+    with torch.no_grad():
+        assert _rel(model(*batch64), plain(*batch64)) > 1e-6
+    with pytest.raises(ConfigError, match="heads must be >= 1 and divide mv_channels 3 and s_channels 6, got 2"):
+        gatr_family_build(mv_channels=3, s_channels=6, depth=1, markers=MARKERS, props=PROPS, heads=2)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -1,7 +1,11 @@
+import pytest
 import torch
 
+from study.benchmark.format import MARKERS, PROPS
+from study.errors import ConfigError
 from study.flops import param_count
 from study.models import build_model, equivariance_error
+from study.models.transformer import build as build_transformer
 
 
 def test_forward_shape_and_params(batch32):
@@ -53,3 +57,16 @@ def test_values_match_a_written_out_transformer(batch64):
                 p.normal_(1.0, 0.3)
         torch.testing.assert_close(model(*batch64), _reference_transformer(model, *batch64),
                                    rtol=1e-10, atol=1e-10)
+
+
+def test_a_fixed_head_count_overrides_the_rule_and_matches_the_written_out_transformer(batch64):
+    """`heads` (the head-count probe's option): 2 heads at width 20, where the rule gives 1; same parameters and
+    FLOPs, another attention, and the same values as the transformer written out with 2 heads."""
+    torch.manual_seed(2)
+    model = build_transformer(width=20, depth=2, markers=MARKERS, props=PROPS, heads=2).double()
+    assert [blk.heads for blk in model.blocks] == [2, 2]
+    assert sum(p.numel() for p in model.parameters()) == param_count("transformer", width=20, depth=2)
+    with torch.no_grad():
+        torch.testing.assert_close(model(*batch64), _reference_transformer(model, *batch64), rtol=1e-10, atol=1e-10)
+    with pytest.raises(ConfigError, match="heads must be >= 1 and divide width 20, got 3"):
+        build_transformer(width=20, depth=1, markers=MARKERS, props=PROPS, heads=3)

@@ -28,14 +28,19 @@ QK_FEATURES_PER_MV = 13   # 8 non-e0 components + 5 distance features
 V_FEATURES_PER_MV = 16
 
 
-def validate(*, mv_channels: int, s_channels: int, depth: int) -> None:
-    """Reject shapes the network cannot take (ConfigError naming the parameter)."""
+def validate(*, mv_channels: int, s_channels: int, depth: int, heads: int | None = None) -> None:
+    """Reject shapes the network cannot take (ConfigError naming the parameter); `heads`: see `build`."""
     if mv_channels < 1:
         raise ConfigError(f"gatr: mv_channels must be >= 1, got {mv_channels}")
     if s_channels < 1:
         raise ConfigError(f"gatr: s_channels must be >= 1, got {s_channels}")
     if depth < 1:
         raise ConfigError(f"gatr: depth must be >= 1, got {depth}")
+    if heads is not None:
+        if heads < 1 or mv_channels % heads or s_channels % heads:
+            raise ConfigError(f"gatr: heads must be >= 1 and divide mv_channels {mv_channels} and s_channels "
+                              f"{s_channels}, got {heads}")
+        return
     heads = heads_for(mv_channels)
     if mv_channels % heads:
         raise ConfigError(f"gatr: mv_channels {mv_channels} is not divisible by its {heads} heads "
@@ -46,11 +51,12 @@ def validate(*, mv_channels: int, s_channels: int, depth: int) -> None:
 
 
 def build(*, mv_channels: int, s_channels: int, depth: int, markers: int, props: int,
-          zero_branches: bool = False, normalise_distance: bool = False) -> GATr:
-    """The network for a validated shape (`zero_branches`, `normalise_distance`: investigation options; see GATr)."""
-    validate(mv_channels=mv_channels, s_channels=s_channels, depth=depth)
+          zero_branches: bool = False, normalise_distance: bool = False, heads: int | None = None) -> GATr:
+    """The network for a validated shape (`zero_branches`, `normalise_distance`, `heads`: investigation options;
+    see GATr). FLOPs and parameters do not depend on the head count."""
+    validate(mv_channels=mv_channels, s_channels=s_channels, depth=depth, heads=heads)
     return GATr(mv_channels=mv_channels, s_channels=s_channels, depth=depth, markers=markers, props=props,
-                zero_branches=zero_branches, normalise_distance=normalise_distance)
+                zero_branches=zero_branches, normalise_distance=normalise_distance, heads=heads)
 
 
 def _linear_flops(in_mv: int, out_mv: int, in_s: int, out_s: int, grade0: bool) -> int:

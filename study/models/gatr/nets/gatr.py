@@ -22,12 +22,13 @@ class GATr(nn.Module):
     `zero_branches` starts every block as the identity (the last layer of its attention and MLP branches the
     zero map). Off by default: on seeds no decision had seen it did not stop small networks (2 multivector
     channels) from sticking on a loss plateau, it only moved which seeds stick (benchmarks/gatr_plateau.py).
-    `normalise_distance`: attention's distance features from normalised points (primitives/distance.py)."""
+    `normalise_distance`: attention's distance features from normalised points (primitives/distance.py).
+    `heads`: this many attention heads instead of `heads_for(mv_channels)`."""
 
     def __init__(self, *, mv_channels: int, s_channels: int, depth: int, markers: int, props: int,
-                 zero_branches: bool = False, normalise_distance: bool = False):
+                 zero_branches: bool = False, normalise_distance: bool = False, heads: int | None = None):
         super().__init__()
-        heads = heads_for(mv_channels)
+        heads = heads_for(mv_channels) if heads is None else heads
         self.embed = EquiLinear(2 * markers, mv_channels, props, s_channels)
         self.blocks = nn.ModuleList(Block(mv_channels, s_channels, heads, zero_branches=zero_branches,
                                           normalise_distance=normalise_distance) for _ in range(depth))
