@@ -11,8 +11,9 @@ on the study file's dataset with the trial's own loop (`study.training.train`), 
 at each lr and seed, and prints every final validation loss and per variant and lr the mean, the largest, and
 how many runs ended above `--stuck`. Variants: random (the study's network), zero (the blocks' last layers start
 as the zero map, `GATr(zero_branches=True)`), normalised (attention's distance features from normalised points,
-`GATr(normalise_distance=True)`, as the official GATr library). Seeds 100 on were used by no study and by no
-run that chose the initialisation. About 30 s per run on one core.
+`GATr(normalise_distance=True)`, as the official GATr library), two-heads (2 attention heads where the rule
+gives 1, `GATr(heads=2)`; benchmarks/head_probe.py). Seeds 100 on were used by no study and by no run that chose
+the initialisation. About 30 s per run on one core.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from study.models.registry import get_family
 from study.records import TrialPlan
 from study.training import train
 
-VARIANTS = {"random": {}, "zero": {"zero_branches": True}, "normalised": {"normalise_distance": True}}
+VARIANTS = {"random": {}, "zero": {"zero_branches": True}, "normalised": {"normalise_distance": True},
+            "two-heads": {"heads": 2}}
 
 
 def family_with(**options):
@@ -40,7 +42,7 @@ def family_with(**options):
 def plan_for(shape: dict, *, lr: float, steps: int, batch: int, seed: int, variant: str = "random",
              evals: int = 8) -> TrialPlan:
     """The trial plan of one GATr run outside any study, its network built as `variant` (a key of VARIANTS).
-    The variants execute the same FLOPs (the normaliser is elementwise, counted 0)."""
+    The variants execute the same FLOPs (the normaliser is elementwise, counted 0; heads split the same products)."""
     return TrialPlan(family="gatr", budget=0.0, shape=shape, lr=lr, steps=steps, batch_size=batch,
                      step_flops=step_flops("gatr", batch_size=batch, **shape), forward_flops=forward_flops("gatr", **shape),
                      params=param_count("gatr", **shape), seed=seed, evals=evals,
