@@ -23,6 +23,7 @@ import torch
 
 from search_spaces.budget import steps_for
 from study.config import load_config, resolve, study_spec
+from study.errors import ConfigError
 from study.flops import forward_flops, param_count, step_flops
 from study.models.registry import get_family
 from study.records import TrialPlan
@@ -66,6 +67,12 @@ def main() -> None:
     config = load_config(args.config)
     if args.family not in config.families or args.budget not in config.budgets:
         parser.error(f"{args.config} has no study of {args.family} at {args.budget:g}")
+    for shape in shapes:                                            # every run's network, before any trains
+        for heads in args.heads:
+            try:
+                get_family(args.family).validate_fn(**shape, heads=heads)
+            except (ConfigError, TypeError) as exc:
+                parser.error(f"{args.family} {shape} with {heads} heads: {exc}")
     spec = study_spec(config, args.family, args.budget)
     rule_lr = math.sqrt(spec.lr_range[0] * spec.lr_range[1])      # as the samplers' rule lr: the range's middle
     run = resolve(config)
