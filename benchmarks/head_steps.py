@@ -8,7 +8,8 @@ prints the profile's points (the report's: rule lr, mean over seeds) grouped by 
 sizes they span and the best mean loss in each group; then the best point, and whether its neighbours in N
 have a different head count (its "minimum" is then a step between two architectures, not the bottom of a
 smooth curve). Last, the change of loss across each boundary: the best of the sizes just above it ÷ the best
-just below it, each side within `--decades` of the boundary.
+just below it, each side within `--decades` of the boundary. The 2-head families (transformer-2h, ...) keep 2
+heads at every size: their profiles have no boundary.
 """
 
 from __future__ import annotations
@@ -19,24 +20,34 @@ import numpy as np
 
 from analysis.api import load_runs
 from analysis.points import Points
-from study.models import gatr, transformer
+from study.models import gatr, get_family, transformer
 
-HEADS = {  # the network's own rule, from its shape
-    "transformer": lambda shape: transformer.heads_for(shape["width"]),
-    "transformer-aug": lambda shape: transformer.heads_for(shape["width"]),
-    "gatr": lambda shape: gatr.heads_for(shape["mv_channels"]),
+RULES = {  # the network's own rule, from its shape, by the module that builds it
+    transformer.build: lambda shape: transformer.heads_for(shape["width"]),
+    gatr.build: lambda shape: gatr.heads_for(shape["mv_channels"]),
 }
+
+
+def heads_rule(name: str):
+    """shape -> head count of the installed family `name`: its fixed `heads` option (the 2-head families), else
+    its network's rule; None for a family built some other way."""
+    family = get_family(name)
+    fixed = dict(getattr(family, "options", ())).get("heads")
+    if fixed is not None:
+        return lambda shape: fixed
+    return RULES.get(getattr(family, "build_fn", None))
 
 
 def profiles(url: str):
     """(family, budget, frame of the profile's points sorted by N, with a `heads` column)."""
     runs = load_runs(url)
     for family in runs.families():
-        if family not in HEADS:
+        rule = heads_rule(family)
+        if rule is None:
             continue
         frame = Points.of(runs.frame[runs.frame["family"] == family]).profile().frame
         frame = frame[frame["profile"]].copy()
-        frame["heads"] = [HEADS[family](shape) for shape in frame["shape"]]
+        frame["heads"] = [rule(shape) for shape in frame["shape"]]
         for budget, group in frame.groupby("budget"):
             yield family, float(budget), group.sort_values("params").reset_index(drop=True)
 

@@ -113,15 +113,16 @@ class IsoFLOPRefinement:
         return optuna.samplers.RandomSampler(seed=seed)   # unused: every trial's parameters are fixed by `decide`
 
     def check(self, spec) -> None:
-        """ConfigError when no size of the grid depth fits the study, or it has fewer than the coarse points."""
+        """ConfigError when fewer than 3 sizes of the grid depth fit the study (a minimum needs a size on each side;
+        a ladder of fewer than `start` sizes is trained whole, as the coarse grid of a sparse one rounds to fewer)."""
         if not hasattr(spec.space, "feasible"):
             raise ConfigError(f"sampler 'isoflop' refines a budget's model size: study {spec.name!r} has no "
                               f"budget-constrained space (use it with kind = \"compute\")")
         ladder = self.ladder(spec)
-        if len(ladder.sizes) < self.settings(spec).start:
+        if len(ladder.sizes) < 3:
             raise ConfigError(f"sampler 'isoflop': only {len(ladder.sizes)} {spec.family_name} sizes of depth "
-                              f"{spec.grid_depth} fit budget {spec.budget:.3g}, fewer than start = "
-                              f"{self.settings(spec).start}")
+                              f"{spec.grid_depth} fit budget {spec.budget:.3g}, fewer than the 3 a bracketed "
+                              f"minimum needs")
 
     def settings(self, spec) -> RefineSettings:
         return spec.sampler_settings if spec.sampler_settings is not None else RefineSettings()

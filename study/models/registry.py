@@ -44,12 +44,15 @@ class ModuleFamily:
     equivariant: bool = False
     # keyword options of the task's augmentation (`Task.augment`), e.g. (("translation_scale", 0.0),): none
     augment_options: tuple[tuple[str, Any], ...] = ()
+    # keyword options of the network at every shape, handed to `build_fn` and `validate_fn`, e.g. (("heads", 2),):
+    # an architecture variant under its own name (FLOP and parameter counts must not depend on them)
+    options: tuple[tuple[str, Any], ...] = ()
 
     def build(self, sample: Mapping[str, int], shape: Mapping[str, int]) -> nn.Module:
-        return self.build_fn(**_accepted(self.build_fn, sample), **shape)
+        return self.build_fn(**_accepted(self.build_fn, sample), **shape, **dict(self.options))
 
     def validate(self, shape: Mapping[str, int]) -> None:
-        self.validate_fn(**shape)
+        self.validate_fn(**shape, **dict(self.options))
 
     def forward_flops(self, sample: Mapping[str, int], shape: Mapping[str, int]) -> int:
         return int(self.forward_fn(**_accepted(self.forward_fn, sample), **shape))
@@ -74,14 +77,15 @@ def _parameters(fn: Callable) -> frozenset[str]:
 
 
 def from_module(name: str, module: ModuleType, *, augment: bool = False,
-                augment_options: tuple[tuple[str, Any], ...] = ()) -> ModuleFamily:
+                augment_options: tuple[tuple[str, Any], ...] = (),
+                options: tuple[tuple[str, Any], ...] = ()) -> ModuleFamily:
     """A family from a module of functions and constants (the layout of the built-in families)."""
     return ModuleFamily(
         name=name, build_fn=module.build, forward_fn=module.forward_flops, backward_fn=module.backward_flops,
         params_fn=module.param_count, validate_fn=module.validate, shape_params=tuple(module.SHAPE_PARAMS),
         default_shape=dict(module.DEFAULT_SHAPE), granularity=dict(module.GRANULARITY),
         minimum=dict(module.MINIMUM), augment=augment, equivariant=bool(getattr(module, "EQUIVARIANT", False)),
-        augment_options=tuple(augment_options),
+        augment_options=tuple(augment_options), options=tuple(options),
     )
 
 
@@ -92,6 +96,11 @@ transformer_aug = from_module("transformer-aug", transformer_module, augment=Tru
 transformer_aug_notrans = from_module("transformer-aug-notrans", transformer_module, augment=True,
                                       augment_options=(("translation_scale", 0.0),))
 gatr = from_module("gatr", gatr_module)
+# The same networks with 2 attention heads at every size (the rule above changes the head count inside a size
+# profile: docs/results/cpu/heads/README.md); only the sizes 2 divides (even widths, even multivector channels).
+transformer_2h = from_module("transformer-2h", transformer_module, options=(("heads", 2),))
+transformer_aug_2h = from_module("transformer-aug-2h", transformer_module, augment=True, options=(("heads", 2),))
+gatr_2h = from_module("gatr-2h", gatr_module, options=(("heads", 2),))
 
 Family = ModuleFamily   # the built-in implementation of `study.plugins.Family`
 

@@ -180,3 +180,30 @@ def test_a_step_range_too_narrow_for_a_familys_sizes_is_a_config_error_naming_it
     narrow = dataclasses.replace(base, training=dataclasses.replace(base.training, step_ranges=(("gatr", 3000, 3300),)))
     with pytest.raises(ConfigError, match="gatr"):
         space_for("gatr").grid(study_spec(narrow, "gatr", 3e10), 4)
+
+
+def _isoflop_file(tmp_path, steps: tuple[int, int]):
+    path = tmp_path / "study.toml"
+    path.write_text(f"""families = ["gatr-2h"]
+budgets = [1e11]
+sampler = "isoflop"
+[training]
+batch_size = 64
+lr_batch_scalings = {{ gatr-2h = "none" }}
+step_ranges = {{ gatr-2h = [{steps[0]}, {steps[1]}] }}
+grid_depth = 2
+""")
+    return path
+
+
+def test_isoflop_trains_a_ladder_of_fewer_sizes_than_start_whole_and_refuses_fewer_than_three(tmp_path):
+    """gatr-2h at 1e11 and batch 64 (even multivector channels only): 2, 4 and 6 channels train 2,459, 684 and
+    about 320 steps, so a 300-step floor leaves 3 sizes (fewer than start = 5: accepted, as a sparse ladder's
+    coarse grid rounds to fewer) and a 600-step floor 2 (no minimum can be bracketed: refused)."""
+    from study.samplers import isoflop
+
+    config = load_config(_isoflop_file(tmp_path, (300, 21000)))
+    spec = study_spec(config, "gatr-2h", 1e11)
+    assert isoflop.ladder(spec).sizes == (2, 4, 6) and isoflop.settings(spec).start == 5
+    with pytest.raises(ConfigError, match="only 2 gatr-2h sizes of depth 2 fit budget 1e\\+11, fewer than the 3"):
+        load_config(_isoflop_file(tmp_path, (600, 21000)))
