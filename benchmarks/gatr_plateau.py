@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import statistics
 
 from study.config import load_config, resolve
 from study.flops import forward_flops, param_count, step_flops
-from study.models.gatr import build as build_gatr
 from study.models.registry import get_family
 from study.records import TrialPlan
 from study.training import train
@@ -34,9 +32,10 @@ VARIANTS = {"random": {}, "zero": {"zero_branches": True}, "normalised": {"norma
             "two-heads": {"heads": 2}}
 
 
-def family_with(**options):
-    """The gatr family object, building its networks with the given options of `study.models.gatr.build`."""
-    return dataclasses.replace(get_family("gatr"), build_fn=functools.partial(build_gatr, **options))
+def family_with(family: str, **options):
+    """The installed family `family` building its networks with these keyword options of its `build` (e.g.
+    heads=2, zero_branches=True), as the 2-head families of study.models.registry do."""
+    return dataclasses.replace(get_family(family), options=tuple(sorted(options.items())))
 
 
 def plan_for(shape: dict, *, lr: float, steps: int, batch: int, seed: int, variant: str = "random",
@@ -46,7 +45,7 @@ def plan_for(shape: dict, *, lr: float, steps: int, batch: int, seed: int, varia
     return TrialPlan(family="gatr", budget=0.0, shape=shape, lr=lr, steps=steps, batch_size=batch,
                      step_flops=step_flops("gatr", batch_size=batch, **shape), forward_flops=forward_flops("gatr", **shape),
                      params=param_count("gatr", **shape), seed=seed, evals=evals,
-                     model=family_with(**VARIANTS[variant]))
+                     model=family_with("gatr", **VARIANTS[variant]))
 
 
 def parse_shape(parser: argparse.ArgumentParser, items: list[str]) -> dict:

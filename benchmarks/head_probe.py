@@ -14,8 +14,6 @@ each run and, per shape, the mean final validation loss per head count and their
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import functools
 import math
 import statistics
 
@@ -25,15 +23,10 @@ from search_spaces.budget import steps_for
 from study.config import load_config, resolve, study_spec
 from study.errors import ConfigError
 from study.flops import forward_flops, param_count, step_flops
-from study.models.registry import get_family
 from study.records import TrialPlan
 from study.training import train
 
-
-def family_with_heads(family: str, heads: int):
-    """The family object, building its networks with `heads` attention heads at every size."""
-    base = get_family(family)
-    return dataclasses.replace(base, build_fn=functools.partial(base.build_fn, heads=heads))
+from gatr_plateau import family_with   # this folder (benchmarks/): one way to build a family with options
 
 
 def plan_for(family: str, shape: dict, *, budget: float, batch: int, lr: float, seed: int, heads: int) -> TrialPlan:
@@ -41,7 +34,7 @@ def plan_for(family: str, shape: dict, *, budget: float, batch: int, lr: float, 
     per_step = step_flops(family, batch_size=batch, **shape)
     return TrialPlan(family=family, budget=budget, shape=shape, lr=lr, steps=steps_for(budget, per_step),
                      batch_size=batch, step_flops=per_step, forward_flops=forward_flops(family, **shape),
-                     params=param_count(family, **shape), seed=seed, evals=8, model=family_with_heads(family, heads))
+                     params=param_count(family, **shape), seed=seed, evals=8, model=family_with(family, heads=heads))
 
 
 def parse_shapes(parser: argparse.ArgumentParser, items: list[str]) -> list[dict]:
@@ -70,7 +63,7 @@ def main() -> None:
     for shape in shapes:                                            # every run's network, before any trains
         for heads in args.heads:
             try:
-                get_family(args.family).validate_fn(**shape, heads=heads)
+                family_with(args.family, heads=heads).validate(shape)
             except (ConfigError, TypeError) as exc:
                 parser.error(f"{args.family} {shape} with {heads} heads: {exc}")
     spec = study_spec(config, args.family, args.budget)

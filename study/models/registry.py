@@ -52,7 +52,7 @@ class ModuleFamily:
         return self.build_fn(**_accepted(self.build_fn, sample), **shape, **dict(self.options))
 
     def validate(self, shape: Mapping[str, int]) -> None:
-        self.validate_fn(**shape, **dict(self.options))
+        self.validate_fn(**shape, **_accepted(self.validate_fn, dict(self.options)))   # those it checks
 
     def forward_flops(self, sample: Mapping[str, int], shape: Mapping[str, int]) -> int:
         return int(self.forward_fn(**_accepted(self.forward_fn, sample), **shape))
@@ -64,8 +64,8 @@ class ModuleFamily:
         return int(self.params_fn(**_accepted(self.params_fn, sample), **shape))
 
 
-def _accepted(fn: Callable, sample: Mapping[str, int]) -> dict[str, int]:
-    """The sample dimensions `fn` takes as keyword arguments."""
+def _accepted(fn: Callable, sample: Mapping[str, Any]) -> dict[str, Any]:
+    """The sample dimensions (or options) `fn` takes as keyword arguments."""
     params = _parameters(fn)
     return {k: v for k, v in sample.items() if k in params}
 
