@@ -59,3 +59,18 @@ def test_a_size_two_heads_do_not_divide_is_refused_naming_it(name, shape, messag
 def test_the_ladders_hold_exactly_the_even_sizes(space, name, sizes):
     small = type(space)(family=space.family, depths=space.depths, sizes=tuple(sizes), shape=space.shape)
     assert _valid_sizes(small, get_family(name)) == tuple(s for s in sizes if s % 2 == 0)
+
+
+def test_options_reach_build_and_only_those_validate_takes_reach_validate():
+    """An option only `build` knows (GATr's zero_branches) builds that network and passes validation; one that
+    validation checks (heads) is checked."""
+    import dataclasses
+
+    zero = dataclasses.replace(get_family("gatr"), options=(("zero_branches", True),))
+    shape = {"mv_channels": 3, "s_channels": 6, "depth": 1}
+    zero.validate(shape)
+    model = zero.build({"bodies": 4, "markers": 4, "props": 8}, shape)
+    branch_ends = [p for name, p in model.named_parameters() if ".attention.proj." in name or ".mlp.out." in name]
+    assert branch_ends and all(bool((p == 0).all()) for p in branch_ends)     # the option reached the blocks
+    with pytest.raises(ConfigError, match="divide mv_channels 3"):
+        dataclasses.replace(zero, options=(("zero_branches", True), ("heads", 2))).validate(shape)
