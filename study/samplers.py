@@ -113,8 +113,9 @@ class IsoFLOPRefinement:
         return optuna.samplers.RandomSampler(seed=seed)   # unused: every trial's parameters are fixed by `decide`
 
     def check(self, spec) -> None:
-        """ConfigError when fewer than 3 sizes of the grid depth fit the study (a minimum needs a size on each side;
-        a ladder of fewer than `start` sizes is trained whole, as the coarse grid of a sparse one rounds to fewer)."""
+        """ConfigError when fewer than 3 sizes of the grid depth fit the study (a minimum needs a size on each side).
+        A ladder of fewer than `start` sizes is accepted: its coarse grid rounds to fewer sizes, as a sparse
+        ladder's always did, and extension and flanks reach the rest."""
         if not hasattr(spec.space, "feasible"):
             raise ConfigError(f"sampler 'isoflop' refines a budget's model size: study {spec.name!r} has no "
                               f"budget-constrained space (use it with kind = \"compute\")")

@@ -199,7 +199,7 @@ grid_depth = 2
 def test_isoflop_trains_a_ladder_of_fewer_sizes_than_start_whole_and_refuses_fewer_than_three(tmp_path):
     """gatr-2h at 1e11 and batch 64 (even multivector channels only): 2, 4 and 6 channels train 2,459, 684 and
     about 320 steps, so a 300-step floor leaves 3 sizes (fewer than start = 5: accepted, as a sparse ladder's
-    coarse grid rounds to fewer) and a 600-step floor 2 (no minimum can be bracketed: refused)."""
+    coarse grid always rounded to fewer) and a 600-step floor 2 (no minimum can be bracketed: refused)."""
     from study.samplers import isoflop
 
     config = load_config(_isoflop_file(tmp_path, (300, 21000)))
