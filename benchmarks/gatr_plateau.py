@@ -38,14 +38,20 @@ def family_with(family: str, **options):
     return dataclasses.replace(get_family(family), options=tuple(sorted(options.items())))
 
 
+def run_plan(family: str, shape: dict, *, lr: float, steps: int, batch: int, seed: int, budget: float = 0.0,
+             evals: int = 8, **options) -> TrialPlan:
+    """The trial plan of one run outside any study, its network built with `options` (see `family_with`; they
+    execute the same FLOPs: the normaliser is elementwise, counted 0; heads split the same products)."""
+    return TrialPlan(family=family, budget=budget, shape=shape, lr=lr, steps=steps, batch_size=batch,
+                     step_flops=step_flops(family, batch_size=batch, **shape),
+                     forward_flops=forward_flops(family, **shape), params=param_count(family, **shape), seed=seed,
+                     evals=evals, model=family_with(family, **options))
+
+
 def plan_for(shape: dict, *, lr: float, steps: int, batch: int, seed: int, variant: str = "random",
              evals: int = 8) -> TrialPlan:
-    """The trial plan of one GATr run outside any study, its network built as `variant` (a key of VARIANTS).
-    The variants execute the same FLOPs (the normaliser is elementwise, counted 0; heads split the same products)."""
-    return TrialPlan(family="gatr", budget=0.0, shape=shape, lr=lr, steps=steps, batch_size=batch,
-                     step_flops=step_flops("gatr", batch_size=batch, **shape), forward_flops=forward_flops("gatr", **shape),
-                     params=param_count("gatr", **shape), seed=seed, evals=evals,
-                     model=family_with("gatr", **VARIANTS[variant]))
+    """The trial plan of one GATr run outside any study, its network built as `variant` (a key of VARIANTS)."""
+    return run_plan("gatr", shape, lr=lr, steps=steps, batch=batch, seed=seed, evals=evals, **VARIANTS[variant])
 
 
 def parse_shape(parser: argparse.ArgumentParser, items: list[str]) -> dict:

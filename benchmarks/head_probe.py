@@ -22,19 +22,17 @@ import torch
 from search_spaces.budget import steps_for
 from study.config import load_config, resolve, study_spec
 from study.errors import ConfigError
-from study.flops import forward_flops, param_count, step_flops
+from study.flops import param_count, step_flops
 from study.records import TrialPlan
 from study.training import train
 
-from gatr_plateau import family_with   # this folder (benchmarks/): one way to build a family with options
+from gatr_plateau import family_with, run_plan   # this folder (benchmarks/): one way to plan a run with options
 
 
 def plan_for(family: str, shape: dict, *, budget: float, batch: int, lr: float, seed: int, heads: int) -> TrialPlan:
     """One run at `budget` executed FLOPs (its steps derived as a study derives them), outside any study."""
-    per_step = step_flops(family, batch_size=batch, **shape)
-    return TrialPlan(family=family, budget=budget, shape=shape, lr=lr, steps=steps_for(budget, per_step),
-                     batch_size=batch, step_flops=per_step, forward_flops=forward_flops(family, **shape),
-                     params=param_count(family, **shape), seed=seed, evals=8, model=family_with(family, heads=heads))
+    steps = steps_for(budget, step_flops(family, batch_size=batch, **shape))
+    return run_plan(family, shape, lr=lr, steps=steps, batch=batch, seed=seed, budget=budget, heads=heads)
 
 
 def parse_shapes(parser: argparse.ArgumentParser, items: list[str]) -> list[dict]:
