@@ -585,18 +585,21 @@ def _equivariance(doc: Document, compute: ComputeAnalysis | None, data: DataAnal
 def build_report(*, compute: StudyFit | None, data: DataAnalysis | None, sources: list[str], budgets=None,
                  n_boot: int = 200, seed: int = 0, level: float = 0.95,
                  loss_label: str = "validation loss [MSE, m²]", claims: ClaimFamilies | None = None,
-                 claims_source: str = "the defaults", other_axes: dict[str, StudyFit] | None = None) -> Report:
+                 claims_source: str = "the defaults", data_claims: ClaimFamilies | None = None,
+                 other_axes: dict[str, StudyFit] | None = None) -> Report:
     """The whole report from a compute fit (on its axis) and/or a data analysis (at least one).
 
-    claims: which families the claims compare (default `ClaimFamilies()`); other_axes: fits of the same runs on
-    the other compute axes (the section that puts claims 2 and 3 side by side; none: that section is left out).
+    claims: which families claims 2 and 3 compare (default `ClaimFamilies()`); data_claims: which families claim 1
+    compares (default: `claims`); other_axes: fits of the same runs on the other compute axes (the section that
+    puts claims 2 and 3 side by side; none: that section is left out).
     """
     if compute is None and data is None:
         raise ValueError("build_report needs compute or data studies")
     claims = claims or ClaimFamilies()
+    data_claims = data_claims or claims
     pct = f"{level:.0%}"
     c = analyse_compute(compute, claims, budgets=budgets, n_boot=n_boot, seed=seed, level=level) if compute else None
-    verdicts = {1: claim1(data, claims), 2: claim2(c), 3: claim3(c)}
+    verdicts = {1: claim1(data, data_claims), 2: claim2(c), 3: claim3(c)}
     axes, axis_verdicts = {}, {}
     if c is not None:
         axes[c.axis] = c
@@ -607,8 +610,10 @@ def build_report(*, compute: StudyFit | None, data: DataAnalysis | None, sources
     doc = Document("equiscale report")
     doc.add(Paragraph("Storages: " + ", ".join(f"`{s}`" for s in sources) + f". Intervals: {pct} percentile "
                       f"bootstrap, {n_boot} resamples, seed {seed}."))
-    lines = [f"claims compare: equivariant {claims.equivariant}; baselines {', '.join(claims.baselines) or 'none'}"
-             f" (plain {claims.plain}; augmented {claims.augmented or 'none'}); from {claims_source}"]
+    same = _names(data_claims) == _names(claims)
+    lines = [f"{'claims compare' if same else 'claims 2 and 3 compare'}: {_names(claims)}; from {claims_source}"]
+    if not same:
+        lines.append(f"claim 1 compares: {_names(data_claims)}; from the data studies' stored `claims`")
     if compute:
         fr = compute.runs.frame
         lines.append(f"compute studies: {len(fr)} runs of {', '.join(compute.runs.families())} at "
@@ -623,7 +628,7 @@ def build_report(*, compute: StudyFit | None, data: DataAnalysis | None, sources
         lines += [f"data studies: left out {k} trial(s): {r}" for r, k in data.runs.excluded.items()]
     lines.append("every table and figure selects runs on validation loss and reports their test loss beside it")
     doc.add(Bullets(tuple(lines)))
-    texts = claim_texts(claims)
+    texts = {**claim_texts(claims), 1: claim_texts(data_claims)[1]}
     items = []
     for v in verdicts.values():
         item = f"**Claim {v.claim}** ({texts[v.claim]}): **{v.status}**. {v.text}"
@@ -631,7 +636,7 @@ def build_report(*, compute: StudyFit | None, data: DataAnalysis | None, sources
             item += (" On every compute axis (section Compute axes): "
                      + "; ".join(f"{a}: {axis_verdicts[a][v.claim].status}" for a in X.AXES if a in axis_verdicts) + ".")
         items.append(item)
-    doc.add(Heading("Claims"), Bullets(tuple(items), ordered=False), _rules_paragraph(claims))
+    doc.add(Heading("Claims"), Bullets(tuple(items), ordered=False), _rules_paragraph(data_claims))
     if c is not None:
         _compute_sections(doc, c, loss_label=loss_label, level=level)
         if len(axes) > 1:
@@ -640,13 +645,18 @@ def build_report(*, compute: StudyFit | None, data: DataAnalysis | None, sources
         _missing(doc, "Compute studies", "compute study", "loss-vs-compute law, IsoFLOP curve, allocation or held-out "
                  "check, and claims 2 and 3 cannot be judged. To add them", HOW_COMPUTE)
     if data is not None:
-        _data_sections(doc, data, claims, loss_label=loss_label, level=level)
+        _data_sections(doc, data, data_claims, loss_label=loss_label, level=level)
     else:
         _missing(doc, "Data efficiency", "data study", "loss-vs-training-set-size law or gap vs epochs, and claim 1 "
                  "cannot be judged. To add it", HOW_DATA)
     _equivariance(doc, c, data)
     csv = render(c.allocation, "csv") if c is not None and c.allocation is not None else None
     return Report(doc, csv, verdicts, heldout=c.heldout if c else {}, axes=axis_verdicts)
+
+
+def _names(c: ClaimFamilies) -> str:
+    return (f"equivariant {c.equivariant}; baselines {', '.join(c.baselines) or 'none'} (plain {c.plain}; augmented "
+            f"{c.augmented or 'none'})")
 
 
 def _missing(doc: Document, heading: str, kind: str, what: str, how: str) -> None:

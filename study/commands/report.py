@@ -50,15 +50,17 @@ def add_arguments(parser) -> None:
 
 
 def _load(urls: list[str], loss: str):
-    """(compute Runs or None, data runs or None, stored claims) from every storage; a storage with neither
-    is an error."""
+    """(compute Runs or None, data runs or None, the claims the data studies store) from every storage; a storage
+    with neither is an error. The compute studies' claims travel in their Runs (`Runs.stored_claims`)."""
     compute, data, stored = [], [], []
     for url in urls:
         opened = open_studies(url)
         if not opened[1]:
             raise EquiscaleError(f"storage {url!r} holds no studies (run `equiscale run` first)")
         for summary in opened[1]:
-            read_claims(summary, url, stored)
+            attrs = schema.read_study_attrs(summary.user_attrs)
+            if attrs is not None and attrs.kind == schema.DATA:
+                read_claims(summary, url, stored)
         try:
             compute.append(load_storage(url, loss=loss, opened=opened))
         except OnlyDataStudies:
@@ -122,7 +124,11 @@ def main(args) -> int:
     budgets = parse_budgets(args.budgets) if args.budgets is not None else None
     check_output_dir(args.out)
     runs, data_runs, stored = _load(urls, args.loss)
-    claims, whence = claims_from(args, stored, ", ".join(urls))
+    # Claims 2 and 3 compare the compute studies' families, claim 1 the data studies' (each as its studies
+    # store it): the two kinds may train different networks, e.g. the 2-head families against a fixed shape.
+    source = ", ".join(urls)
+    claims, whence = claims_from(args, runs.stored_claims if runs is not None else stored, source)
+    data_claims = claims_from(args, stored, source)[0] if data_runs is not None else claims
     fit, others = None, {}
     if runs is not None:
         fit = fit_study(runs, n_boot=args.bootstrap, seed=args.seed, level=args.level, axis=args.compute,
@@ -134,13 +140,13 @@ def main(args) -> int:
                                              axis=axis, reuse=fit, require_fit=False, robust=args.isoflop_robust)
                 except EquiscaleError as exc:   # e.g. no run stores its seconds: the section says so
                     print(f"compute axis {axis} left out: {exc}", file=sys.stderr)
-    ratio_pairs, gap_pairs = data_pairs(claims)
+    ratio_pairs, gap_pairs = data_pairs(data_claims)
     data = (analyse(data_runs, ratio_pairs=ratio_pairs, gap_pairs=gap_pairs, n_boot=args.bootstrap, seed=args.seed,
                     level=args.level) if data_runs is not None else None)
     label = f"{'validation' if args.loss == schema.VAL_LOSS else 'test'} loss [MSE, m²]"
     report = build_report(compute=fit, data=data, sources=urls, budgets=budgets, n_boot=args.bootstrap,
                           seed=args.seed, level=args.level, loss_label=label, claims=claims, claims_source=whence,
-                          other_axes=others)
+                          data_claims=data_claims, other_axes=others)
     for path in write_files(args.out, report.files()):
         print(path)
     for v in report.verdicts.values():

@@ -146,6 +146,29 @@ def test_other_families_stored_with_the_studies(users, tmp_path, capsys):
     assert "gatr" not in md
 
 
+def test_compute_and_data_studies_that_store_different_families_each_keep_their_own(users, tmp_path, capsys):
+    """Claims 2 and 3 compare the compute studies' stored families, claim 1 the data studies' (the committed
+    compute study trains 2-head networks, its data study fixed shapes under the flagship's names): one report
+    reads both, each claim naming its own families."""
+    from tests.analysis.synthetic_data import LengthTruth, make_length_storage
+
+    data = f"sqlite:///{tmp_path / 'data.db'}"
+    truth = LengthTruth(1.0, 0.3)
+    make_length_storage(data, {"gatr": truth, "transformer": LengthTruth(2.0, 0.3), "transformer-aug": truth},
+                        {256: (1000,), 1024: (1000,)}, seeds=2, seed=3)      # stores the flagship's claims
+    out = tmp_path / "r"
+    assert main(["report", "--storage", users["stored"], "--storage", data, "--out", str(out),
+                 "--bootstrap", "20"]) == 0, capsys.readouterr().err
+    md = (out / "report.md").read_text()
+    assert "claims 2 and 3 compare: equivariant deepsets; baselines mlp" in md
+    assert "claim 1 compares: equivariant gatr; baselines transformer, transformer-aug" in md
+    claims = {k: next(line for line in _claims(md).splitlines() if line.startswith(f"- **Claim {k}**"))
+              for k in (1, 2, 3)}
+    assert "deepsets better at every budget" in claims[2] and "gatr" not in claims[2] + claims[3]
+    assert "equivariance (gatr) improves data efficiency over transformer" in claims[1]
+    assert "deepsets" not in claims[1] and "Claim 1 names: equivariant gatr" in _claims(md)
+
+
 def test_without_names_the_claims_say_what_is_missing(users, tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["report", "--storage", users["plain"], "--out", str(out), "--bootstrap", "20"]) == 0
