@@ -1,6 +1,6 @@
 """What a stuck small GATr run has not learned: its attention, per block, after training.
 
-    .venv/bin/python benchmarks/gatr_attention.py [--config studies/cpu.toml] [--lr 0.012] [--seeds 100 102 103 105]
+    .venv/bin/python benchmarks/gatr_attention.py [--config studies/cpu-confirm2.toml] [--lr 0.012] [--seeds 100 102 103 105]
         [--shape mv_channels=2 s_channels=4 depth=2] [--steps 2459] [--batch 64] [--variant random|zero|normalised]
 
 Trains each seed as benchmarks/gatr_plateau.py does (the trial's own loop, the study file's dataset) and then, on
@@ -74,7 +74,7 @@ def diagnose(model: torch.nn.Module, split, per_head: int) -> tuple[float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="studies/cpu.toml")
+    parser.add_argument("--config", default="studies/cpu-confirm2.toml")
     parser.add_argument("--lr", type=float, default=0.012)
     parser.add_argument("--seeds", type=int, nargs="+", default=[100, 102, 103, 105])
     parser.add_argument("--shape", nargs="+", default=["mv_channels=2", "s_channels=4", "depth=2"], metavar="KEY=VALUE")

@@ -1,10 +1,10 @@
 """Small GATr networks in variants (branch initialisation, distance normaliser): how often a run ends on the plateau.
 
-    .venv/bin/python benchmarks/gatr_plateau.py [--config studies/cpu.toml] [--lrs 0.012 0.024 0.048]
+    .venv/bin/python benchmarks/gatr_plateau.py [--config studies/cpu-confirm2.toml] [--lrs 0.012 0.024 0.048]
         [--seed 100] [--seeds 6] [--shape mv_channels=2 s_channels=4 depth=2] [--steps 2459] [--batch 64]
         [--variants random zero]
 
-In the first confirmation study (docs/results/cpu/compute.db) 11 of GATr's 40 runs at 1e11-1e12 ended on a
+In the first confirmation study (`git show 43138ab:docs/results/cpu/compute.db`) 11 of GATr's 40 runs at 1e11-1e12 ended on a
 plateau at 0.047-0.056 against 0.031-0.037 for their seed-mates at the same shape, steps and lr. This trains
 one of those grid points (the defaults: 2 multivector channels, depth 2, 2,459 steps at batch 64, a 1e11 run)
 on the study file's dataset with the trial's own loop (`study.training.train`), in each variant of `--variants`,
@@ -70,7 +70,7 @@ def study_dataset(path: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="studies/cpu.toml", help="study file whose dataset the runs train on")
+    parser.add_argument("--config", default="studies/cpu-confirm2.toml", help="study file whose dataset the runs train on")
     parser.add_argument("--lrs", type=float, nargs="+", default=[0.012, 0.024, 0.048])
     parser.add_argument("--seed", type=int, default=100, help="first seed")
     parser.add_argument("--seeds", type=int, default=6, help="seeds per initialisation and lr")

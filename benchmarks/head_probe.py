@@ -1,7 +1,7 @@
 """Do 2 attention heads beat 1 at the small sizes too? A design probe for a study whose head structure stays fixed.
 
     .venv/bin/python benchmarks/head_probe.py --family transformer --budget 1e12 --shapes width=16,depth=2 \
-        width=20,depth=2 width=24,depth=2 [--heads 1 2] [--seed 300] [--seeds 2] [--config studies/cpu.toml]
+        width=20,depth=2 width=24,depth=2 [--heads 1 2] [--seed 300] [--seeds 2] [--config studies/cpu-confirm2.toml]
 
 In the committed compute study every family's 1e13 minimum is its first 2-head size, ×0.91-0.94 below the best
 1-head size near it (benchmarks/head_steps.py), while at 1e11-1e12 every profile stays at 1 head, because the
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--heads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seed", type=int, default=300, help="first seed")
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--config", default="studies/cpu.toml", help="study file: dataset, batch and rule lr")
+    parser.add_argument("--config", default="studies/cpu-confirm2.toml", help="study file: dataset, batch and rule lr")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (run one probe per core)")
     args = parser.parse_args()
     shapes = parse_shapes(parser, args.shapes)

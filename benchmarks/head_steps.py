@@ -1,6 +1,6 @@
 """Where a family's IsoFLOP profile crosses a change of its attention-head count, and what the loss does there.
 
-    python benchmarks/head_steps.py --storage sqlite:///docs/results/cpu/compute.db
+    python benchmarks/head_steps.py --storage sqlite:///docs/results/cpu-confirm2/compute.db
 
 The built-in networks derive their head count from the width (transformer: max(1, width // 32); GATr:
 max(1, mv_channels // 8)), so a profile over N can change architecture part-way. Per family and budget this

@@ -12,7 +12,7 @@ from study.benchmark.format import MARKERS, PROPS
 from study.models.registry import RIGID_BODY_SAMPLE
 from tests.scripts import load_benchmark
 
-COMPUTE = f"sqlite:///{Path(__file__).resolve().parents[1] / 'docs' / 'results' / 'cpu' / 'compute.db'}"
+COMPUTE = f"sqlite:///{Path(__file__).resolve().parents[1] / 'docs' / 'results' / 'cpu-confirm2' / 'compute.db'}"
 
 
 def test_a_probe_run_has_the_studys_steps_and_the_asked_head_count():

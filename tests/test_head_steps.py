@@ -15,7 +15,7 @@ import pytest
 from tests.scripts import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPUTE = f"sqlite:///{ROOT / 'docs' / 'results' / 'cpu' / 'compute.db'}"
+COMPUTE = f"sqlite:///{ROOT / 'docs' / 'results' / 'cpu-confirm2' / 'compute.db'}"
 
 
 def test_the_step_compares_the_best_point_on_each_side_near_the_boundary():

@@ -15,13 +15,19 @@ from study.tune import plan_defaults
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
 
-@pytest.mark.parametrize("name", ["cpu.toml", "gpu.toml"])
+@pytest.mark.parametrize("name", ["cpu.toml", "cpu-confirm2.toml", "gpu.toml"])
 def test_study_file_loads_and_every_grid_meets_every_budget(name):
+    """A grid study has its `trials` sizes at every budget; an adaptive IsoFLOP study at least the 3 sizes a
+    bracketed minimum needs (counted here from the space's feasible table within the step limits)."""
     config = load_config(STUDIES / name)          # validate(): every family's grid at every budget
     assert math.log10(max(config.budgets) / min(config.budgets)) >= 2      # at least two decades
     for family, budget in config.studies():
-        grid = space_for(family).grid(study_spec(config, family, budget), config.trials)
-        assert len(grid["fwd_flops"]) == config.trials
+        spec = study_spec(config, family, budget)
+        if config.sampler == "isoflop":
+            assert len(space_for(family).feasible(spec)[spec.grid_depth]) >= 3, (family, budget)
+        else:
+            grid = space_for(family).grid(spec, config.trials)
+            assert len(grid["fwd_flops"]) == config.trials
 
 
 def test_gpu_study_trains_on_cuda_with_fractional_gpus_from_1e15():
