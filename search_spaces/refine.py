@@ -18,7 +18,9 @@ of the study's lr range), and a study goes through five phases:
    `lr_extend` times, within the lr range) while the best of them is the lowest or highest tried, so that the
    learning rate of the reported optimum lies strictly inside the range searched at it;
 5. **replicate**: `seeds` trials (each its own seed) at the best point's best learning rate and at the best
-   point and its two neighbours at the rule learning rate (`replicate = 1`: at the best point only).
+   point and its two neighbours at the rule learning rate (`replicate = 1`: at the best point only); with
+   `replicate_best`, then at the point with the lowest mean loss at any learning rate (the report's best point)
+   until it has `seeds` seeds, again while seeding moves that title to a point with fewer.
 
 `cap` bounds the trials of a study (trained and running); reaching it ends the study with a note.
 """
@@ -49,8 +51,9 @@ class RefineSettings:
     flank: int = 0                  # profile sizes wanted on each side of the best (0: none beyond refine)
     flank_decades: float = 0.25     # their spacing in log10 N
     replicate: int = 3              # profile points replicated at the rule lr: the best and its neighbours (3) or it (1)
+    replicate_best: bool = False    # then seed the lowest mean at any lr (e.g. an lr-sweep point) to `seeds` seeds
 
-    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("flank", "flank_decades", "replicate")
+    OMIT_AT_DEFAULT: ClassVar[tuple[str, ...]] = ("flank", "flank_decades", "replicate", "replicate_best")
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,12 @@ def decide(ladder: Ladder, settings: RefineSettings, trials: list[Observation], 
                 proposals.append((size, lr))
     if proposals:
         return Decision(propose=tuple(proposals), phase="replicate", notes=tuple(notes))
+    if settings.replicate_best and not running:      # decided on finished trials only: seeds move the means
+        (size, lr), _ = min(_point_means(trials).items(), key=lambda kv: kv[1])
+        have = counts.get((size, _lr_key(lr)), 0)
+        if have < settings.seeds:                    # room > 0: the cap returned above
+            return Decision(propose=((size, lr),) * min(settings.seeds - have, room), phase="replicate",
+                            notes=tuple(notes))
     return Decision(wait=bool(running), done=not running, phase="done", notes=tuple(notes))
 
 
@@ -277,6 +286,18 @@ def _means(trials: list[Observation], lr: float) -> dict[int, tuple[float, int]]
         if t.value is not None and _same_lr(t.lr, lr):
             groups.setdefault(t.size, []).append(t.value)
     return {s: (sum(v) / len(v), len(v)) for s, v in groups.items()}
+
+
+def _point_means(trials: list[Observation]) -> dict[tuple[int, float], float]:
+    """(size, lr) -> mean loss over the finished trials of that point, every learning rate."""
+    sums: dict[tuple[int, float], list] = {}
+    for t in trials:
+        if t.value is not None:
+            key = (t.size, _lr_key(t.lr))
+            sums.setdefault(key, [t.lr, 0.0, 0])
+            sums[key][1] += t.value
+            sums[key][2] += 1
+    return {(size, lr): total / n for (size, _), (lr, total, n) in sums.items()}
 
 
 def _by_lr(trials: list[Observation], size: int) -> dict[float, tuple[float, float, int]]:

@@ -6,6 +6,8 @@ trials are counted, and only the remainder is asked for. One driver per study at
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 import optuna
@@ -78,7 +80,8 @@ def check_studies(existing: dict, run: RunSpec, dataset_key: str) -> dict[str, S
     for spec in run.studies:
         if spec.name in existing:    # `raisable`: the settings its sampler lets a resumed study raise
             check_compatible(spec.name, existing[spec.name].user_attrs, wanted[spec.name],
-                             raisable=tuple(getattr(spec.sampler, "raisable", ())))
+                             raisable=tuple(getattr(spec.sampler, "raisable", ())),
+                             defaults=omitted_defaults(spec.sampler_settings))
     return wanted
 
 
@@ -127,11 +130,22 @@ def fail_stale_trials(study, reason: str = STALE_REASON) -> int:
     return len(stale)
 
 
-def check_compatible(name: str, stored: dict, attrs: StudyAttrs, *, raisable: tuple[str, ...] = ()) -> None:
+def omitted_defaults(settings) -> dict:
+    """The defaults of the sampler settings a study stores only when they differ from them (`OMIT_AT_DEFAULT`):
+    a stored study that lacks one had it at its default."""
+    if settings is None or not dataclasses.is_dataclass(settings):
+        return {}
+    omit = getattr(settings, "OMIT_AT_DEFAULT", ())
+    return {f.name: f.default for f in dataclasses.fields(settings) if f.name in omit}
+
+
+def check_compatible(name: str, stored: dict, attrs: StudyAttrs, *, raisable: tuple[str, ...] = (),
+                     defaults: dict | None = None) -> None:
     """Refuse to mix trials of different settings into one study (it would corrupt the comparison).
 
     A study stored before settings were recorded is checked on what it has. The sampler settings named in
     `raisable` may be raised (never lowered): they change which trials come next, not what a stored one computed.
+    `defaults`: the values of sampler settings a stored study omits because they were at their defaults.
     """
     old = schema.read_study_attrs(stored)
     if old is None:
@@ -142,7 +156,7 @@ def check_compatible(name: str, stored: dict, attrs: StudyAttrs, *, raisable: tu
              ("batch_size", old.batch_size, attrs.batch_size), ("dataset_key", old.dataset_key, attrs.dataset_key)]
     pairs += [(key, value, attrs.settings.get(key)) for key, value in sorted((old.settings or {}).items())]
     for key, was, now in pairs:
-        if key == "sampler_settings" and _raised_only(was, now, raisable):
+        if key == "sampler_settings" and _raised_only(was, now, raisable, defaults or {}):
             continue
         if was != now:
             may = f" (of these only {', '.join(raisable)} may be raised)" if key == "sampler_settings" and raisable else ""
@@ -150,9 +164,13 @@ def check_compatible(name: str, stored: dict, attrs: StudyAttrs, *, raisable: tu
                               f"use another --storage or the original settings")
 
 
-def _raised_only(was, now, raisable: tuple[str, ...]) -> bool:
-    """Whether sampler settings `now` differ from the stored `was` only by raising settings named in `raisable`."""
-    if not isinstance(was, dict) or not isinstance(now, dict) or was.keys() != now.keys():
+def _raised_only(was, now, raisable: tuple[str, ...], defaults: dict) -> bool:
+    """Whether sampler settings `now` differ from the stored `was` only by raising settings named in `raisable`
+    (a setting `was` omits counts at its default; false -> true raises a flag)."""
+    if not isinstance(was, dict) or not isinstance(now, dict):
+        return False
+    was = {**{k: defaults[k] for k in now.keys() - was.keys() if k in defaults}, **was}
+    if was.keys() != now.keys():
         return False
     return all(now[k] == v or (k in raisable and isinstance(v, (int, float)) and isinstance(now[k], (int, float))
                                and now[k] > v) for k, v in was.items())

@@ -94,7 +94,7 @@ class IsoFLOPRefinement:
     counts_points: bool = False
     section: str | None = "isoflop"
     adaptive: bool = True
-    raisable: tuple[str, ...] = ("max_points", "lr_extend", "seeds", "cap")   # more trials, never other ones
+    raisable: tuple[str, ...] = ("max_points", "lr_extend", "seeds", "cap", "replicate_best")   # more trials only
 
     def parse(self, raw: Mapping[str, Any], where: str) -> RefineSettings:
         settings = parse_table(RefineSettings, raw, where)

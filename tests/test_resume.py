@@ -137,6 +137,7 @@ def _isoflop(url: str, **settings_):
 @pytest.mark.parametrize("change, allowed", [
     ({"cap": 12}, True), ({"seeds": 4, "max_points": 12}, True), ({"lr_extend": 3}, True),
     ({"cap": 12, "refine_decades": 0.1}, False), ({"seeds": 2}, False), ({"start": 6}, False), ({"flank": 2}, False),
+    ({"replicate_best": True}, True),       # stored without it (at its default, false): false -> true raises it
 ])
 def test_only_a_samplers_raisable_settings_may_change_on_resume_and_only_upwards(tmp_path, change, allowed):
     url = f"sqlite:///{tmp_path / 's.db'}"
@@ -149,16 +150,28 @@ def test_only_a_samplers_raisable_settings_may_change_on_resume_and_only_upwards
         stored = optuna.load_study(study_name="transformer/1e+10", storage=url).user_attrs["settings"]
         assert {k: stored["sampler_settings"][k] for k in change} == change
     else:
-        with pytest.raises(ConfigError, match="sampler_settings.*only max_points, lr_extend, seeds, cap may be raised"):
+        with pytest.raises(ConfigError, match="sampler_settings.*only max_points, lr_extend, seeds, cap, replicate_best may be raised"):
             prepare_studies(storage, changed, KEY)
         assert _snapshot(url) == before
+
+
+def test_a_raised_flag_is_never_lowered_on_resume(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = open_storage(url)
+    prepare_studies(storage, resolve(_isoflop(url, replicate_best=True)), KEY)
+    before = _snapshot(url)
+    with pytest.raises(ConfigError, match="replicate_best"):
+        prepare_studies(storage, resolve(_isoflop(url)), KEY)
+    assert _snapshot(url) == before
 
 
 def test_sampler_settings_added_later_are_stored_only_when_set_so_older_studies_resume():
     from search_spaces.refine import RefineSettings
     from study.config import recorded
 
-    assert "flank" not in recorded(RefineSettings()) and "replicate" not in recorded(RefineSettings())
+    assert not {"flank", "replicate", "replicate_best"} & set(recorded(RefineSettings()))
+    assert recorded(RefineSettings(replicate_best=True))["replicate_best"] is True
     assert recorded(RefineSettings(flank=2))["flank"] == 2 and "flank_decades" not in recorded(RefineSettings(flank=2))
     assert set(recorded(RefineSettings(cap=8))) == {f.name for f in dataclasses.fields(RefineSettings)
-                                                    if f.name not in ("flank", "flank_decades", "replicate")}
+                                                    if f.name not in ("flank", "flank_decades", "replicate",
+                                                                      "replicate_best")}

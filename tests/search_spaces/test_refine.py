@@ -196,3 +196,52 @@ def test_a_kill_and_resume_with_flanks_trains_no_point_twice():
         resumed, _, decision = run_to_the_end(loss, FLANK, trials=kept)
         assert decision.done
         assert sorted((t.size, t.lr) for t in resumed) == sorted((t.size, t.lr) for t in whole)
+
+
+def _lucky_first_seed(size: int, lr: float, seen: dict) -> float:
+    """Optimum at size 31 (a coarse point) and the rule lr, a flat lr penalty; at (31, rule lr) the first seed is
+    lucky and the later ones unlucky, so once it is replicated the profile's best moves to another size and the
+    lr-sweep point (31, LR/2) keeps the lowest mean of all on a single seed (the committed GATr-2h study at 3e12)."""
+    k = seen[(size, lr)] = seen.get((size, lr), 0) + 1
+    value = 1 + 10 * (LADDER.log_n(size) - LADDER.log_n(31)) ** 2 + 0.01 * math.log2(lr / LR) ** 2
+    if size == 31 and lr == LR:
+        value += -0.05 if k == 1 else 0.2
+    return value
+
+
+@pytest.mark.parametrize("replicate_best", [False, True])
+def test_replicate_best_seeds_the_lowest_mean_at_any_lr(replicate_best):
+    seen: dict = {}
+    settings = RefineSettings(seeds=3, replicate=1, replicate_best=replicate_best)
+    trials, _, decision = run_to_the_end(lambda s, lr, rng: _lucky_first_seed(s, lr, seen), settings)
+    assert decision.done
+    points: dict = {}
+    for t in trials:
+        points.setdefault((t.size, t.lr), []).append(t.value)
+    best = min(points, key=lambda p: sum(points[p]) / len(points[p]))
+    assert best == (31, LR / 2)                                   # computed here from the trials, any lr
+    assert len(points[best]) == (3 if replicate_best else 1)      # without the setting: one seed, as stored
+    profile_best = min((p for p in points if p[1] == LR), key=lambda p: sum(points[p]) / len(points[p]))
+    assert profile_best != (31, LR) and len(points[profile_best]) == 3
+
+
+def test_replicate_best_resumes_after_a_kill_and_seeds_no_point_past_its_seeds():
+    """After a kill at any point the resumed study ends with the lowest mean at any lr on exactly `seeds` seeds and
+    no point trained more often (a kill between seeds may change which points the noise makes best, so the trials
+    need not be the uninterrupted run's)."""
+    settings = RefineSettings(seeds=3, replicate=1, replicate_best=True)
+    seen: dict = {}
+    whole, _, _ = run_to_the_end(lambda s, lr, rng: _lucky_first_seed(s, lr, seen), settings)
+    for kill_after in range(4, len(whole)):
+        seen = {}
+        kept, _, _ = run_to_the_end(lambda s, lr, rng: _lucky_first_seed(s, lr, seen), settings, kill_after=kill_after)
+        seen = {}
+        for t in kept:                      # the kept trials' seeds count: a resumed driver's next seed is the next one
+            seen[(t.size, t.lr)] = seen.get((t.size, t.lr), 0) + 1
+        resumed, _, decision = run_to_the_end(lambda s, lr, rng: _lucky_first_seed(s, lr, seen), settings, trials=kept)
+        assert decision.done
+        points: dict = {}
+        for t in resumed:
+            points.setdefault((t.size, t.lr), []).append(t.value)
+        best = min(points, key=lambda p: sum(points[p]) / len(points[p]))
+        assert len(points[best]) == 3 and max(len(v) for v in points.values()) == 3, kill_after
