@@ -28,9 +28,12 @@ def _transformer(width, depth):
 CPU_CASES = [
     *[(f, _transformer(w, d)) for f in ("transformer", "transformer-aug") for w in (8, 96) for d in (1, 4)],
     *[("gatr", _gatr(mv, d)) for mv in (1, 3, 24) for d in (1, 4)],
-    # the 2-head families: the same counts whatever the heads (the attention's FLOPs are split, not added)
+    # the fixed-head families: the same counts whatever the heads (the attention's FLOPs are split, not added)
     *[(f, _transformer(w, 2)) for f in ("transformer-2h", "transformer-aug-2h") for w in (10, 66)],
     *[("gatr-2h", _gatr(mv, 2)) for mv in (2, 16)],
+    # the 1-head families where the width rule would give more heads
+    *[(f, _transformer(w, 2)) for f in ("transformer-1h", "transformer-aug-1h") for w in (11, 66)],
+    *[("gatr-1h", _gatr(mv, 2)) for mv in (3, 16)],
 ]
 META_CASES = [
     *[(f, _transformer(w, d)) for f in ("transformer", "transformer-aug") for w in (4096, 16384) for d in (1, 4)],

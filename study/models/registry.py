@@ -101,6 +101,11 @@ gatr = from_module("gatr", gatr_module)
 transformer_2h = from_module("transformer-2h", transformer_module, options=(("heads", 2),))
 transformer_aug_2h = from_module("transformer-aug-2h", transformer_module, augment=True, options=(("heads", 2),))
 gatr_2h = from_module("gatr-2h", gatr_module, options=(("heads", 2),))
+# ... and with 1 head at every size: every width and multivector channel count, so the finest ladders
+# (docs/results/README.md: the third study's GATr-2h ladder was too coarse at its smallest sizes).
+transformer_1h = from_module("transformer-1h", transformer_module, options=(("heads", 1),))
+transformer_aug_1h = from_module("transformer-aug-1h", transformer_module, augment=True, options=(("heads", 1),))
+gatr_1h = from_module("gatr-1h", gatr_module, options=(("heads", 1),))
 
 Family = ModuleFamily   # the built-in implementation of `study.plugins.Family`
 
