@@ -51,7 +51,12 @@ def test_the_dry_run_trains_checks_and_writes_everything_and_its_storage_check_c
     rows = results["throughput"]
     assert {(r["family"], r["size"]) for r in rows} == {
         (f, s) for f in ("transformer", "transformer-aug", "gatr") for s in ("smallest", "middle", "largest")}
-    assert all(r["samples_per_s"] > 0 and 0 < r["of_peak"] < 1.5 for r in rows)
+    # no timing bound (the machine is shared: a loaded one measures a low peak): the ratios recomputed from the
+    # stored step time, step FLOPs, batch and the peak measured in the same run
+    for r in rows:
+        assert r["step_seconds"] > 0 and r["step_flops"] > 0 and results["peak_flops"] > 0
+        assert r["samples_per_s"] == pytest.approx(r["batch"] / r["step_seconds"], rel=1e-9)
+        assert r["of_peak"] == pytest.approx(r["step_flops"] / r["step_seconds"] / results["peak_flops"], rel=1e-9)
     assert all(0 <= r["matmul_share"] <= 1 for r in results["breakdown"]) and len(results["breakdown"]) == 3
 
     # the storage read independently: 3 families x 2 budgets, 4 COMPLETE trials each, flops within 1%
