@@ -25,7 +25,7 @@ from analysis.bootstrap import LEVEL, Estimate, estimate
 from analysis.lengths import LengthAnalysis, analyse_lengths
 from analysis.points import Points
 from analysis.power import PowerLaw, fit_power_law
-from analysis.trials import open_studies
+from analysis.trials import open_studies, read_claims
 from study import schema
 from study.errors import EquiscaleError
 
@@ -47,6 +47,7 @@ class DataRuns:
     frame: pd.DataFrame
     excluded: dict[str, int] = field(default_factory=dict)
     source: str = ""
+    stored_claims: list = field(default_factory=list)  # the distinct `schema.ClaimFamilies` the data studies store
 
     def families(self) -> list[str]:
         return sorted(self.frame["family"].unique())
@@ -75,12 +76,13 @@ def load_data_storage(url: str, *, loss: str = schema.VAL_LOSS, opened=None) -> 
     opened: `analysis.trials.open_studies(url)` already done (the storage is then read once).
     """
     storage, summaries = opened or open_studies(url)
-    rows, excluded, studies = [], {}, 0
+    rows, excluded, studies, claims = [], {}, 0, []
     for summary in summaries:
         attrs = schema.read_study_attrs(summary.user_attrs)
         if attrs is None or attrs.kind != schema.DATA:
             continue
         studies += 1
+        read_claims(summary, url, claims)
         if not attrs.train_size > 0:
             _count(excluded, f"study {summary.study_name!r} lacks a positive {schema.TRAIN_SIZE}")
             continue
@@ -110,7 +112,7 @@ def load_data_storage(url: str, *, loss: str = schema.VAL_LOSS, opened=None) -> 
     if frame.empty:
         raise EquiscaleError(f"no COMPLETE trials in the data studies of {url}"
                              + "".join(f"; left out {v}: {k}" for k, v in excluded.items()))
-    return DataRuns(frame, excluded, source=url)
+    return DataRuns(frame, excluded, source=url, stored_claims=claims)
 
 
 def study_length(name: str, attrs: schema.StudyAttrs, steps) -> float:
@@ -135,7 +137,8 @@ def combine(parts: list[DataRuns]) -> DataRuns:
         for reason, count in part.excluded.items():
             excluded[reason] = excluded.get(reason, 0) + count
     frame = pd.concat([p.frame for p in parts], ignore_index=True)
-    return DataRuns(frame, excluded, source=", ".join(p.source for p in parts))
+    claims = list(dict.fromkeys(c for p in parts for c in p.stored_claims))
+    return DataRuns(frame, excluded, source=", ".join(p.source for p in parts), stored_claims=claims)
 
 
 @dataclass

@@ -219,7 +219,9 @@ def decide(ladder: Ladder, settings: RefineSettings, trials: list[Observation], 
     if proposals:
         return Decision(propose=tuple(proposals), phase="replicate", notes=tuple(notes))
     if settings.replicate_best and not running:      # decided on finished trials only: seeds move the means
-        (size, lr), _ = min(_point_means(trials).items(), key=lambda kv: kv[1])
+        means = {(size, lr): mean for size in {t.size for t in trials}
+                 for lr, mean, _ in _by_lr(trials, size).values()}          # every (size, lr) point's mean
+        (size, lr), _ = min(means.items(), key=lambda kv: kv[1])
         have = counts.get((size, _lr_key(lr)), 0)
         if have < settings.seeds:                    # room > 0: the cap returned above
             return Decision(propose=((size, lr),) * min(settings.seeds - have, room), phase="replicate",
@@ -286,18 +288,6 @@ def _means(trials: list[Observation], lr: float) -> dict[int, tuple[float, int]]
         if t.value is not None and _same_lr(t.lr, lr):
             groups.setdefault(t.size, []).append(t.value)
     return {s: (sum(v) / len(v), len(v)) for s, v in groups.items()}
-
-
-def _point_means(trials: list[Observation]) -> dict[tuple[int, float], float]:
-    """(size, lr) -> mean loss over the finished trials of that point, every learning rate."""
-    sums: dict[tuple[int, float], list] = {}
-    for t in trials:
-        if t.value is not None:
-            key = (t.size, _lr_key(t.lr))
-            sums.setdefault(key, [t.lr, 0.0, 0])
-            sums[key][1] += t.value
-            sums[key][2] += 1
-    return {(size, lr): total / n for (size, _), (lr, total, n) in sums.items()}
 
 
 def _by_lr(trials: list[Observation], size: int) -> dict[float, tuple[float, float, int]]:

@@ -15,7 +15,7 @@ from study.kinds.context import KindContext, nearest
 from study.kinds.data import DataStudyConfig  # noqa: F401  (re-exported: the data kind's table)
 from study.models.registry import family_names
 from study.plugins import loader
-from study.plugins.tables import parse_table, typed
+from study.plugins.tables import omitted_defaults, parse_table, typed
 from study.schema import CLAIM_NO_TRANSLATION, COMPUTE, ClaimFamilies, study_name
 from study.sections import TrainingConfig, parse_training
 from study.spec import ResourceConfig, RunSpec, StudySpec
@@ -184,9 +184,8 @@ def _settings(config: StudyConfig, context: KindContext, kind) -> dict:
 def recorded(settings) -> dict:
     """A sampler's settings as a study stores them: every field, except those its class lists in
     `OMIT_AT_DEFAULT` (added after studies were stored) while they are at their defaults, so those studies resume."""
-    omit = getattr(settings, "OMIT_AT_DEFAULT", ())
-    defaults = {f.name: f.default for f in dataclasses.fields(settings)}
-    return {k: v for k, v in dataclasses.asdict(settings).items() if not (k in omit and v == defaults[k])}
+    defaults = omitted_defaults(settings)
+    return {k: v for k, v in dataclasses.asdict(settings).items() if not (k in defaults and v == defaults[k])}
 
 
 def load_config(path: str | Path | None = None) -> StudyConfig:

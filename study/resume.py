@@ -6,8 +6,6 @@ trials are counted, and only the remainder is asked for. One driver per study at
 
 from __future__ import annotations
 
-import dataclasses
-
 from dataclasses import dataclass
 
 import optuna
@@ -16,6 +14,7 @@ from optuna.trial import TrialState
 from study import schema
 from study.adapter import fail_trial
 from study.errors import ConfigError
+from study.plugins.tables import omitted_defaults
 from study.samplers import count_complete
 from study.schema import StudyAttrs
 from study.spec import RunSpec, StudySpec
@@ -128,15 +127,6 @@ def fail_stale_trials(study, reason: str = STALE_REASON) -> int:
     for trial in stale:
         fail_trial(study, trial, reason)
     return len(stale)
-
-
-def omitted_defaults(settings) -> dict:
-    """The defaults of the sampler settings a study stores only when they differ from them (`OMIT_AT_DEFAULT`):
-    a stored study that lacks one had it at its default."""
-    if settings is None or not dataclasses.is_dataclass(settings):
-        return {}
-    omit = getattr(settings, "OMIT_AT_DEFAULT", ())
-    return {f.name: f.default for f in dataclasses.fields(settings) if f.name in omit}
 
 
 def check_compatible(name: str, stored: dict, attrs: StudyAttrs, *, raisable: tuple[str, ...] = (),

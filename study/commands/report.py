@@ -16,7 +16,7 @@ from analysis.api import fit_study
 from analysis.data_efficiency import NoDataStudies, analyse, combine, load_data_storage
 from analysis.export import parse_budgets
 from analysis.report import build_report, data_pairs
-from analysis.trials import OnlyDataStudies, Runs, claims_of, load_storage, open_studies, read_claims
+from analysis.trials import OnlyDataStudies, Runs, claims_of, load_storage, open_studies
 from study import schema
 from study.commands.fit import add_compute_argument, add_robust_argument
 from study.errors import ConfigError, EquiscaleError
@@ -50,17 +50,13 @@ def add_arguments(parser) -> None:
 
 
 def _load(urls: list[str], loss: str):
-    """(compute Runs or None, data runs or None, the claims the data studies store) from every storage; a storage
-    with neither is an error. The compute studies' claims travel in their Runs (`Runs.stored_claims`)."""
-    compute, data, stored = [], [], []
+    """(compute Runs or None, data runs or None) from every storage, each with the claims its studies store; a
+    storage with neither is an error."""
+    compute, data = [], []
     for url in urls:
         opened = open_studies(url)
         if not opened[1]:
             raise EquiscaleError(f"storage {url!r} holds no studies (run `equiscale run` first)")
-        for summary in opened[1]:
-            attrs = schema.read_study_attrs(summary.user_attrs)
-            if attrs is not None and attrs.kind == schema.DATA:
-                read_claims(summary, url, stored)
         try:
             compute.append(load_storage(url, loss=loss, opened=opened))
         except OnlyDataStudies:
@@ -69,7 +65,7 @@ def _load(urls: list[str], loss: str):
             data.append(load_data_storage(url, loss=loss, opened=opened))
         except NoDataStudies:
             pass
-    return _merge(compute), combine(data) if data else None, stored
+    return _merge(compute), combine(data) if data else None
 
 
 def _merge(parts: list[Runs]) -> Runs | None:
@@ -123,12 +119,12 @@ def main(args) -> int:
         raise ConfigError(f"--isoflop-robust must be a positive fraction of the lowest loss, got {args.isoflop_robust}")
     budgets = parse_budgets(args.budgets) if args.budgets is not None else None
     check_output_dir(args.out)
-    runs, data_runs, stored = _load(urls, args.loss)
+    runs, data_runs = _load(urls, args.loss)
     # Claims 2 and 3 compare the compute studies' families, claim 1 the data studies' (each as its studies
     # store it): the two kinds may train different networks, e.g. the 2-head families against a fixed shape.
     source = ", ".join(urls)
-    claims, whence = claims_from(args, runs.stored_claims if runs is not None else stored, source)
-    data_claims = claims_from(args, stored, source)[0] if data_runs is not None else claims
+    claims, whence = claims_from(args, (runs if runs is not None else data_runs).stored_claims, source)
+    data_claims = claims_from(args, data_runs.stored_claims, source)[0] if data_runs is not None else claims
     fit, others = None, {}
     if runs is not None:
         fit = fit_study(runs, n_boot=args.bootstrap, seed=args.seed, level=args.level, axis=args.compute,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from typing import Any, Callable, Mapping
 
 from study.errors import ConfigError
@@ -45,3 +45,12 @@ def int_list(where: str, value: Any) -> tuple[int, ...]:
     if not isinstance(value, list):
         raise ConfigError(f"{where} must be a list of integers, got {value!r}")
     return tuple(typed(where, v, int) for v in value)
+
+
+def omitted_defaults(settings: Any) -> dict[str, Any]:
+    """The defaults of the settings a dataclass table lists in `OMIT_AT_DEFAULT` (added after studies were stored,
+    so a study stores them only when they differ): a stored study that lacks one had it at this value."""
+    if settings is None or not is_dataclass(settings):
+        return {}
+    omit = getattr(settings, "OMIT_AT_DEFAULT", ())
+    return {f.name: f.default for f in fields(settings) if f.name in omit}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 
 import pytest
 
@@ -209,19 +210,25 @@ def _lucky_first_seed(size: int, lr: float, seen: dict) -> float:
     return value
 
 
+def _seeds_by_point(trials) -> dict:
+    """(size, lr) -> the losses of its trials (one per seed)."""
+    points: dict = {}
+    for t in trials:
+        points.setdefault((t.size, t.lr), []).append(t.value)
+    return points
+
+
 @pytest.mark.parametrize("replicate_best", [False, True])
 def test_replicate_best_seeds_the_lowest_mean_at_any_lr(replicate_best):
     seen: dict = {}
     settings = RefineSettings(seeds=3, replicate=1, replicate_best=replicate_best)
     trials, _, decision = run_to_the_end(lambda s, lr, rng: _lucky_first_seed(s, lr, seen), settings)
     assert decision.done
-    points: dict = {}
-    for t in trials:
-        points.setdefault((t.size, t.lr), []).append(t.value)
-    best = min(points, key=lambda p: sum(points[p]) / len(points[p]))
+    points = _seeds_by_point(trials)
+    best = min(points, key=lambda p: statistics.fmean(points[p]))
     assert best == (31, LR / 2)                                   # computed here from the trials, any lr
     assert len(points[best]) == (3 if replicate_best else 1)      # without the setting: one seed, as stored
-    profile_best = min((p for p in points if p[1] == LR), key=lambda p: sum(points[p]) / len(points[p]))
+    profile_best = min((p for p in points if p[1] == LR), key=lambda p: statistics.fmean(points[p]))
     assert profile_best != (31, LR) and len(points[profile_best]) == 3
 
 
@@ -240,8 +247,6 @@ def test_replicate_best_resumes_after_a_kill_and_seeds_no_point_past_its_seeds()
             seen[(t.size, t.lr)] = seen.get((t.size, t.lr), 0) + 1
         resumed, _, decision = run_to_the_end(lambda s, lr, rng: _lucky_first_seed(s, lr, seen), settings, trials=kept)
         assert decision.done
-        points: dict = {}
-        for t in resumed:
-            points.setdefault((t.size, t.lr), []).append(t.value)
-        best = min(points, key=lambda p: sum(points[p]) / len(points[p]))
+        points = _seeds_by_point(resumed)
+        best = min(points, key=lambda p: statistics.fmean(points[p]))
         assert len(points[best]) == 3 and max(len(v) for v in points.values()) == 3, kill_after
