@@ -29,11 +29,16 @@ def _study_names(url: str) -> set[str]:
     return {s.study_name for s in optuna.get_all_study_summaries(url, include_best_trial=False)}
 
 
-@pytest.mark.parametrize("study_file, url, studies", [("cpu.toml", STORAGES[0], 15), ("data.toml", STORAGES[1], 36)])
+EARLIER = [(f"cpu-confirm{k}.toml", f"sqlite:///{RESULTS.parent / f'cpu-confirm{k}' / 'compute.db'}", 15) for k in (2, 3)]
+
+
+@pytest.mark.parametrize("study_file, url, studies",
+                         [("cpu.toml", STORAGES[0], 15), ("data.toml", STORAGES[1], 36), *EARLIER])
 def test_each_committed_storage_is_its_study_file_run_to_the_end(study_file, url, studies):
     """Every study of the study file is in its storage, and its sampler (the adaptive IsoFLOP refinement, the data
     study's lr grid; each decided from the stored trials) wants no more trials: `equiscale run` on it would train
-    nothing. compute.db holds compute studies only, data.db data studies only."""
+    nothing. compute.db holds compute studies only, data.db data studies only. The earlier confirmation studies
+    kept beside the committed one (`docs/results/cpu-confirm2/`, `cpu-confirm3/`) too."""
     run = resolve(load_config(STUDIES / study_file))
     left = remaining_trials(url, run)
     assert set(left) == _study_names(url) and len(left) == studies
