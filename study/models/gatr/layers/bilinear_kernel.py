@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from study.models.gatr.primitives import bilinear_terms
 
 
+# the tables' terms as plain constants, read at import: dynamo reads them without tracing the tables' construction
+_TERMS = {name: bilinear_terms(name) for name in ("gp", "join")}
 SMALL_SLAB = 1 << 10   # elements of one component slab (C·N) up to which the gathered path runs (see accumulate)
 
 
@@ -100,4 +102,25 @@ class GatedBilinear(torch.autograd.Function):
 
 def gated_bilinear(h: torch.Tensor, ref: torch.Tensor, channels: int) -> torch.Tensor:
     """[a b, ref (c ∨ d)] gated by GELU of its grade 0, for h (16, 4C, N) = [a, b, c, d] -> (16, 2C, N)."""
+    if torch.compiler.is_compiling():
+        return gated_bilinear_traced(h, ref, channels)
     return GatedBilinear.apply(h, ref, channels)
+
+
+def gated_bilinear_traced(h: torch.Tensor, ref: torch.Tensor, channels: int) -> torch.Tensor:
+    """`gated_bilinear` out of place, one product per table term: what torch.compile traces (its backward
+    derived by AOT autograd, the terms fused into a few kernels; the in-place Function defeats its alias replay)."""
+    a, b, c, d = h.split(channels, dim=1)                            # (16, C, N)
+    y = torch.cat([_traced_products(_TERMS["gp"], a, b),
+                   _traced_products(_TERMS["join"], c, d) * ref], dim=1)     # (16, 2C, N)
+    return y * F.gelu(y[0])
+
+
+def _traced_products(terms, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """out[o] = Σ sign · a[p] · b[q] over terms (o, p, q, sign), as a stack of 16 sums."""
+    rows: list = [None] * 16
+    for o, p, q, sign in terms:
+        term = a[p] * b[q] if sign == 1.0 else a[p] * b[q] * sign
+        rows[o] = term if rows[o] is None else rows[o] + term
+    zero = torch.zeros_like(a[0])
+    return torch.stack([zero if r is None else r for r in rows])

@@ -93,8 +93,11 @@ class EquiLinear(nn.Module):
             ys = None
         else:
             s2 = None if s is None else s.reshape(-1, s.shape[-1])   # (N, in_s)
-            y, ys = EquiLinearFunction.apply(flat, s2, w, self.scalar.weight, self.scalar.bias,
-                                             self.in_mv, self.out_mv, self.in_layout, self.out_layout)
+            # torch.compile traces the out-of-place form and derives its backward (the in-place Function
+            # writes into views, which AOT autograd's alias replay cannot follow)
+            affine = equi_linear_traced if torch.compiler.is_compiling() else EquiLinearFunction.apply
+            y, ys = affine(flat, s2, w, self.scalar.weight, self.scalar.bias,
+                           self.in_mv, self.out_mv, self.in_layout, self.out_layout)
             ys = ys.reshape(*lead, self.out_s)                       # (…, out_s)
         if self.out_layout == "channel":
             return y.view(*lead, self.out_mv, 16), ys                # (…, out, 16)
@@ -139,3 +142,19 @@ class EquiLinearFunction(torch.autograd.Function):
         gws = gscal.T @ inp if ctx.needs_input_grad[3] else None
         gbias = gscal.sum(0) if ctx.needs_input_grad[4] else None
         return gflat, gs, gw, gws, gbias, None, None, None, None
+
+
+def equi_linear_traced(flat, s, w, ws, bias, in_mv, out_mv, in_layout, out_layout):
+    """`EquiLinearFunction`'s forward without in-place writes: what torch.compile traces and differentiates."""
+    rows = _rows(flat, in_layout)                                    # (N, 16 in)
+    x0 = _grade0(flat, in_layout, in_mv)                             # (N, in)
+    inp = x0 if s is None else torch.cat([x0, s], dim=1)             # (N, in + in_s)
+    ys = torch.addmm(bias, inp, ws.T)                                # (N, out + out_s)
+    if out_layout == "channel":
+        y = (rows @ w).view(rows.shape[0], out_mv, 16)               # (N, out, 16)
+        y = torch.cat([y[:, :, :1] + ys[:, :out_mv, None], y[:, :, 1:]], dim=2)
+        y = y.view(rows.shape[0], 16 * out_mv)                       # (N, 16 out)
+    else:
+        y = w.T @ rows.T                                             # (16 out, N)
+        y = torch.cat([y[:out_mv] + ys[:, :out_mv].T, y[out_mv:]], dim=0)
+    return y, ys[:, out_mv:]
