@@ -21,6 +21,7 @@ above its neighbours (GATr's small networks: docs/results/cpu/gatr-plateau.txt) 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,56 @@ MIN_BUDGETS = 3
 MIN_TRIALS = 3
 DEFAULT_WINDOW = 0.5  # decades of N either side of each budget's best run
 LN10 = float(np.log(10.0))
+
+
+class CurveRejected(EquiscaleError):
+    """A budget whose parabola gives no minimum; `kind` names the reason in a few words (for counting)."""
+
+    def __init__(self, message: str, *, budget: float = float("nan"), kind: str = ""):
+        super().__init__(message)
+        self.budget, self.kind = float(budget), kind
+
+    def __reduce__(self):   # picklable across processes: message as the argument, the rest as state
+        return type(self), (str(self),), self.__dict__
+
+
+class NotIdentified(EquiscaleError):
+    """Fewer than MIN_BUDGETS budgets bracket a minimum; `lost` maps each rejected budget to its reason's kind."""
+
+    def __init__(self, message: str, *, bracketed: int = 0, lost: dict[float, str] | None = None):
+        super().__init__(message)
+        self.bracketed, self.lost = bracketed, dict(lost or {})
+
+    def __reduce__(self):
+        return type(self), (str(self),), self.__dict__
+
+
+@dataclass
+class ResampleTally:
+    """How Approach 2 fared over its bootstrap resamples: budgets bracketed per resample and, per budget, how often
+    and why a resample lost it. What says why the interval of `a` is unbounded when it is."""
+
+    n: int = 0
+    bracketed: Counter = field(default_factory=Counter)  # budgets bracketed -> resamples
+    lost: Counter = field(default_factory=Counter)       # (budget, kind) -> resamples
+
+    def add(self, bracketed: int, lost: dict[float, str]) -> None:
+        self.n += 1
+        self.bracketed[bracketed] += 1
+        self.lost.update(lost.items())
+
+    def text(self) -> str:
+        """'under resampling …, 34 of 200 resamples bracket fewer than 3 budgets; budgets lost: 1e+11 in 70 (best
+        point at an edge 62, fewer than 3 sizes 8), …', budgets by how often they are lost."""
+        fewer = sum(v for k, v in self.bracketed.items() if k < MIN_BUDGETS)
+        per_budget: dict[float, Counter] = {}
+        for (b, kind), c in self.lost.items():
+            per_budget.setdefault(b, Counter())[kind] = c
+        parts = [f"{b:.3g} in {sum(kinds.values())} (" + ", ".join(f"{k} {c}" for k, c in kinds.most_common()) + ")"
+                 for b, kinds in sorted(per_budget.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))]
+        return (f"under resampling (points within budgets, seeds within points), {fewer} of {self.n} resamples bracket "
+                f"fewer than {MIN_BUDGETS} budgets" + ("; budgets lost: " + ", ".join(parts) if parts else
+                                                       "; no budget lost"))
 
 
 @dataclass(frozen=True)
@@ -70,6 +121,7 @@ class IsoFlopFit:
     window: float | None = DEFAULT_WINDOW
     rejected: dict[float, str] = field(default_factory=dict)  # budget -> why it was left out
     robust: float | None = None  # the parabolas' Cauchy scale (None: least squares)
+    lost: dict[float, str] = field(default_factory=dict)  # budget -> the kind of why it was left out (`CurveRejected`)
 
     def allocation(self, c):
         c = np.asarray(c, float)
@@ -187,23 +239,27 @@ def fit_curve(budget: float, n, loss, model: FlopsModel, window: float | None = 
     n, loss = np.asarray(n, float), np.asarray(loss, float)
     x = np.log(n)
     if np.unique(x).size < 3:
-        raise EquiscaleError(f"budget {budget:.3g}: the IsoFLOP parabola needs at least 3 distinct sizes N")
+        raise CurveRejected(f"budget {budget:.3g}: the IsoFLOP parabola needs at least 3 distinct sizes N",
+                            budget=budget, kind="fewer than 3 sizes")
     rule = bracket(n, loss)
     if not rule.bracketed:
-        raise EquiscaleError(f"budget {budget:.3g}: {rule.text()}")
+        raise CurveRejected(f"budget {budget:.3g}: {rule.text()}", budget=budget, kind="best point at an edge")
     keep = window_mask(x, loss, window)
     xs, ls = x[keep], loss[keep]
     c2, c1, c0 = parabola(xs, ls, robust)
     if not c2 > 0:
-        raise EquiscaleError(f"budget {budget:.3g}: bracketed, but the IsoFLOP parabola opens downwards")
+        raise CurveRejected(f"budget {budget:.3g}: bracketed, but the IsoFLOP parabola opens downwards",
+                            budget=budget, kind="parabola opens downwards")
     x_opt = -c1 / (2 * c2)
     n_low, n_high = float(np.exp(xs.min())), float(np.exp(xs.max()))
     if not xs.min() <= x_opt <= xs.max():
-        raise EquiscaleError(f"budget {budget:.3g}: bracketed, but the parabola's vertex N = {np.exp(x_opt):.3g} lies "
-                             f"outside the sizes it was fitted to [{n_low:.3g}, {n_high:.3g}]")
+        raise CurveRejected(f"budget {budget:.3g}: bracketed, but the parabola's vertex N = {np.exp(x_opt):.3g} lies "
+                            f"outside the sizes it was fitted to [{n_low:.3g}, {n_high:.3g}]",
+                            budget=budget, kind="vertex outside its sizes")
     loss_opt = float(c0 - c1 * c1 / (4 * c2))
     if not loss_opt > 0:
-        raise EquiscaleError(f"budget {budget:.3g}: the IsoFLOP parabola's minimum is not a positive loss")
+        raise CurveRejected(f"budget {budget:.3g}: the IsoFLOP parabola's minimum is not a positive loss",
+                            budget=budget, kind="minimum not a positive loss")
     n_opt = float(np.exp(x_opt))
     return IsoFlopCurve(
         budget=float(budget), coeffs=(float(c2), float(c1), float(c0)), n_opt=n_opt,
@@ -231,18 +287,19 @@ def fit_isoflop(budget, n, loss, *, model: FlopsModel = FlopsModel(),
     check_isoflop_data(budget, n, loss)
     budget, n, loss = (np.asarray(v, float) for v in (budget, n, loss))
     compute = None if compute is None else np.asarray(compute, float)
-    curves, rejected = [], {}
+    curves, rejected, lost = [], {}, {}
     for c in np.unique(budget):
         at = budget == c
         try:
             curves.append(fit_curve(c, n[at], loss[at], model, window, None if compute is None else compute[at],
                                     robust=robust))
-        except EquiscaleError as exc:
-            rejected[float(c)] = str(exc)
+        except CurveRejected as exc:
+            rejected[float(c)], lost[float(c)] = str(exc), exc.kind
     if len(curves) < MIN_BUDGETS:
-        raise EquiscaleError(
+        raise NotIdentified(
             f"Approach 2 (IsoFLOP) is not identified: {len(curves)} of {len(curves) + len(rejected)} budgets "
-            f"bracket a minimum (needs {MIN_BUDGETS}): " + "; ".join(rejected.values()))
+            f"bracket a minimum (needs {MIN_BUDGETS}): " + "; ".join(rejected.values()), bracketed=len(curves),
+            lost=lost)
     logc = np.log([k.x for k in curves])
     if np.unique(logc).size < MIN_BUDGETS:
         raise EquiscaleError(f"Approach 2 (IsoFLOP) needs {MIN_BUDGETS} bracketed budgets of distinct compute, got "
@@ -252,4 +309,4 @@ def fit_isoflop(budget, n, loss, *, model: FlopsModel = FlopsModel(),
     l_slope, log_l = np.polyfit(logc, np.log([k.loss_opt for k in curves]), 1)
     return IsoFlopFit(curves=tuple(curves), a=float(a), n_coef=float(np.exp(log_na)), b=float(b),
                       d_coef=float(np.exp(log_db)), l_exp=float(-l_slope), l_coef=float(np.exp(log_l)),
-                      window=window, rejected=rejected, robust=robust)
+                      window=window, rejected=rejected, robust=robust, lost=lost)

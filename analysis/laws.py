@@ -12,7 +12,8 @@ from analysis import axes as X
 from analysis import parametric as P
 from analysis.allocation import FlopsModel, allocation_exponents
 from analysis.bootstrap import LEVEL, Estimate, bootstrap_parametric, estimate
-from analysis.isoflop import BRACKET_RULE, DEFAULT_WINDOW, Bracket, IsoFlopFit, bracket, fit_isoflop
+from analysis.isoflop import (BRACKET_RULE, DEFAULT_WINDOW, Bracket, IsoFlopFit, NotIdentified, ResampleTally, bracket,
+                              fit_isoflop)
 from analysis.points import Points, bootstrap_best, bootstrap_parametric_points, bootstrap_points
 from analysis.power import PowerLaw, best_per_budget, fit_power_law, fit_power_law_irreducible
 from study.errors import EquiscaleError
@@ -73,6 +74,7 @@ class FamilyLaws:
     group_compute: dict[float, float] = field(default_factory=dict)  # stored budget -> its runs' compute on `axis`
     points: Points | None = None  # the family's trials grouped into points (mean over seeds: `analysis.points`)
     brackets: dict[float, Bracket] = field(default_factory=dict)  # budget -> the bracketing rule on its profile
+    isoflop_resamples: ResampleTally | None = None  # Approach 2's bootstrap: budgets bracketed and lost per resample
 
     def batch_for(self, c: float) -> tuple[int | None, str]:
         """(batch size, '' or a note) for steps at compute c on `axis`: the batch size of the trained budget
@@ -88,8 +90,12 @@ class FamilyLaws:
 
 
 def bracket_lines(laws: FamilyLaws) -> list[str]:
-    """'budget 1e+12: bracketed (…)' per budget of the family's IsoFLOP profile, by `BRACKET_RULE`."""
-    return [f"budget {b:.3g}: {k.text()}" for b, k in sorted(laws.brackets.items())]
+    """'budget 1e+12: bracketed (…)' per budget of the family's IsoFLOP profile, by `BRACKET_RULE`; then how
+    Approach 2's bootstrap resamples bracketed them (why its interval is unbounded when it is)."""
+    lines = [f"budget {b:.3g}: {k.text()}" for b, k in sorted(laws.brackets.items())]
+    if laws.isoflop_resamples is not None and laws.isoflop_resamples.n:
+        lines.append(f"Approach 2 {laws.isoflop_resamples.text()}")
+    return lines
 
 
 def bracket_text(laws_by_family: dict) -> str:
@@ -107,10 +113,17 @@ def _law_values(fit, names):
     return values
 
 
-def _isoflop_values(model, window, on_axis, robust=None):
+def _isoflop_values(model, window, on_axis, robust=None, tally: ResampleTally | None = None):
     def values(frame):  # a resample in which fewer than 3 budgets bracket a minimum gives no draw
-        fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model, window=window,
-                          compute=frame["compute"] if on_axis else None, robust=robust)
+        try:
+            fit = fit_isoflop(frame["budget"], frame["params"], frame["loss"], model=model, window=window,
+                              compute=frame["compute"] if on_axis else None, robust=robust)
+        except NotIdentified as exc:
+            if tally is not None:
+                tally.add(exc.bracketed, exc.lost)
+            raise
+        if tally is not None:
+            tally.add(len(fit.curves), fit.lost)
         return {"a": fit.a, "b": fit.b, "n_coef": fit.n_coef, "d_coef": fit.d_coef,
                 "l_exp": fit.l_exp, "l_coef": fit.l_coef}
     return values
@@ -249,7 +262,9 @@ def _fit_isoflop(laws, points: Points, n_boot, seed, model, window, on_axis=Fals
                       compute=frame["compute"] if on_axis else None, robust=robust)
     laws.isoflop = fit
     kept = profile.subset(frame["budget"].isin({k.budget for k in fit.curves}).to_numpy())  # rejected: not resampled
-    laws.samples["isoflop"] = bootstrap_points(_isoflop_values(model, window, on_axis, robust), kept, n_boot, seed)
+    laws.isoflop_resamples = ResampleTally()
+    laws.samples["isoflop"] = bootstrap_points(_isoflop_values(model, window, on_axis, robust, laws.isoflop_resamples),
+                                               kept, n_boot, seed)
 
 
 def _reuse_parametric(laws, other: "FamilyLaws", model):

@@ -214,7 +214,9 @@ def _isoflop_section(doc: Document, c: ComputeAnalysis, *, loss_label: str, pct:
         else:
             kept = ", ".join(num(k.budget, 3) for k in iso.curves)
             left = "; ".join(iso.rejected.values())
-            items.append(f"{f}: minimum bracketed at budgets {kept}" + (f"; left out: {left}" if left else ""))
+            tally = laws[f].isoflop_resamples
+            items.append(f"{f}: minimum bracketed at budgets {kept}" + (f"; left out: {left}" if left else "")
+                         + (f"; {tally.text()}" if tally is not None and tally.n else ""))
     doc.add(Paragraph(f"Bracketing rule (the same in `fit`, `export`, `plot` and `report`): {BRACKET_RULE}. Each "
                       f"budget's IsoFLOP profile is its points at the study's rule learning rate (every point where "
                       f"none is stored); a point's loss is the mean over its seeds." + _parabola_rule(laws, families)),

@@ -7,6 +7,7 @@ numerical libraries, so they are not compared digit by digit.
 
 from __future__ import annotations
 
+import collections
 import re
 from pathlib import Path
 
@@ -86,12 +87,20 @@ def test_the_approach_2_diagnosis_draws_the_reports_resamples(monkeypatch, capsy
     """benchmarks/isoflop_resamples.py redraws the report's Approach-2 resamples and fits each budget itself (with
     the report's parabola fit): on the committed study, a family the report calls not identified has as many
     resamples bracketing fewer than 3 budgets as the report's failed resamples (there every failure is one of
-    those), and a family it identifies has at most 2.5% of them (a 95% interval can lose no more)."""
+    those), and a family it identifies has at most 2.5% of them (a 95% interval can lose no more); and each budget
+    is lost in as many resamples as the report's IsoFLOP section says (its own tally of the same resamples)."""
     report = (RESULTS / "report" / "report.md").read_text(encoding="utf-8")
     monkeypatch.setattr("sys.argv", ["isoflop_resamples.py", "--storage", STORAGES[0], *_robust_argv(report)])
     assert load_benchmark("isoflop_resamples").main() == 0
-    counted = {family: int(n) for family, n in
-               re.findall(r"^(\S+): .* fewer than 3 in (\d+) of 200$", capsys.readouterr().out, flags=re.M)}
+    out = capsys.readouterr().out
+    counted = {family: int(n) for family, n in re.findall(r"^(\S+): .* fewer than 3 in (\d+) of 200$", out, flags=re.M)}
+    for block in re.split(r"^(?=\S)", out, flags=re.M)[1:]:
+        family = block.split(":")[0]
+        lost = collections.Counter()
+        for count, budget in re.findall(r"^ +(\d+)  (\S+)  ", block, flags=re.M):
+            lost[budget] += int(count)
+        stated = re.search(rf"^- {re.escape(family)}: .*; budgets lost: (.*)$", report, flags=re.M).group(1)
+        assert dict(lost) == {b: int(n) for b, n in re.findall(r"(\S+) in (\d+) \(", stated)}, (family, stated)
     rows = dict(re.findall(r"^\| (\S+) \| Approach 2 \(IsoFLOP\) \| (.*)$", report, flags=re.M))
     assert set(counted) == set(rows) == set(load_config(STUDIES / "cpu.toml").families)
     for family, row in rows.items():

@@ -1,10 +1,14 @@
 """Approach 2: parabola vertices, power laws through them, and the too-little-data errors."""
 
+import pickle
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from analysis.allocation import FlopsModel
-from analysis.isoflop import fit_isoflop, parabola, window_mask
+from analysis.isoflop import NotIdentified, fit_isoflop, parabola, window_mask
+from analysis.laws import fit_family
 from study.errors import EquiscaleError
 from tests.analysis.synthetic import Truth, draw_runs
 
@@ -138,3 +142,45 @@ def test_robust_parabola_keeps_the_vertex_of_a_known_curve_under_one_stuck_run()
     assert all(abs(np.log(c.n_opt) - x0) < 0.2 * pulled for c in fit.curves)   # fit_isoflop passes it on
     with pytest.raises(EquiscaleError, match="positive fraction"):
         fit_isoflop(budgets, np.tile(np.exp(x), 3), np.tile(loss, 3), model=FlopsModel(), robust=0.0)
+
+
+def test_a_rejected_budget_is_named_with_the_kind_of_its_reason():
+    """Two good budgets, and one each lost at an edge, for too few sizes and to a downward parabola."""
+    good = np.logspace(3, 5, 5)
+    n = np.concatenate([good, good, good, [1e3, 1e4, 1e4], good])
+    loss = np.concatenate([1 + 0.1 * (np.log10(good) - 4) ** 2, 1 + 0.1 * (np.log10(good) - 4.2) ** 2,
+                           np.linspace(1.0, 2.0, 5), [1.0, 1.1, 1.2], [1.0, 0.5, 2.5, 0.6, 1.0]])
+    budget = np.repeat([1e11, 1e12, 1e13, 1e14, 1e15], [5, 5, 5, 3, 5])
+    with pytest.raises(NotIdentified) as caught:
+        fit_isoflop(budget, n, loss, window=None)
+    assert caught.value.bracketed == 2
+    assert caught.value.lost == {1e13: "best point at an edge", 1e14: "fewer than 3 sizes",
+                                 1e15: "parabola opens downwards"}
+    again = pickle.loads(pickle.dumps(caught.value))   # crosses process boundaries with its counts
+    assert (again.bracketed, again.lost, str(again)) == (2, caught.value.lost, str(caught.value))
+
+
+def test_the_resample_tally_counts_a_budget_lost_as_often_as_combinatorics_says():
+    """Budget 1e13 has 3 sizes: a resample of 3 points drawn with replacement keeps all three with probability
+    3!/3^3 = 2/9, so it loses that budget (fewer than 3 sizes) in 7/9 of the resamples; the two 9-size budgets
+    keep their interior minimum almost always. With only 3 budgets a lost one leaves too few, so the resamples
+    that bracket fewer than 3 budgets are exactly the ones whose a is NaN (what the interval reports)."""
+    sizes = np.logspace(3, 4.6, 9)
+    rows = []
+    for budget, centre, ns in ((1e11, 3.8, sizes), (1e12, 4.0, sizes), (1e13, 4.2, np.logspace(3.8, 4.6, 3))):
+        for j, n in enumerate(ns):
+            rows.append({"family": "f", "budget": budget, "params": n, "samples": budget / (6 * n), "flops": budget,
+                         "lr": 1e-3, "shape": {"width": j}, "loss": 1 + 0.1 * (np.log10(n) - centre) ** 2,
+                         "test_loss": 1.0, "compute": budget})
+    n_boot = 400
+    laws = fit_family(pd.DataFrame(rows), family="f", approaches=("isoflop",), n_boot=n_boot, seed=5,
+                      flops_model=FlopsModel(K=6.0))
+    tally = laws.isoflop_resamples
+    assert tally.n == n_boot and sum(tally.bracketed.values()) == n_boot
+    lost = tally.lost[(1e13, "fewer than 3 sizes")]
+    assert lost / n_boot == pytest.approx(7 / 9, abs=3 * np.sqrt(7 / 9 * 2 / 9 / n_boot))
+    assert {b for b, _ in tally.lost} <= {1e11, 1e12, 1e13}
+    fewer = sum(v for k, v in tally.bracketed.items() if k < 3)
+    assert fewer == int(np.isnan(laws.samples["isoflop"]["a"]).sum()) >= lost
+    assert f"{fewer} of {n_boot} resamples bracket fewer than 3 budgets" in tally.text()
+    assert f"1e+13 in {sum(c for (b, _), c in tally.lost.items() if b == 1e13)} (fewer than 3 sizes {lost}" in tally.text()
