@@ -27,6 +27,7 @@ device is available (without --dry-run) or DIR already holds a study. Sized for 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="studies/gpu.toml", help="where the shapes, families, batch come from")
     parser.add_argument("--cache-dir", default=None, help="dataset cache (default: a temporary directory)")
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per throughput shape (about)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time each family's largest shape through torch.compile ([resources] compile; "
+                             "each compile adds minutes; a dry run compiles with the aot_eager backend)")
     args = parser.parse_args(argv)
 
     import torch
@@ -81,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         results["peak_flops"] = peak
         print(f"gpu_check: {card}: {'bf16' if device == 'cuda' else 'float32'} matmul peak "
               f"{_flops(peak)}", flush=True)
-        results["throughput"] = throughput(torch, args.config, device, peak, args.seconds, args.dry_run)
+        results["throughput"] = throughput(torch, args.config, device, peak, args.seconds, args.dry_run,
+                                           compile=args.compile)
         results["breakdown"] = breakdown(torch, args.config, device, args.dry_run)
         phases["throughput"] = time.perf_counter() - t
 
@@ -147,14 +152,14 @@ def shapes_of(config_path: str, dry_run: bool) -> list[tuple[str, str, object, o
     return out
 
 
-def _plan(proposal, spec, *, device: str, steps: int, warmup: int):
+def _plan(proposal, spec, *, device: str, steps: int, warmup: int, compile: bool = False):
     from study.records import TrialPlan
 
     return TrialPlan(family=spec.family_name, budget=float(spec.budget), shape=dict(proposal.shape), lr=proposal.lr,
                      steps=steps, batch_size=proposal.batch_size, step_flops=proposal.step_flops,
                      forward_flops=proposal.forward_flops, params=proposal.params, seed=0, evals=2, val_samples=16,
                      threads=2 if device == "cuda" else 1, device=device, eval_at=(warmup, steps),
-                     model=spec.family, task=spec.task, sample=tuple(sorted(spec.sample.items())))
+                     model=spec.family, task=spec.task, sample=tuple(sorted(spec.sample.items())), compile=compile)
 
 
 def random_dataset(torch, sample: dict, scenes: int):
@@ -170,23 +175,28 @@ def random_dataset(torch, sample: dict, scenes: int):
     return Dataset(train=split(scenes), val=split(64), test=split(64), key="random")
 
 
-def throughput(torch, config_path: str, device: str, peak: float, seconds: float, dry_run: bool) -> list[dict]:
-    """Training samples/s and FLOP/s ÷ peak per family and shape (train() under bf16 autocast on CUDA)."""
+def throughput(torch, config_path: str, device: str, peak: float, seconds: float, dry_run: bool, *,
+               compile: bool = False) -> list[dict]:
+    """Training samples/s and FLOP/s ÷ peak per family and shape (train() under bf16 autocast on CUDA); with
+    `compile`, each family's largest shape once more through torch.compile (its warm-up steps hold the compile)."""
     from study.training import train
 
     rows = []
     warmup = 2 if dry_run else 5
-    for family, size, proposal, spec in shapes_of(config_path, dry_run):
+    variants = [(family, size, proposal, spec, compiled) for family, size, proposal, spec in shapes_of(config_path, dry_run)
+                for compiled in ((False, True) if compile and size == "largest" else (False,))]
+    for family, size, proposal, spec, compiled in variants:
         row = {"family": family, "size": size, "shape": dict(proposal.shape), "batch": proposal.batch_size,
-               "step_flops": proposal.step_flops}
+               "step_flops": proposal.step_flops, "compiled": compiled}
         # timed steps from a guess of 30% of peak, within 3..100 (small shapes are launch-bound: the cap holds)
         timed = int(min(100, max(3, seconds * 0.3 * peak / proposal.step_flops))) if not dry_run else 3
-        plan = _plan(proposal, spec, device=device, steps=warmup + timed, warmup=warmup)
+        plan = _plan(proposal, spec, device=device, steps=warmup + timed, warmup=warmup, compile=compiled)
         dataset = random_dataset(torch, dict(spec.sample), max(1024, 4 * proposal.batch_size))
         marks = {}
         try:
             _reset_memory(torch, device)
-            train(plan, dataset, report=lambda step, val: marks.setdefault(step, time.perf_counter()))
+            with _dry_compile(torch, dry_run and compiled):
+                train(plan, dataset, report=lambda step, val: marks.setdefault(step, time.perf_counter()))
             step_seconds = (marks[plan.steps] - marks[warmup]) / timed
             row.update(steps=timed, step_seconds=step_seconds, samples_per_s=proposal.batch_size / step_seconds,
                        flops_per_s=proposal.step_flops / step_seconds,
@@ -197,6 +207,21 @@ def throughput(torch, config_path: str, device: str, peak: float, seconds: float
         rows.append(row)
         print("gpu_check: throughput " + _throughput_line(row), flush=True)
     return rows
+
+
+@contextlib.contextmanager
+def _dry_compile(torch, on: bool):
+    """A dry run's torch.compile: the aot_eager backend (graph capture and AOT autograd, no CPU code generation,
+    seconds instead of minutes), so that the compiled path is exercised where no GPU is."""
+    if not on:
+        yield
+        return
+    real = torch.compile
+    torch.compile = lambda model, **kwargs: real(model, backend="aot_eager")
+    try:
+        yield
+    finally:
+        torch.compile = real
 
 
 def breakdown(torch, config_path: str, device: str, dry_run: bool) -> list[dict]:
@@ -445,9 +470,12 @@ def memory_pass(torch, config, cache: str, device: str) -> list[dict]:
 # ---------------------------------------------------------------------------------------------- output
 
 def summary(results: dict) -> str:
-    largest = {r["family"]: r for r in results["throughput"] if r["size"] == "largest"}
-    at_largest = ", ".join(f"{f} {r['of_peak']:.0%}" if "of_peak" in r else f"{f} {r.get('error', 'n/a')[:30]}"
-                           for f, r in largest.items())
+    largest = {r["family"]: r for r in results["throughput"] if r["size"] == "largest" and not r.get("compiled")}
+    compiled = {r["family"]: r for r in results["throughput"] if r.get("compiled")}
+    at_largest = ", ".join(
+        (f"{f} {r['of_peak']:.0%}" if "of_peak" in r else f"{f} {r.get('error', 'n/a')[:30]}")
+        + (f" (compiled {compiled[f]['of_peak']:.0%})" if "of_peak" in compiled.get(f, {}) else "")
+        for f, r in largest.items())
     storage = results["storage"]
     memory = [r["peak_memory"] for r in results["memory"] if r.get("peak_memory") is not None]
     mem = f"peak memory per trial {min(memory) / 2**30:.2f}-{max(memory) / 2**30:.2f} GiB" if memory else \
@@ -469,10 +497,11 @@ def report(results: dict) -> str:
              "| family | size | shape | batch | ms/step | samples/s | of peak | peak memory |",
              "|---|---|---|---|---|---|---|---|"]
     for r in results["throughput"]:
+        size = r["size"] + (", compiled" if r.get("compiled") else "")
         if "error" in r:
-            lines.append(f"| {r['family']} | {r['size']} | {_shape(r['shape'])} | {r['batch']} | {r['error']} | | | |")
+            lines.append(f"| {r['family']} | {size} | {_shape(r['shape'])} | {r['batch']} | {r['error']} | | | |")
             continue
-        lines.append(f"| {r['family']} | {r['size']} | {_shape(r['shape'])} | {r['batch']} | "
+        lines.append(f"| {r['family']} | {size} | {_shape(r['shape'])} | {r['batch']} | "
                      f"{r['step_seconds'] * 1e3:.1f} | {r['samples_per_s']:.0f} | {r['of_peak']:.1%} | "
                      f"{_gib(r.get('peak_memory'))} |")
     lines += ["", "## Where the time goes at the largest shapes (profiled steps)", ""]
@@ -503,7 +532,8 @@ def report(results: dict) -> str:
 
 
 def _throughput_line(row: dict) -> str:
-    head = f"{row['family']} {row['size']} {_shape(row['shape'])} batch {row['batch']}: "
+    head = (f"{row['family']} {row['size']}{' compiled' if row.get('compiled') else ''} {_shape(row['shape'])} "
+            f"batch {row['batch']}: ")
     if "error" in row:
         return head + row["error"]
     return (head + f"{row['step_seconds'] * 1e3:.1f} ms/step, {row['samples_per_s']:.0f} samples/s, "

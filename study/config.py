@@ -407,6 +407,9 @@ def validate(config: StudyConfig) -> None:
         raise ConfigError("resources.max_concurrent and max_failures must be >= 0")
     if isinstance(r.stack, bool) or not isinstance(r.stack, int) or r.stack < 1:
         raise ConfigError(f"resources.stack must be an integer >= 1 (1: every trial trains alone), got {r.stack!r}")
+    if r.compile and r.stack > 1:
+        raise ConfigError(f"resources.compile compiles trials that train alone: it does not combine with "
+                          f"resources.stack = {r.stack} (set stack = 1 or compile = false)")
     if len(set(config.families)) != len(config.families):
         raise ConfigError(f"duplicate family in {list(config.families)}")
     for budget in config.budgets:

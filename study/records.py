@@ -39,6 +39,7 @@ class TrialPlan:
     model: Any = None               # the study.plugins.Family object (None: the installed family `family`)
     task: Any = None                # the study.plugins.Task object (None: the built-in rigid-body task)
     sample: tuple = ()              # the task's sample dimensions as sorted (name, value) pairs (building)
+    compile: bool = False           # train through torch.compile(model) (validation stays eager)
 
     def curve_step(self, step: int) -> int:
         """Where a validation after `step` goes on the learning curve: the step, or with `train_size` the

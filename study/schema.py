@@ -32,6 +32,7 @@ TRAIN_SECONDS = "train_seconds"   # the training loop's seconds alone (wall_seco
 # Trials trained as one stacked group (`[resources] stack`): the numbers of the group's trials (absent: alone).
 # A member's train_seconds/wall_seconds are its share of the group's (equal shares among the members alive).
 STACKED_WITH = "stacked_with"
+COMPILED = "compiled"   # True: trained through torch.compile (its train_seconds include compiling; absent: eager)
 # Data studies only (a compute study has neither: absent `kind` means compute).
 KIND, TRAIN_SIZE = "kind", "train_size"
 COMPUTE, DATA = "compute", "data"   # the study kinds
@@ -136,6 +137,7 @@ def trial_attrs(plan: TrialPlan, result: TrainResult) -> dict[str, Any]:
         TRAIN_SECONDS: float(result.train_seconds),
         EPOCHS: float(result.epochs),
         **({TRAIN_SIZE: int(plan.train_size)} if plan.train_size else {}),
+        **({COMPILED: True} if plan.compile else {}),
     }
 
 

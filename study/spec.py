@@ -23,6 +23,7 @@ class ResourceConfig:
     max_failures: int = 2       # retries of a trial whose worker failed (not of a diverged run)
     address: str | None = None  # existing Ray cluster; None = start a local one
     stack: int = 1              # replicates trained as one stacked model per worker, at most (1: each alone)
+    compile: bool = False       # each trial's model through torch.compile (the same function; its trials say so)
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,7 @@ def train(plan: TrialPlan, dataset, *, report: Callable[[int, float], None] | No
     family = plan.model if plan.model is not None else get_family(plan.family)
     augment, augment_options = bool(family.augment), dict(getattr(family, "augment_options", ()))
     model = build(plan).to(device)
+    net = torch.compile(model) if plan.compile else model   # the same parameters; validation runs `model` eagerly
     parameters = [p for p in model.parameters() if p.requires_grad]
     train_split = _subset(dataset.train, plan.train_size).to(device)   # a data study's first train_size scenes
     probe = _subset(dataset.val, plan.val_samples).to(device)   # periodic validation (learning curve)
@@ -168,7 +169,7 @@ def train(plan: TrialPlan, dataset, *, report: Callable[[int, float], None] | No
         if augment:
             inputs, target = task.augment(inputs, target, generator, **augment_options)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            pred = model(*inputs)                                                   # e.g. (B, K, M, 3)
+            pred = net(*inputs)                                                     # e.g. (B, K, M, 3)
         loss = torch.mean(task.errors(pred, target))
         losses[step - 1] = loss.detach()
         optimizer.zero_grad(set_to_none=True)

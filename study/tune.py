@@ -69,6 +69,7 @@ class PlanDefaults:
     sample: tuple = ()                  # the task's sample dimensions, sorted (name, value) pairs
     time_cap_seconds: float = math.inf  # training seconds after which a run stops, its trial FAIL (inf: none)
     stack: int = 1                      # members of a stacked group, at most (1: every trial alone)
+    compile: bool = False               # each trial's model through torch.compile
 
     def plan(self, proposal: Proposal, *, seed: int) -> TrialPlan:
         """The worker's plan for one proposal."""
@@ -80,6 +81,7 @@ class PlanDefaults:
             evals=self.evals, val_samples=self.val_samples, threads=self.threads, device=self.device,
             checkpoint_seconds=self.checkpoint_seconds, train_size=self.train_size, eval_at=self.eval_at,
             model=self.model, task=self.task, sample=self.sample, time_cap_seconds=self.time_cap_seconds,
+            compile=self.compile,
         )
 
 
@@ -93,6 +95,7 @@ def plan_defaults(spec: StudySpec, resources: ResourceConfig) -> PlanDefaults:
         device="cuda" if r.gpus_per_trial > 0 else "cpu", checkpoint_seconds=o.checkpoint_seconds,
         train_size=spec.train_size, eval_at=tuple(spec.eval_at), model=spec.family, task=spec.task,
         sample=tuple(sorted(spec.sample.items())), stack=r.stack, time_cap_seconds=o.time_cap_seconds,
+        compile=r.compile,
     )
 
 

@@ -113,6 +113,9 @@ def test_command_line_overrides_are_validated():
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\nlr_batch_scalings = "none"\n', "lr_batch_scalings"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\ncheckpoint_seconds = nan\n', "checkpoint_seconds"),
     ('families = ["gatr"]\nbudgets = [1e10]\n[training]\ncheckpoint_seconds = -1\n', "checkpoint_seconds"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[resources]\ncompile = 1\n', "compile must be true or false"),
+    ('families = ["gatr"]\nbudgets = [1e10]\n[resources]\ncompile = true\nstack = 4\n',
+     "does not combine with resources.stack = 4"),
 ])
 def test_bad_config_is_one_config_error_naming_the_problem(tmp_path, text, match):
     path = tmp_path / "bad.toml"
@@ -262,3 +265,19 @@ def test_claims_parse_the_no_translation_variant(tmp_path):
     path.write_text('families = ["gatr"]\nbudgets = [1e10]\n[claims]\nno_translation = 3\n')
     with pytest.raises(ConfigError, match="no_translation"):
         load_config(path)
+
+
+def test_resources_compile_reaches_every_trials_plan_and_is_off_by_default(tmp_path):
+    from search_spaces.budget import proposal
+    from study.config import resolve
+    from study.tune import plan_defaults
+
+    path = tmp_path / "c.toml"
+    for line, expected in (("", False), ("[resources]\ncompile = true\n", True)):
+        path.write_text('families = ["transformer", "gatr"]\nbudgets = [1e10]\n' + line)
+        run = resolve(load_config(path))
+        for spec in run.studies:
+            shape = {"width": 8, "depth": 1} if spec.family_name == "transformer" else \
+                {"mv_channels": 2, "s_channels": 4, "depth": 1}
+            plan = plan_defaults(spec, run.resources).plan(proposal(spec, shape, lr=1e-3, steps=100), seed=0)
+            assert plan.compile is expected

@@ -41,7 +41,7 @@ def test_without_cuda_it_refuses_with_one_line_and_status_2_writing_nothing(tmp_
 @pytest.mark.slow
 def test_the_dry_run_trains_checks_and_writes_everything_and_its_storage_check_can_fail(tmp_path):
     out = tmp_path / "dry"
-    done = _run("--dry-run", "--out", str(out), "--cache-dir", str(tmp_path / "cache"))
+    done = _run("--dry-run", "--compile", "--out", str(out), "--cache-dir", str(tmp_path / "cache"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = done.stdout.strip().splitlines()[-1]
     assert summary.startswith("gpu_check cpu (dry run):") and summary.endswith("PASS")
@@ -49,8 +49,13 @@ def test_the_dry_run_trains_checks_and_writes_everything_and_its_storage_check_c
     assert results["passed"] and results["summary"] == summary
     assert summary in (out / "report.md").read_text()
     rows = results["throughput"]
-    assert {(r["family"], r["size"]) for r in rows} == {
-        (f, s) for f in ("transformer", "transformer-aug", "gatr") for s in ("smallest", "middle", "largest")}
+    assert {(r["family"], r["size"], r["compiled"]) for r in rows} == {
+        (f, s, False) for f in ("transformer", "transformer-aug", "gatr") for s in ("smallest", "middle", "largest")
+    } | {(f, "largest", True) for f in ("transformer", "transformer-aug", "gatr")}   # --compile: the largest again
+    for r in rows:
+        if r["compiled"]:
+            assert f"| {r['family']} | largest, compiled | " in (out / "report.md").read_text()
+    assert summary.count("(compiled ") == 3
     # no timing bound (the machine is shared: a loaded one measures a low peak): the ratios recomputed from the
     # stored step time, step FLOPs, batch and the peak measured in the same run
     for r in rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -26,6 +27,8 @@ def test_trial_attributes_carry_the_documented_names_and_independent_values():
     assert attrs["flops_used"] == 2e9 * 500 and attrs["samples"] == 500 * 64
     assert attrs["nominal_flops"] == 3 * 1.0e7 * 32000 and attrs["epochs"] == 4.0
     assert attrs["shape"] == PLAN.shape and attrs["lr"] == 1e-3 and attrs["node"] == "n1"
+    assert "compiled" not in attrs                                  # an eager trial: absent, as in older storages
+    assert schema.trial_attrs(dataclasses.replace(PLAN, compile=True), RESULT)["compiled"] is True
 
 
 def test_written_attributes_read_back_through_optuna(tmp_path):

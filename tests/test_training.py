@@ -305,3 +305,26 @@ def test_the_time_cap_counts_the_seconds_of_earlier_attempts(dataset):
         train(dataclasses.replace(p, time_cap_seconds=50.0), dataset, resume=state)
     assert info.value.step == 6 and info.value.seconds > 100.0
     assert train(dataclasses.replace(p, time_cap_seconds=1e6), dataset, resume=state).steps == 12
+
+
+def test_a_compiled_run_trains_the_same_function_as_the_eager_run(dataset, monkeypatch):
+    """`plan.compile`: the training forward goes through torch.compile (here its aot_eager backend: dynamo and AOT
+    autograd without code generation, seconds instead of minutes) and the run ends where the eager run ends."""
+    compiled = []
+    real = torch.compile
+
+    def aot_eager(model, **kwargs):
+        compiled.append(model)
+        return real(model, backend="aot_eager")
+
+    monkeypatch.setattr(torch, "compile", aot_eager)
+    for family, shape in (("transformer", None), ("gatr", {"mv_channels": 2, "s_channels": 4, "depth": 1})):
+        eager = train(plan(family, shape, steps=12, seed=4, evals=3), dataset)
+        assert not compiled
+        fast = train(plan(family, shape, steps=12, seed=4, evals=3, compile=True), dataset)
+        assert len(compiled) == 1 and isinstance(compiled.pop(), nn.Module)
+        assert [s for s, _ in fast.curve] == [s for s, _ in eager.curve]
+        for (_, a), (_, b) in zip(fast.curve, eager.curve):
+            assert a == pytest.approx(b, rel=1e-4)
+        assert fast.val_loss == pytest.approx(eager.val_loss, rel=1e-4)
+        assert fast.train_loss == pytest.approx(eager.train_loss, rel=1e-4)
