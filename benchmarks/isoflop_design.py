@@ -17,7 +17,7 @@ costs (each budget's mean measured seconds per trial in the stored study, on the
 
     python benchmarks/isoflop_design.py --storage sqlite:///docs/results/cpu/compute.db [--studies 20]
         [--designs 1x0.15x3 3x0.25x1 ...] [--n-boot 200] [--study-file studies/cpu.toml]
-        [--noise-centre mean|median] [--robust none 0.02]
+        [--noise-centre mean|median] [--robust none 0.02] [--drop-above 0.2]
 
 `--noise-centre median` draws seed deviations from their point's median (a failed seed is one high draw; the
 mean leaves its point-mates about a third of its excess below the mean, symmetric noise that real runs do not
@@ -45,11 +45,12 @@ from study.errors import EquiscaleError
 OVERHEAD_TRIALS = 7
 
 
-def noise_pools(points: Points, *, centre: str = "mean") -> dict[float, np.ndarray]:
+def noise_pools(points: Points, *, centre: str = "mean", drop_above: float | None = None) -> dict[float, np.ndarray]:
     """Per budget, the relative deviations of seeds from their point's centre (replicated points only); budgets
     with fewer than 6 use the family's pool. centre "mean": scaled by sqrt(k/(k-1)) so that their spread
     estimates the seed SD; "median": a failed seed (+50% over its point-mates) stays one high draw instead of also
-    pulling its point-mates' deviations down by a third of its excess (GATr's bimodal seeds)."""
+    pulling its point-mates' deviations down by a third of its excess (GATr's bimodal seeds). drop_above: leave out
+    deviations above it (e.g. 0.2: the stalled seeds), to ask what the design would do without them."""
     pools, every = {}, []
     values = points.value("loss")
     for i in np.flatnonzero(points.count > 1):
@@ -59,6 +60,8 @@ def noise_pools(points: Points, *, centre: str = "mean") -> dict[float, np.ndarr
             dev = seeds / np.median(seeds) - 1.0
         else:
             dev = (seeds / seeds.mean() - 1.0) * np.sqrt(k / (k - 1))
+        if drop_above is not None:
+            dev = dev[dev <= drop_above]
         budget = float(points.frame["budget"].iloc[i])
         pools.setdefault(budget, []).extend(dev)
         every.extend(dev)
@@ -150,6 +153,8 @@ def main() -> int:
     parser.add_argument("--families", nargs="+", help="these families only")
     parser.add_argument("--robust", nargs="+", default=["none"], metavar="SCALE",
                         help="parabola fits to compare: none (least squares) or a Cauchy scale, e.g. none 0.02")
+    parser.add_argument("--drop-above", type=float, default=None, metavar="DEV",
+                        help="leave seed deviations above DEV out of the noise (0.2: GATr's stalled seeds)")
     parser.add_argument("--noise-centre", choices=["mean", "median"], default="mean",
                         help="seed deviations relative to their point's mean or median (see noise_pools)")
     args = parser.parse_args()
@@ -176,7 +181,7 @@ def main() -> int:
         model = FlopsModel.from_runs(rows["params"], rows["samples"], rows["flops"])
         f = points.frame
         law = P.fit_parametric(f["params"].to_numpy(), f["samples"].to_numpy(), f["loss"].to_numpy())
-        pools = noise_pools(points, centre=args.noise_centre)
+        pools = noise_pools(points, centre=args.noise_centre, drop_above=args.drop_above)
         budgets = sorted(f["budget"].unique())
         seconds = {b: float(rows[rows["budget"] == b]["seconds"].mean()) for b in budgets}
         sd = {b: float(np.std(pools.get(b, pools['all']))) for b in budgets}

@@ -67,3 +67,5 @@ def test_median_centred_noise_keeps_a_stuck_seed_one_high_draw():
     assert mean == pytest.approx(np.array([-1, -1, 2]) / 7 * np.sqrt(1.5))
     median = np.sort(design.noise_pools(points, centre="median")[1e11])
     assert median == pytest.approx([0.0, 0.0, 0.5])
+    kept = np.sort(design.noise_pools(points, centre="median", drop_above=0.2)[1e11])   # without the stuck seed
+    assert kept == pytest.approx([0.0, 0.0])
