@@ -253,7 +253,8 @@ def fit_curve(budget: float, n, loss, model: FlopsModel, window: float | None = 
     x_opt = -c1 / (2 * c2)
     n_low, n_high = float(np.exp(xs.min())), float(np.exp(xs.max()))
     if not xs.min() <= x_opt <= xs.max():
-        raise CurveRejected(f"budget {budget:.3g}: bracketed, but the parabola's vertex N = {np.exp(x_opt):.3g} lies "
+        vertex = f"{np.exp(x_opt):.3g}" if abs(x_opt) < 700 else f"10^{x_opt / LN10:.4g}"   # exp overflows past ~709
+        raise CurveRejected(f"budget {budget:.3g}: bracketed, but the parabola's vertex N = {vertex} lies "
                             f"outside the sizes it was fitted to [{n_low:.3g}, {n_high:.3g}]",
                             budget=budget, kind="vertex outside its sizes")
     loss_opt = float(c0 - c1 * c1 / (4 * c2))

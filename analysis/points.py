@@ -32,6 +32,8 @@ from study import schema
 
 LR_TOLERANCE = 1e-6  # relative: a trial's lr this close to its rule lr is at the rule lr
 # Averaged over a point's seeds (every other column is the same for all of them, or taken from the first).
+CENTRES = ("mean", "median")   # a point's value over its seeds
+LOSSES = ("loss", schema.VAL_LOSS, schema.TEST_LOSS)   # the columns a median centre applies to
 AVERAGED = ("params", "samples", "steps", "flops", "loss", schema.VAL_LOSS, schema.TEST_LOSS, "executed", "nominal",
             "idealised", "seconds", "compute", "equivariance_error", "epochs")
 
@@ -76,7 +78,10 @@ class Points:
     seeds of every AVERAGED column, the others from its first trial, `seeds` (how many), `loss_sd` and
     `test_sd` (standard deviation over seeds, ddof 1; NaN for a single seed) and `profile` (at the rule lr)."""
 
-    def __init__(self, trials: pd.DataFrame, ids: np.ndarray):
+    def __init__(self, trials: pd.DataFrame, ids: np.ndarray, *, centre: str = "mean"):
+        if centre not in CENTRES:
+            raise ValueError(f"a point's centre over its seeds is one of {CENTRES}, got {centre!r}")
+        self.centre = centre
         order = np.argsort(ids, kind="stable")
         self.trials = trials.iloc[order].reset_index(drop=True)
         ids = ids[order]
@@ -86,7 +91,7 @@ class Points:
         first = self.trials.iloc[self.start].reset_index(drop=True)
         for col in AVERAGED:
             if col in self.trials:
-                first[col] = np.add.reduceat(self.value(col), self.start) / self.count
+                first[col] = self._reduce(col, self.value(col), self.start, self.count)
         first["seeds"] = self.count
         first["loss_sd"] = self._sd("loss")
         first["test_sd"] = self._sd(schema.TEST_LOSS) if schema.TEST_LOSS in self.trials else np.nan
@@ -94,9 +99,17 @@ class Points:
         self.frame = first
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, *, group: str = "budget") -> "Points":
-        """The points of `frame`'s rows (see `point_ids`)."""
-        return cls(frame.reset_index(drop=True), point_ids(frame, group=group))
+    def of(cls, frame: pd.DataFrame, *, group: str = "budget", centre: str = "mean") -> "Points":
+        """The points of `frame`'s rows (see `point_ids`); a point's losses are the mean over its seeds, or with
+        centre "median" their median (a design option of `benchmarks/isoflop_design.py`; the report uses the mean)."""
+        return cls(frame.reset_index(drop=True), point_ids(frame, group=group), centre=centre)
+
+    def _reduce(self, column: str, values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Each group's mean of `values` (groups at `starts`, `counts` long), or its median for a loss column when
+        the centre is the median."""
+        if self.centre == "median" and column in LOSSES:
+            return np.array([np.median(values[s:s + c]) for s, c in zip(starts, counts)])
+        return np.add.reduceat(values, starts) / counts
 
     @classmethod
     def from_arrays(cls, budget, loss, *, compute=None, test=None) -> "Points":
@@ -131,7 +144,8 @@ class Points:
         """The points where `keep` (one bool per point) holds, in their order."""
         keep = np.asarray(keep, bool)
         rows = np.concatenate([np.arange(s, s + k) for s, k in zip(self.start[keep], self.count[keep])] or [[]]).astype(int)
-        return Points(self.trials.iloc[rows].reset_index(drop=True), np.repeat(np.arange(keep.sum()), self.count[keep]))
+        return Points(self.trials.iloc[rows].reset_index(drop=True), np.repeat(np.arange(keep.sum()), self.count[keep]),
+                      centre=self.centre)
 
     def profile(self) -> "Points":
         """The IsoFLOP profile: the points at the rule learning rate (all points where none is stored)."""
@@ -157,8 +171,8 @@ class Points:
         return self.seeds_of(resample(len(self.frame), rng, groups=groups), rng, seeds=seeds)
 
     def mean(self, draw: Draw, column: str) -> np.ndarray:
-        """Each copy's mean of `column` over its drawn seeds."""
-        return np.add.reduceat(self.value(column)[draw.members], draw.offsets) / draw.count
+        """Each copy's mean of `column` over its drawn seeds (its median for a loss with centre "median")."""
+        return self._reduce(column, self.value(column)[draw.members], draw.offsets, draw.count)
 
     def drawn(self, draw: Draw, columns=("budget", "params", "samples", "loss", "compute")) -> pd.DataFrame:
         """The copies of a resample as a frame: AVERAGED columns are the means over the drawn seeds."""

@@ -17,7 +17,7 @@ costs (each budget's mean measured seconds per trial in the stored study, on the
 
     python benchmarks/isoflop_design.py --storage sqlite:///docs/results/cpu/compute.db [--studies 20]
         [--designs 1x0.15x3 3x0.25x1 ...] [--n-boot 200] [--study-file studies/cpu.toml]
-        [--noise-centre mean|median] [--robust none 0.02] [--drop-above 0.2]
+        [--noise-centre mean|median] [--robust none 0.02] [--drop-above 0.2] [--point-centre mean|median]
 
 `--noise-centre median` draws seed deviations from their point's median (a failed seed is one high draw; the
 mean leaves its point-mates about a third of its excess below the mean, symmetric noise that real runs do not
@@ -122,11 +122,12 @@ def simulate(law, model, budgets, pools, design, rng, *, limits=None) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def identified(frame: pd.DataFrame, model: FlopsModel, n_boot: int, seed: int, robust: float | None = None
-               ) -> tuple[bool, float]:
+def identified(frame: pd.DataFrame, model: FlopsModel, n_boot: int, seed: int, robust: float | None = None,
+               centre: str = "mean") -> tuple[bool, float]:
     """Whether the report would give a bounded interval for a on this study, and its width (nan: none); robust:
-    the parabolas' Cauchy scale (`analysis.isoflop`; None: least squares, what the report fits today)."""
-    points = Points.of(frame).profile()
+    the parabolas' Cauchy scale (`analysis.isoflop`; None: least squares, what the report fits today); centre: a
+    point's loss over its seeds, the mean (the report's) or the median (a design option)."""
+    points = Points.of(frame, centre=centre).profile()
     try:
         fit = fit_isoflop(points.frame["budget"], points.frame["params"], points.frame["loss"], model=model,
                           robust=robust)
@@ -155,6 +156,8 @@ def main() -> int:
                         help="parabola fits to compare: none (least squares) or a Cauchy scale, e.g. none 0.02")
     parser.add_argument("--drop-above", type=float, default=None, metavar="DEV",
                         help="leave seed deviations above DEV out of the noise (0.2: GATr's stalled seeds)")
+    parser.add_argument("--point-centre", choices=["mean", "median"], default="mean",
+                        help="a simulated point's loss over its seeds: the mean (the report's) or the median")
     parser.add_argument("--noise-centre", choices=["mean", "median"], default="mean",
                         help="seed deviations relative to their point's mean or median (see noise_pools)")
     args = parser.parse_args()
@@ -192,7 +195,8 @@ def main() -> int:
             for robust in fits:
                 rng = np.random.default_rng(args.seed)
                 results = [identified(simulate(law, model, budgets, pools, design, rng, limits=limits), model,
-                                      args.n_boot, args.seed + i, robust) for i in range(args.studies)]
+                                      args.n_boot, args.seed + i, robust, args.point_centre)
+                           for i in range(args.studies)]
                 ok = [w for good, w in results if good and w <= args.width]
                 widths = [w for good, w in results if good]
                 trials = (2 * design[0] + 1) * design[2] + OVERHEAD_TRIALS

@@ -168,3 +168,20 @@ def test_lr_opt_law_and_the_inside_check():
     single = Points.of(_sweep_frame({c: () for c in budgets}))     # only the rule lr at every optimum
     law = fit_lr_law(single, n_boot=10)
     assert law.problem and all("only lr" in s.why_not_inside() for s in law.sweeps)
+
+
+def test_a_median_centre_takes_each_points_median_over_its_drawn_seeds():
+    """centre "median" (a design option): one stalled seed of three leaves the point at its good seeds' median;
+    in a resample, each copy's value is the median of the seeds drawn for it (computed here by hand)."""
+    rows = [{"family": "f", "budget": 1e12, "params": 1e4, "samples": 1e6, "lr": 1e-3, "shape": {"width": 0},
+             "seed": s, "loss": loss, "test_loss": loss, "compute": 1e12} for s, loss in enumerate((0.030, 0.031, 0.060))]
+    frame = pd.DataFrame(rows)
+    assert Points.of(frame).frame["loss"].iloc[0] == pytest.approx(0.121 / 3)
+    points = Points.of(frame, centre="median")
+    assert points.frame["loss"].iloc[0] == 0.031 and points.frame["params"].iloc[0] == 1e4
+    for i in range(20):
+        d = points.draw(np.random.default_rng(i))
+        assert points.mean(d, "loss")[0] == np.median(points.value("loss")[d.members])
+    assert points.subset([True]).centre == "median"
+    with pytest.raises(ValueError, match="centre"):
+        Points.of(frame, centre="mode")
