@@ -1,5 +1,6 @@
 """GATr's layers compute the right values: each against a slow re-computation from its equations
-(tests/models/reference.py), not against its own output or its symmetry alone."""
+(tests/models/reference.py), not against its own output or its symmetry alone. The linear map and the MLP are
+checked on both of their paths: the in-place kernels of eager mode and the out-of-place forms torch.compile traces."""
 
 import pytest
 import torch
@@ -25,8 +26,16 @@ def _inputs(b=2, k=3, c=4, s=6, *, seed=0, scale=0.7):
     return x, sc, ref
 
 
+@pytest.fixture(params=["kernel", "traced"])
+def path(request, monkeypatch):
+    """"traced": the layers take the path they take while torch.compile traces them, here in eager mode."""
+    if request.param == "traced":
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    return request.param
+
+
 @pytest.mark.parametrize("in_s, grade0", [(6, True), (0, True), (6, False)])
-def test_equi_linear_is_the_nine_map_basis_sum(in_s, grade0):
+def test_equi_linear_is_the_nine_map_basis_sum(path, in_s, grade0):
     torch.manual_seed(0)
     x, s, _ = _inputs()
     layer = EquiLinear(4, 5, in_s, 3 if grade0 else 0, grade0=grade0).double()
@@ -74,10 +83,13 @@ def test_attention_distance_term_is_live():
     assert (full - blind).abs().max() > 1e-3
 
 
-def test_mlp_matches_table_products():
+def test_mlp_matches_table_products(path):
+    """The MLP's first layer writes component-major and its last reads it: both layouts of the linear map."""
     torch.manual_seed(4)
     x, s, ref = _inputs(seed=4)
     layer = GeometricMLP(4, 6).double()
+    for p in layer.parameters():   # random biases: a bias in the wrong place must show
+        torch.nn.init.normal_(p, std=0.5) if p.ndim == 1 else None
     with torch.no_grad():
         y, ys = layer(x, s, ref)
     y_ref, ys_ref = reference.mlp(layer, x, s, ref)
