@@ -22,3 +22,22 @@ def test_compiled_gatr_is_one_graph_with_eager_values_and_gradients(batch64):
     torch.testing.assert_close(y, y_eager, rtol=1e-10, atol=1e-10)
     for name, (g, p) in zip([n for n, _ in model.named_parameters()], zip(grads, model.parameters())):
         torch.testing.assert_close(g, p.grad, rtol=1e-9, atol=1e-12, msg=lambda m: f"{name}: {m}")
+
+
+def test_the_traced_forms_execute_the_same_flops_as_the_kernels(batch32, monkeypatch):
+    """A compiled trial spends the budget its plan counts: torch.utils.flop_counter sees the same matmul FLOPs
+    (forward and backward) on the path torch.compile traces as on the eager kernels."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = build_model("gatr", mv_channels=3, s_channels=6, depth=2)
+    inputs = tuple(x[:4] for x in batch32)
+
+    def flops():
+        with FlopCounterMode(display=False) as counter:
+            model(*inputs).square().mean().backward()
+        return counter.get_total_flops()
+
+    eager = flops()
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert flops() == eager > 0
