@@ -183,7 +183,8 @@ def throughput(torch, config_path: str, device: str, peak: float, seconds: float
 
     rows = []
     warmup = 2 if dry_run else 5
-    variants = [(family, size, proposal, spec, compiled) for family, size, proposal, spec in shapes_of(config_path, dry_run)
+    variants = [(family, size, proposal, spec, compiled)
+                for family, size, proposal, spec in shapes_of(config_path, dry_run)
                 for compiled in ((False, True) if compile and size == "largest" else (False,))]
     for family, size, proposal, spec, compiled in variants:
         row = {"family": family, "size": size, "shape": dict(proposal.shape), "batch": proposal.batch_size,

@@ -174,7 +174,8 @@ def test_a_median_centre_takes_each_points_median_over_its_drawn_seeds():
     """centre "median" (a design option): one stalled seed of three leaves the point at its good seeds' median;
     in a resample, each copy's value is the median of the seeds drawn for it (computed here by hand)."""
     rows = [{"family": "f", "budget": 1e12, "params": 1e4, "samples": 1e6, "lr": 1e-3, "shape": {"width": 0},
-             "seed": s, "loss": loss, "test_loss": loss, "compute": 1e12} for s, loss in enumerate((0.030, 0.031, 0.060))]
+             "seed": s, "loss": loss, "test_loss": loss, "compute": 1e12}
+            for s, loss in enumerate((0.030, 0.031, 0.060))]
     frame = pd.DataFrame(rows)
     assert Points.of(frame).frame["loss"].iloc[0] == pytest.approx(0.121 / 3)
     points = Points.of(frame, centre="median")
