@@ -43,9 +43,6 @@ class CurveRejected(EquiscaleError):
         super().__init__(message)
         self.budget, self.kind = float(budget), kind
 
-    def __reduce__(self):   # picklable across processes: message as the argument, the rest as state
-        return type(self), (str(self),), self.__dict__
-
 
 class NotIdentified(EquiscaleError):
     """Fewer than MIN_BUDGETS budgets bracket a minimum; `lost` maps each rejected budget to its reason's kind."""
@@ -54,21 +51,21 @@ class NotIdentified(EquiscaleError):
         super().__init__(message)
         self.bracketed, self.lost = bracketed, dict(lost or {})
 
-    def __reduce__(self):
-        return type(self), (str(self),), self.__dict__
-
 
 @dataclass
 class ResampleTally:
     """How Approach 2 fared over its bootstrap resamples: budgets bracketed per resample and, per budget, how often
     and why a resample lost it. What says why the interval of `a` is unbounded when it is."""
 
-    n: int = 0
     bracketed: Counter = field(default_factory=Counter)  # budgets bracketed -> resamples
     lost: Counter = field(default_factory=Counter)       # (budget, kind) -> resamples
 
+    @property
+    def n(self) -> int:
+        """Resamples tallied."""
+        return sum(self.bracketed.values())
+
     def add(self, bracketed: int, lost: dict[float, str]) -> None:
-        self.n += 1
         self.bracketed[bracketed] += 1
         self.lost.update(lost.items())
 

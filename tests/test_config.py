@@ -11,8 +11,10 @@ import tomllib
 from study.config import (DEFAULT_STORAGE, DEFAULT_TOML, DataConfig, ResourceConfig, TrainingConfig, load_config,
                           settings, study_name, with_overrides)
 from search_spaces import space_for
-from study.config import study_spec
+from search_spaces.budget import proposal
+from study.config import resolve, study_spec
 from study.errors import ConfigError
+from study.tune import plan_defaults
 
 
 def test_default_study_is_three_families_by_at_least_three_budgets_on_an_isoflop_grid():
@@ -268,10 +270,6 @@ def test_claims_parse_the_no_translation_variant(tmp_path):
 
 
 def test_resources_compile_reaches_every_trials_plan_and_is_off_by_default(tmp_path):
-    from search_spaces.budget import proposal
-    from study.config import resolve
-    from study.tune import plan_defaults
-
     path = tmp_path / "c.toml"
     for line, expected in (("", False), ("[resources]\ncompile = true\n", True)):
         path.write_text('families = ["transformer", "gatr"]\nbudgets = [1e10]\n' + line)

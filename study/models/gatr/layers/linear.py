@@ -38,6 +38,12 @@ def _grade0(flat: torch.Tensor, layout: str, channels: int) -> torch.Tensor:
     return flat[:channels].T
 
 
+def _inputs(flat: torch.Tensor, s: torch.Tensor | None, in_mv: int, layout: str):
+    """The dense matmul's rows (N, 16·in) and the scalar path's input [<x>_0, s] (N, in + in_s)."""
+    x0 = _grade0(flat, layout, in_mv)                                # (N, in)
+    return _rows(flat, layout), (x0 if s is None else torch.cat([x0, s], dim=1))
+
+
 class EquiLinear(nn.Module):
     """Equivariant linear map from (in_mv, in_s) to (out_mv, out_s) channels.
 
@@ -113,9 +119,7 @@ class EquiLinearFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, flat, s, w, ws, bias, in_mv, out_mv, in_layout, out_layout):
-        rows = _rows(flat, in_layout)                                # (N, 16 in)
-        x0 = _grade0(flat, in_layout, in_mv)                         # (N, in)
-        inp = x0 if s is None else torch.cat([x0, s], dim=1)         # (N, in + in_s)
+        rows, inp = _inputs(flat, s, in_mv, in_layout)               # (N, 16 in), (N, in + in_s)
         y = rows @ w if out_layout == "channel" else w.T @ rows.T   # (N, 16 out) / (16 out, N)
         ys = torch.addmm(bias, inp, ws.T)                            # (N, out + out_s)
         _grade0(y, out_layout, out_mv).add_(ys[:, :out_mv])
@@ -146,9 +150,7 @@ class EquiLinearFunction(torch.autograd.Function):
 
 def equi_linear_traced(flat, s, w, ws, bias, in_mv, out_mv, in_layout, out_layout):
     """`EquiLinearFunction`'s forward without in-place writes: what torch.compile traces and differentiates."""
-    rows = _rows(flat, in_layout)                                    # (N, 16 in)
-    x0 = _grade0(flat, in_layout, in_mv)                             # (N, in)
-    inp = x0 if s is None else torch.cat([x0, s], dim=1)             # (N, in + in_s)
+    rows, inp = _inputs(flat, s, in_mv, in_layout)                   # (N, 16 in), (N, in + in_s)
     ys = torch.addmm(bias, inp, ws.T)                                # (N, out + out_s)
     if out_layout == "channel":
         y = (rows @ w).view(rows.shape[0], out_mv, 16)               # (N, out, 16)
