@@ -17,7 +17,8 @@ costs (each budget's mean measured seconds per trial in the stored study, on the
 
     python benchmarks/isoflop_design.py --storage sqlite:///docs/results/cpu/compute.db [--studies 20]
         [--designs 1x0.15x3 3x0.25x1 ...] [--n-boot 200] [--study-file studies/cpu.toml]
-        [--noise-centre mean|median] [--robust none 0.02] [--drop-above 0.2] [--point-centre mean|median]
+        [--noise-centre mean|median] [--robust none 0.02] [--drop-above 0.2 | --drop-beyond 0.05 | --stall-rate 0.1]
+        [--point-centre mean|median]
 
 `--noise-centre median` draws seed deviations from their point's median (a failed seed is one high draw; the
 mean leaves its point-mates about a third of its excess below the mean, symmetric noise that real runs do not
@@ -45,12 +46,15 @@ from study.errors import EquiscaleError
 OVERHEAD_TRIALS = 7
 
 
-def noise_pools(points: Points, *, centre: str = "mean", drop_above: float | None = None) -> dict[float, np.ndarray]:
+def noise_pools(points: Points, *, centre: str = "mean", drop_above: float | None = None,
+                drop_beyond: float | None = None) -> dict[float, np.ndarray]:
     """Per budget, the relative deviations of seeds from their point's centre (replicated points only); budgets
     with fewer than 6 use the family's pool. centre "mean": scaled by sqrt(k/(k-1)) so that their spread
     estimates the seed SD; "median": a failed seed (+50% over its point-mates) stays one high draw instead of also
     pulling its point-mates' deviations down by a third of its excess (GATr's bimodal seeds). drop_above: leave out
-    deviations above it (e.g. 0.2: the stalled seeds), to ask what the design would do without them."""
+    deviations above it (e.g. 0.2: a stalled seed beside good point-mates). drop_beyond: leave out deviations beyond
+    ±it, which also drops the good seed of a point whose median seed stalled (one well below its median): the noise
+    of runs that do not stall, to ask what the design would do with a training fix."""
     pools, every = {}, []
     values = points.value("loss")
     for i in np.flatnonzero(points.count > 1):
@@ -62,10 +66,26 @@ def noise_pools(points: Points, *, centre: str = "mean", drop_above: float | Non
             dev = (seeds / seeds.mean() - 1.0) * np.sqrt(k / (k - 1))
         if drop_above is not None:
             dev = dev[dev <= drop_above]
+        if drop_beyond is not None:
+            dev = dev[np.abs(dev) <= drop_beyond]
         budget = float(points.frame["budget"].iloc[i])
         pools.setdefault(budget, []).extend(dev)
         every.extend(dev)
     return {b: np.asarray(v if len(v) >= 6 else every) for b, v in pools.items()} | {"all": np.asarray(every)}
+
+
+STALL = 0.05   # a seed deviation beyond ±this is a stall draw (GATr's runs that train normally: ~1% SD)
+
+
+def with_stall_rate(pools: dict, rate: float) -> dict:
+    """Each pool rebuilt as its draws within ±STALL plus its draws beyond it, picked at random (with replacement, a
+    fixed rng) to make `rate` of the pool: what a design does once a training change makes stalls that rare."""
+    out = {}
+    for budget, dev in pools.items():
+        good, bad = dev[np.abs(dev) <= STALL], dev[np.abs(dev) > STALL]
+        k = int(round(rate * len(good) / (1.0 - rate))) if len(bad) else 0
+        out[budget] = np.concatenate([good, np.random.default_rng(0).choice(bad, k)]) if k else good
+    return out
 
 
 def optimum(law: P.ParametricFit, model: FlopsModel, budget: float) -> float:
@@ -155,7 +175,11 @@ def main() -> int:
     parser.add_argument("--robust", nargs="+", default=["none"], metavar="SCALE",
                         help="parabola fits to compare: none (least squares) or a Cauchy scale, e.g. none 0.02")
     parser.add_argument("--drop-above", type=float, default=None, metavar="DEV",
-                        help="leave seed deviations above DEV out of the noise (0.2: GATr's stalled seeds)")
+                        help="leave seed deviations above DEV out of the noise (0.2: a stalled seed)")
+    parser.add_argument("--drop-beyond", type=float, default=None, metavar="DEV",
+                        help="leave seed deviations beyond +-DEV out of the noise (0.05: every stalled point too)")
+    parser.add_argument("--stall-rate", type=float, default=None, metavar="R",
+                        help="the noise's deviations beyond +-0.05 resampled to this fraction of it (0.1: 1 in 10)")
     parser.add_argument("--point-centre", choices=["mean", "median"], default="mean",
                         help="a simulated point's loss over its seeds: the mean (the report's) or the median")
     parser.add_argument("--noise-centre", choices=["mean", "median"], default="mean",
@@ -184,7 +208,10 @@ def main() -> int:
         model = FlopsModel.from_runs(rows["params"], rows["samples"], rows["flops"])
         f = points.frame
         law = P.fit_parametric(f["params"].to_numpy(), f["samples"].to_numpy(), f["loss"].to_numpy())
-        pools = noise_pools(points, centre=args.noise_centre, drop_above=args.drop_above)
+        pools = noise_pools(points, centre=args.noise_centre, drop_above=args.drop_above,
+                            drop_beyond=args.drop_beyond)
+        if args.stall_rate is not None:
+            pools = with_stall_rate(pools, args.stall_rate)
         budgets = sorted(f["budget"].unique())
         seconds = {b: float(rows[rows["budget"] == b]["seconds"].mean()) for b in budgets}
         sd = {b: float(np.std(pools.get(b, pools['all']))) for b in budgets}

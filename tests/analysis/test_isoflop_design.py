@@ -69,3 +69,27 @@ def test_median_centred_noise_keeps_a_stuck_seed_one_high_draw():
     assert median == pytest.approx([0.0, 0.0, 0.5])
     kept = np.sort(design.noise_pools(points, centre="median", drop_above=0.2)[1e11])   # without the stuck seed
     assert kept == pytest.approx([0.0, 0.0])
+
+
+def test_dropping_beyond_a_deviation_also_drops_the_good_seed_of_a_stalled_point():
+    # two seeds stalled 50% above the third: the median is stalled and the good seed sits 1/3 below it, which
+    # --drop-above keeps (one-sided) and --drop-beyond leaves out with the stall.
+    import pandas as pd
+    from analysis.points import Points
+
+    rows = [{"family": "f", "budget": 1e11, "params": 1e4, "samples": 1e6, "loss": loss, "compute": 1e11,
+             "seed": s, "shape": "a", "lr": 1e-3} for s, loss in enumerate((0.03, 0.045, 0.045))]
+    points = Points.of(pd.DataFrame(rows)).profile()
+    above = np.sort(design.noise_pools(points, centre="median", drop_above=0.2)[1e11])
+    assert above == pytest.approx([-1 / 3, 0.0, 0.0])
+    beyond = np.sort(design.noise_pools(points, centre="median", drop_beyond=0.2)[1e11])
+    assert beyond == pytest.approx([0.0, 0.0])
+
+
+def test_a_stall_rate_keeps_every_normal_draw_and_makes_stalls_that_fraction_of_the_pool():
+    pools = {1e11: np.array([0.01, -0.01, 0.0, 0.02, 0.5, -0.3]), "all": np.array([0.0, 0.01, 0.4])}
+    out = design.with_stall_rate(pools, 0.2)
+    normal, stalls = out[1e11][np.abs(out[1e11]) <= 0.05], out[1e11][np.abs(out[1e11]) > 0.05]
+    assert sorted(normal) == [-0.01, 0.0, 0.01, 0.02] and len(stalls) == 1 and stalls[0] in (0.5, -0.3)
+    assert sorted(design.with_stall_rate(pools, 0.0)[1e11]) == [-0.01, 0.0, 0.01, 0.02]
+    assert len(design.with_stall_rate(pools, 0.5)["all"]) == 4      # 2 normal + 2 stall draws of the one

@@ -128,6 +128,36 @@ def test_whole_model_with_a_fixed_head_count(batch64):
         gatr_family_build(mv_channels=3, s_channels=6, depth=1, markers=MARKERS, props=PROPS, heads=2)
 
 
+def test_whole_model_with_a_learned_distance_gain(batch64):
+    """`distance_gain` (the plateau probe's option): one parameter per head and block, exp(g) on the distance keys;
+    at g = 0 the network computes what it computes without it, at g != 0 something else, equivariantly."""
+    torch.manual_seed(6)
+    model = GATr(mv_channels=8, s_channels=16, depth=2, markers=MARKERS, props=PROPS, distance_gain=True).double()
+    torch.manual_seed(6)
+    plain = GATr(mv_channels=8, s_channels=16, depth=2, markers=MARKERS, props=PROPS).double()
+    assert [tuple(blk.attention.distance_gain.shape) for blk in model.blocks] == [(1,), (1,)]
+    with torch.no_grad():
+        assert _rel(model(*batch64), plain(*batch64)) < 1e-12
+        for blk in model.blocks:
+            blk.attention.distance_gain.fill_(1.5)
+        assert _rel(model(*batch64), plain(*batch64)) > 1e-6
+    err = equivariance_error(model, *batch64, generator=torch.Generator().manual_seed(7), reflection_prob=0.5)
+    assert err <= TOL[torch.float64]
+
+
+def test_init_scale_scales_the_multivector_weights_of_every_equilinear_alone():
+    torch.manual_seed(6)
+    half = GATr(mv_channels=3, s_channels=6, depth=2, markers=MARKERS, props=PROPS, init_scale=0.5)
+    torch.manual_seed(6)
+    plain = GATr(mv_channels=3, s_channels=6, depth=2, markers=MARKERS, props=PROPS)
+    layers = 0
+    for (name, p), (_, q) in zip(half.named_parameters(), plain.named_parameters(), strict=True):
+        expected = 0.5 * q if name.endswith(".weight") and "scalar" not in name else q
+        assert torch.equal(p, expected), name
+        layers += name.endswith(".weight") and "scalar" not in name
+    assert layers == 1 + 4 * 2 + 1   # embed, per block qkv, proj, MLP in and out, head
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_block(hidden, dtype):
     torch.manual_seed(5)

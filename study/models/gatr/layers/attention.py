@@ -17,12 +17,15 @@ from study.models.gatr.primitives import NON_E0, distance_key, distance_query
 
 class Attention(nn.Module):
     """qkv EquiLinear -> geometric attention per head -> output EquiLinear (`normalise_distance`: the distance
-    features of normalised points, see primitives/distance.py)."""
+    features of normalised points, see primitives/distance.py; `distance_gain`: a learned factor exp(g_h) per
+    head on the distance logits, g_h = 0 at the start, an invariant scalar)."""
 
-    def __init__(self, mv: int, s: int, heads: int, *, normalise_distance: bool = False):
+    def __init__(self, mv: int, s: int, heads: int, *, normalise_distance: bool = False,
+                 distance_gain: bool = False):
         super().__init__()
         self.heads = heads
         self.normalise_distance = normalise_distance
+        self.distance_gain = nn.Parameter(torch.zeros(heads)) if distance_gain else None
         self.qkv = EquiLinear(mv, 3 * mv, s, 3 * s)
         self.proj = EquiLinear(mv, mv, s, s)
 
@@ -35,6 +38,8 @@ class Attention(nn.Module):
         idx = list(NON_E0)
         norm = self.normalise_distance
         dq, dk = distance_query(mv[0], normalise=norm), distance_key(mv[1], normalise=norm)   # (B, H, K, C/H, 5) each
+        if self.distance_gain is not None:
+            dk = dk * self.distance_gain.exp()[:, None, None, None]  # (B, H, K, C/H, 5) × (H, 1, 1, 1)
         q = torch.cat([mv[0][..., idx].flatten(-2), dq.flatten(-2), sv[0]], -1)   # (B, H, K, 13C/H + S/H)
         key = torch.cat([mv[1][..., idx].flatten(-2), dk.flatten(-2), sv[1]], -1)
         v = torch.cat([mv[2].flatten(-2), sv[2]], -1)                # (B, H, K, 16C/H + S/H)

@@ -15,9 +15,9 @@ class Block(nn.Module):
     (the block starts as the identity: the network's own choice, see nets/gatr.py)."""
 
     def __init__(self, mv: int, s: int, heads: int, *, zero_branches: bool = False,
-                 normalise_distance: bool = False):
+                 normalise_distance: bool = False, distance_gain: bool = False):
         super().__init__()
-        self.attention = Attention(mv, s, heads, normalise_distance=normalise_distance)
+        self.attention = Attention(mv, s, heads, normalise_distance=normalise_distance, distance_gain=distance_gain)
         self.mlp = GeometricMLP(mv, s)
         if zero_branches:
             self.attention.proj.zero_()

@@ -23,16 +23,25 @@ class GATr(nn.Module):
     zero map). Off by default: on seeds no decision had seen it did not stop small networks (2 multivector
     channels) from sticking on a loss plateau, it only moved which seeds stick (benchmarks/gatr_plateau.py).
     `normalise_distance`: attention's distance features from normalised points (primitives/distance.py).
-    `heads`: this many attention heads instead of `heads_for(mv_channels)`."""
+    `heads`: this many attention heads instead of `heads_for(mv_channels)`. `distance_gain`: a learned factor per
+    head on attention's distance logits (layers/attention.py). `init_scale`: every EquiLinear's multivector weights
+    drawn `init_scale` times their default N(0, 1/in) scale (the same draws, scaled)."""
 
     def __init__(self, *, mv_channels: int, s_channels: int, depth: int, markers: int, props: int,
-                 zero_branches: bool = False, normalise_distance: bool = False, heads: int | None = None):
+                 zero_branches: bool = False, normalise_distance: bool = False, heads: int | None = None,
+                 distance_gain: bool = False, init_scale: float = 1.0):
         super().__init__()
         heads = heads_for(mv_channels) if heads is None else heads
         self.embed = EquiLinear(2 * markers, mv_channels, props, s_channels)
         self.blocks = nn.ModuleList(Block(mv_channels, s_channels, heads, zero_branches=zero_branches,
-                                          normalise_distance=normalise_distance) for _ in range(depth))
+                                          normalise_distance=normalise_distance, distance_gain=distance_gain)
+                                    for _ in range(depth))
         self.head = EquiLinear(mv_channels, markers, s_channels, 0, grade0=False)
+        if init_scale != 1.0:
+            with torch.no_grad():
+                for layer in self.modules():
+                    if isinstance(layer, EquiLinear):
+                        layer.weight.mul_(init_scale)
 
     def forward(self, pos0: torch.Tensor, vel0: torch.Tensor, props: torch.Tensor) -> torch.Tensor:
         """pos0, vel0 (B, K, M, 3), props (B, K, P) -> (B, K, M, 3)."""
