@@ -14,7 +14,8 @@ as the zero map, `GATr(zero_branches=True)`), normalised (attention's distance f
 `GATr(normalise_distance=True)`, as the official GATr library), two-heads (2 attention heads where the rule
 gives 1, `GATr(heads=2)`; benchmarks/head_probe.py), gain (a learned factor per head on the distance logits,
 `GATr(distance_gain=True)`), half-init and quarter-init (every EquiLinear's multivector weights 0.5 or 0.25 times
-their default scale, `GATr(init_scale=...)`). Seeds 100 on were used by no study and by no run that chose
+their default scale, `GATr(init_scale=...)`), zero-head (the output layer starts as the zero map: no displacement
+predicted, `GATr(zero_head=True)`). Seeds 100 on were used by no study and by no run that chose
 the initialisation. About 30 s per run on one core.
 """
 
@@ -35,7 +36,7 @@ from study.training import train
 
 VARIANTS = {"random": {}, "zero": {"zero_branches": True}, "normalised": {"normalise_distance": True},
             "two-heads": {"heads": 2}, "gain": {"distance_gain": True}, "half-init": {"init_scale": 0.5},
-            "quarter-init": {"init_scale": 0.25}}
+            "quarter-init": {"init_scale": 0.25}, "zero-head": {"zero_head": True}}
 
 
 def family_with(family: str, *, init_seed: int | None = None, **options):

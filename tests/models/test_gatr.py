@@ -145,6 +145,16 @@ def test_whole_model_with_a_learned_distance_gain(batch64):
     assert err <= TOL[torch.float64]
 
 
+def test_a_zero_head_predicts_no_displacement_at_the_start_and_still_learns(batch64):
+    torch.manual_seed(6)
+    model = GATr(mv_channels=3, s_channels=6, depth=2, markers=MARKERS, props=PROPS, zero_head=True).double()
+    pos0, vel0, props = batch64
+    out = model(pos0, vel0, props)
+    assert torch.equal(out, pos0)
+    out.square().sum().backward()
+    assert model.head.weight.grad.abs().sum() > 0   # the head learns first; the layers below it from its next step
+
+
 def test_init_scale_scales_the_multivector_weights_of_every_equilinear_alone():
     torch.manual_seed(6)
     half = GATr(mv_channels=3, s_channels=6, depth=2, markers=MARKERS, props=PROPS, init_scale=0.5)

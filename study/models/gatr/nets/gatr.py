@@ -25,11 +25,12 @@ class GATr(nn.Module):
     `normalise_distance`: attention's distance features from normalised points (primitives/distance.py).
     `heads`: this many attention heads instead of `heads_for(mv_channels)`. `distance_gain`: a learned factor per
     head on attention's distance logits (layers/attention.py). `init_scale`: every EquiLinear's multivector weights
-    drawn `init_scale` times their default N(0, 1/in) scale (the same draws, scaled)."""
+    drawn `init_scale` times their default N(0, 1/in) scale (the same draws, scaled). `zero_head`: the output layer
+    starts as the zero map, so the network starts by predicting no displacement."""
 
     def __init__(self, *, mv_channels: int, s_channels: int, depth: int, markers: int, props: int,
                  zero_branches: bool = False, normalise_distance: bool = False, heads: int | None = None,
-                 distance_gain: bool = False, init_scale: float = 1.0):
+                 distance_gain: bool = False, init_scale: float = 1.0, zero_head: bool = False):
         super().__init__()
         heads = heads_for(mv_channels) if heads is None else heads
         self.embed = EquiLinear(2 * markers, mv_channels, props, s_channels)
@@ -42,6 +43,8 @@ class GATr(nn.Module):
                 for layer in self.modules():
                     if isinstance(layer, EquiLinear):
                         layer.weight.mul_(init_scale)
+        if zero_head:
+            self.head.zero_()
 
     def forward(self, pos0: torch.Tensor, vel0: torch.Tensor, props: torch.Tensor) -> torch.Tensor:
         """pos0, vel0 (B, K, M, 3), props (B, K, P) -> (B, K, M, 3)."""
