@@ -79,7 +79,8 @@ STALL = 0.05   # a seed deviation beyond ±this is a stall draw (GATr's runs tha
 
 def with_stall_rate(pools: dict, rate: float) -> dict:
     """Each pool rebuilt as its draws within ±STALL plus its draws beyond it, picked at random (with replacement, a
-    fixed rng) to make `rate` of the pool: what a design does once a training change makes stalls that rare."""
+    fixed rng) to make `rate` of the pool: what a design does once a training change makes stalls that rare. A pool
+    without a stall draw stays as it is."""
     out = {}
     for budget, dev in pools.items():
         good, bad = dev[np.abs(dev) <= STALL], dev[np.abs(dev) > STALL]
