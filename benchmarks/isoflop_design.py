@@ -44,6 +44,7 @@ from study.errors import EquiscaleError
 # Trials per budget beyond the design's own points: the coarse grid's points outside the window (about 2), the lr
 # sweep at the best point (about 3) and its seeds at the best lr (2 more), as the committed study spent them.
 OVERHEAD_TRIALS = 7
+STALL = 0.05   # a seed deviation beyond ±this is a stall draw (GATr's runs that train normally: ~1% SD)
 
 
 def noise_pools(points: Points, *, centre: str = "mean", drop_above: float | None = None,
@@ -72,9 +73,6 @@ def noise_pools(points: Points, *, centre: str = "mean", drop_above: float | Non
         pools.setdefault(budget, []).extend(dev)
         every.extend(dev)
     return {b: np.asarray(v if len(v) >= 6 else every) for b, v in pools.items()} | {"all": np.asarray(every)}
-
-
-STALL = 0.05   # a seed deviation beyond ±this is a stall draw (GATr's runs that train normally: ~1% SD)
 
 
 def with_stall_rate(pools: dict, rate: float) -> dict:
@@ -143,7 +141,7 @@ def simulate(law, model, budgets, pools, design, rng, *, limits=None) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def identified(frame: pd.DataFrame, model: FlopsModel, n_boot: int, seed: int, robust: float | None = None,
+def identified(frame: pd.DataFrame, model: FlopsModel, n_boot: int, seed: int, *, robust: float | None = None,
                centre: str = "mean") -> tuple[bool, float]:
     """Whether the report would give a bounded interval for a on this study, and its width (nan: none); robust:
     the parabolas' Cauchy scale (`analysis.isoflop`; None: least squares, what the report fits today); centre: a
@@ -223,7 +221,7 @@ def main() -> int:
             for robust in fits:
                 rng = np.random.default_rng(args.seed)
                 results = [identified(simulate(law, model, budgets, pools, design, rng, limits=limits), model,
-                                      args.n_boot, args.seed + i, robust, args.point_centre)
+                                      args.n_boot, args.seed + i, robust=robust, centre=args.point_centre)
                            for i in range(args.studies)]
                 ok = [w for good, w in results if good and w <= args.width]
                 widths = [w for good, w in results if good]
