@@ -27,6 +27,7 @@ import numpy as np
 import optuna
 
 from study import schema
+from study.cli import run_script
 
 LAWS = {  # family -> (E, A, B, alpha, beta): C = 6·N·D
     "transformer": (0.05, 8.0, 60.0, 0.30, 0.33),
@@ -119,4 +120,4 @@ def _has_compute(url: str) -> bool:
     return False
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

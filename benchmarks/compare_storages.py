@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from analysis.trials import open_studies
+from study.cli import run_script
 from study.errors import EquiscaleError
 
 
@@ -51,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -18,6 +18,7 @@ import time
 from study.benchmark.config import BenchmarkConfig
 from study.benchmark.generate import available_threads, generate
 from study.benchmark.memory import available_memory, bytes_per_scene, dataset_bytes
+from study.cli import run_script
 
 
 def measure(config: BenchmarkConfig, threads: int) -> dict[str, float]:
@@ -59,4 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

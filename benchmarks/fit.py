@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from analysis import parametric as P
 from analysis.bootstrap import bootstrap_parametric
+from study.cli import run_script
 
 CSV = Path(__file__).resolve().parents[1] / "validation" / "chinchilla_figure4.csv"
 
@@ -83,4 +84,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -17,6 +17,7 @@ import time
 import torch
 
 from study.benchmark.format import PROPS
+from study.cli import run_script
 from study.models import build_model
 from study.models.gatr.layers import bilinear_kernel
 
@@ -68,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -15,8 +15,11 @@ as the zero map, `GATr(zero_branches=True)`), normalised (attention's distance f
 gives 1, `GATr(heads=2)`; benchmarks/head_probe.py), gain (a learned factor per head on the distance logits,
 `GATr(distance_gain=True)`), half-init and quarter-init (every EquiLinear's multivector weights 0.5 or 0.25 times
 their default scale, `GATr(init_scale=...)`), zero-head (the output layer starts as the zero map: no displacement
-predicted, `GATr(zero_head=True)`). Seeds 100 on were used by no study and by no run that chose
-the initialisation. About 30 s per run on one core.
+predicted, `GATr(zero_head=True)`), norm-gain (distance features from normalised points with a learned gain per
+head, near the official library's attention, which learns one per head and channel: `GATr(normalise_distance=True,
+distance_gain=True)`), vel-quarter (velocities enter as their displacement in 0.25 s, on the positions' scale,
+`GATr(velocity_scale=0.25)`). Seeds 100 on were used by no study and by no run that chose the initialisation.
+About 30 s per run on one core.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import statistics
 
 import torch
 
+from study.cli import run_script
 from study.config import load_config, resolve
 from study.flops import forward_flops, param_count, step_flops
 from study.models.registry import get_family
@@ -36,7 +40,9 @@ from study.training import train
 
 VARIANTS = {"random": {}, "zero": {"zero_branches": True}, "normalised": {"normalise_distance": True},
             "two-heads": {"heads": 2}, "gain": {"distance_gain": True}, "half-init": {"init_scale": 0.5},
-            "quarter-init": {"init_scale": 0.25}, "zero-head": {"zero_head": True}}
+            "quarter-init": {"init_scale": 0.25}, "zero-head": {"zero_head": True},
+            "norm-gain": {"normalise_distance": True, "distance_gain": True},
+            "vel-quarter": {"velocity_scale": 0.25}}
 
 
 def family_with(family: str, *, init_seed: int | None = None, **options):
@@ -132,4 +138,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -41,6 +41,8 @@ import threading
 import time
 from pathlib import Path
 
+from study.cli import run_script
+
 GPU_BUDGETS = (1e13, 1e14)
 GPU_STEPS = (100, 1000)
 TRIALS = 4
@@ -590,4 +592,4 @@ def _free(torch, device: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_script(main))

@@ -20,6 +20,7 @@ import statistics
 import torch
 
 from search_spaces.budget import steps_for
+from study.cli import run_script
 from study.config import load_config, resolve, study_spec
 from study.errors import ConfigError
 from study.flops import param_count, step_flops
@@ -90,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

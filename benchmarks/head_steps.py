@@ -20,6 +20,7 @@ import numpy as np
 
 from analysis.api import load_runs
 from analysis.points import Points
+from study.cli import run_script
 from study.models import gatr, get_family, transformer
 
 RULES = {  # the network's own rule, from its shape, by the module that builds it
@@ -87,4 +88,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))

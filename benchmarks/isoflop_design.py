@@ -39,6 +39,7 @@ from analysis.bootstrap import estimate
 from analysis.laws import _isoflop_values
 from analysis.points import Points, bootstrap_points
 from analysis.isoflop import fit_isoflop
+from study.cli import run_script
 from study.errors import EquiscaleError
 
 # Trials per budget beyond the design's own points: the coarse grid's points outside the window (about 2), the lr
@@ -236,4 +237,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))

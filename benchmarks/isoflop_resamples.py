@@ -21,6 +21,7 @@ from analysis.allocation import FlopsModel
 from analysis.api import load_runs
 from analysis.isoflop import fit_curve, fit_isoflop
 from analysis.points import Points
+from study.cli import run_script
 from study.errors import EquiscaleError
 
 
@@ -63,4 +64,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))

@@ -25,6 +25,7 @@ import argparse
 import statistics
 
 from study.benchmark import load_dataset
+from study.cli import run_script
 from study.config import DataConfig
 from study.flops import forward_flops, param_count, step_flops
 from study.records import TrialPlan
@@ -79,4 +80,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -34,6 +34,7 @@ import optuna
 import torch
 
 from study.benchmark.format import Dataset, Split
+from study.cli import run_script
 from study.config import load_config, study_spec
 from study.estimate import matmul_rate
 from study.records import TrialPlan
@@ -169,4 +170,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_script(main))

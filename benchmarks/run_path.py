@@ -19,6 +19,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from study.cli import run_script
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("study", "search_spaces", "analysis")
 TOML = """
@@ -138,4 +140,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))

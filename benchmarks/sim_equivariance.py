@@ -15,6 +15,7 @@ import numpy as np
 from study.benchmark.config import BenchmarkConfig
 from study.benchmark.generate import available_threads
 from study.benchmark.symmetry import equivariance_errors
+from study.cli import run_script
 
 
 def main() -> None:
@@ -33,4 +34,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

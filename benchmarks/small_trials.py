@@ -33,6 +33,7 @@ import torch
 
 from study.benchmark.format import Dataset, Split
 import study.flops
+from study.cli import run_script
 from study.flops import forward_flops
 from study.models import build_model
 from study.records import TrialPlan
@@ -209,4 +210,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))

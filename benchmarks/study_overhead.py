@@ -14,6 +14,8 @@ import dataclasses
 import tempfile
 import time
 
+from study.cli import run_script
+
 
 def proposals(config, per_study: int, seed: int) -> dict[str, list[dict]]:
     """Seeded random parameters of each study's space (what the trials will be)."""
@@ -124,4 +126,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

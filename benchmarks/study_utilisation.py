@@ -39,6 +39,7 @@ import optuna
 from optuna.trial import TrialState
 
 from study import schema
+from study.cli import run_script
 from study.estimate import matmul_rate
 
 
@@ -248,4 +249,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_script(main))

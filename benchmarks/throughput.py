@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from study.cli import run_script
 from study.flops import forward_flops, sample_training_flops
 from study.models import build_model
 
@@ -111,4 +112,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))

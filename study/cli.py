@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
+from typing import Callable
 
 from study.errors import EquiscaleError
 
@@ -62,6 +64,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(f"equiscale {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def run_script(main_fn: Callable[[], int | None], *, prog: str | None = None) -> int:
+    """Exit status of a benchmark script's `main()`: its user-facing errors (a missing study file or storage) as one
+    line on stderr and status 2, as `equiscale`'s own, instead of a traceback."""
+    prog = prog or Path(sys.argv[0]).name
+    try:
+        return int(main_fn() or 0)
+    except EquiscaleError as exc:
+        print(f"{prog}: error: {one_line(exc) or type(exc).__name__}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -37,3 +37,11 @@ def test_the_half_init_variant_halves_the_multivector_weights_of_the_same_draws(
                  .named_parameters())
     assert torch.equal(half["embed.weight"], 0.5 * plain["embed.weight"])
     assert torch.equal(half["embed.scalar.weight"], plain["embed.scalar.weight"])
+
+
+def test_the_vel_quarter_variant_builds_the_network_with_velocities_at_a_quarter():
+    plateau = load_benchmark("gatr_plateau")
+    model = plateau.plan_for(SHAPE, lr=0.012, steps=10, batch=8, seed=3, variant="vel-quarter").model.build(
+        RIGID_BODY_SAMPLE, SHAPE)
+    plain = plateau.plan_for(SHAPE, lr=0.012, steps=10, batch=8, seed=3).model.build(RIGID_BODY_SAMPLE, SHAPE)
+    assert model.velocity_scale == 0.25 and plain.velocity_scale == 1.0

@@ -168,6 +168,21 @@ def test_init_scale_scales_the_multivector_weights_of_every_equilinear_alone():
     assert layers == 1 + 4 * 2 + 1   # embed, per block qkv, proj, MLP in and out, head
 
 
+def test_velocity_scale_is_a_change_of_the_velocities_units_and_keeps_the_network_equivariant(batch64):
+    """GATr(velocity_scale=s) on (pos0, vel0) computes what the same network computes on (pos0, s·vel0), and
+    nothing else; it stays exactly equivariant (velocities are directions, scaling commutes with E(3))."""
+    pos0, vel0, props = batch64
+    torch.manual_seed(6)
+    scaled = GATr(mv_channels=3, s_channels=6, depth=2, markers=MARKERS, props=PROPS, velocity_scale=0.25).double()
+    torch.manual_seed(6)
+    plain = GATr(mv_channels=3, s_channels=6, depth=2, markers=MARKERS, props=PROPS).double()
+    with torch.no_grad():
+        assert _rel(scaled(pos0, vel0, props), plain(pos0, 0.25 * vel0, props)) < 1e-14
+        assert _rel(scaled(pos0, vel0, props), plain(pos0, vel0, props)) > 1e-3
+    err = equivariance_error(scaled, *batch64, generator=torch.Generator().manual_seed(7), reflection_prob=0.5)
+    assert err <= TOL[torch.float64]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_block(hidden, dtype):
     torch.manual_seed(5)

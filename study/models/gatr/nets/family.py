@@ -52,14 +52,16 @@ def validate(*, mv_channels: int, s_channels: int, depth: int, heads: int | None
 
 def build(*, mv_channels: int, s_channels: int, depth: int, markers: int, props: int,
           zero_branches: bool = False, normalise_distance: bool = False, heads: int | None = None,
-          distance_gain: bool = False, init_scale: float = 1.0, zero_head: bool = False) -> GATr:
+          distance_gain: bool = False, init_scale: float = 1.0, zero_head: bool = False,
+          velocity_scale: float = 1.0) -> GATr:
     """The network for a validated shape (`zero_branches`, `normalise_distance`, `heads`, `distance_gain`,
-    `init_scale`, `zero_head`: investigation options; see GATr). FLOPs and parameters do not depend on the head
-    count."""
+    `init_scale`, `zero_head`, `velocity_scale`: investigation options; see GATr). FLOPs and parameters do not
+    depend on the head count."""
     validate(mv_channels=mv_channels, s_channels=s_channels, depth=depth, heads=heads)
     return GATr(mv_channels=mv_channels, s_channels=s_channels, depth=depth, markers=markers, props=props,
                 zero_branches=zero_branches, normalise_distance=normalise_distance, heads=heads,
-                distance_gain=distance_gain, init_scale=init_scale, zero_head=zero_head)
+                distance_gain=distance_gain, init_scale=init_scale, zero_head=zero_head,
+                velocity_scale=velocity_scale)
 
 
 def _linear_flops(in_mv: int, out_mv: int, in_s: int, out_s: int, grade0: bool) -> int:
