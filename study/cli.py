@@ -57,19 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(COMMANDS[args.command][0])
-    try:
-        return int(module.main(args) or 0)
-    except EquiscaleError as exc:
-        print(f"equiscale {args.command}: error: {one_line(exc) or type(exc).__name__}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"equiscale {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_script(lambda: module.main(args), prog=f"equiscale {args.command}")
 
 
 def run_script(main_fn: Callable[[], int | None], *, prog: str | None = None) -> int:
-    """Exit status of a benchmark script's `main()`: its user-facing errors (a missing study file or storage) as one
-    line on stderr and status 2, as `equiscale`'s own, instead of a traceback."""
+    """Exit status of `main_fn()` (a subcommand's or a benchmark script's main): user-facing errors (a missing study
+    file or storage) as one line on stderr and status 2 instead of a traceback; an interrupt as status 130."""
     prog = prog or Path(sys.argv[0]).name
     try:
         return int(main_fn() or 0)
