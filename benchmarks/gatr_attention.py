@@ -90,8 +90,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2459)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--variant", default="random", choices=list(VARIANTS),
-                        help="the network: random (the study's), zero (blocks start as the identity), normalised "
-                             "(distance features from normalised points)")
+                        help="the network: a variant of benchmarks/gatr_plateau.py, e.g. random (the study's), zero "
+                             "(blocks start as the identity), normalised (distance features from normalised points)")
     parser.add_argument("--track", type=int, default=0, metavar="N",
                         help="also diagnose at N evenly spaced validations during training")
     args = parser.parse_args()
