@@ -107,8 +107,7 @@ def main() -> None:
     per_head = shape["mv_channels"] // heads
 
     def track(seed: int, step: int, val: float) -> None:
-        _, flat, entropies, spreads = diagnose(built[-1], split, per_head)
-        built[-1].train()
+        _, flat, entropies, spreads = diagnose(built[-1], split, per_head)   # no mode switch: no dropout, no norm stats
         print(f"  seed {seed} step {step}: val {val:.4f}  mean-over-bodies {flat:.4f}  entropy "
               f"{' '.join(f'{e:.2f}' for e in entropies)}  {describe(spreads)}", flush=True)
 

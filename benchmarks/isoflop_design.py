@@ -177,9 +177,9 @@ def main() -> int:
     parser.add_argument("--drop-above", type=float, default=None, metavar="DEV",
                         help="leave seed deviations above DEV out of the noise (0.2: a stalled seed)")
     parser.add_argument("--drop-beyond", type=float, default=None, metavar="DEV",
-                        help="leave seed deviations beyond +-DEV out of the noise (0.05: every stalled point too)")
+                        help=f"leave seed deviations beyond +-DEV out of the noise ({STALL}: every stalled point too)")
     parser.add_argument("--stall-rate", type=float, default=None, metavar="R",
-                        help="the noise's deviations beyond +-0.05 resampled to this fraction of it (0.1: 1 in 10)")
+                        help=f"the noise's deviations beyond +-{STALL} resampled to this fraction of it (0.1: 1 in 10)")
     parser.add_argument("--point-centre", choices=["mean", "median"], default="mean",
                         help="a simulated point's loss over its seeds: the mean (the report's) or the median")
     parser.add_argument("--noise-centre", choices=["mean", "median"], default="mean",
@@ -198,6 +198,8 @@ def main() -> int:
         fits = [0.0]
     if any(fit is not None and not fit > 0 for fit in fits):
         parser.error("--robust takes none or a positive number, e.g. --robust none 0.02")
+    if args.stall_rate is not None and not 0 <= args.stall_rate < 1:
+        parser.error(f"--stall-rate takes a fraction in [0, 1), got {args.stall_rate}")
     runs = load_runs(args.storage)
     print(f"design study: {args.storage}; {args.studies} simulated studies per design; criterion: a identified with "
           f"a 95% interval no wider than {args.width}"

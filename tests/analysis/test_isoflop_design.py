@@ -3,12 +3,18 @@ closed form), and its verdict separates a design the report's bootstrap can boun
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from analysis.allocation import FlopsModel
 from analysis.isoflop import fit_isoflop
 from analysis.parametric import ParametricFit
+from analysis.points import Points
 from tests.scripts import load_benchmark
 
 design = load_benchmark("isoflop_design")
@@ -57,9 +63,6 @@ def test_a_side_with_little_room_gets_its_sizes_packed_and_a_side_with_none_gets
 def test_median_centred_noise_keeps_a_stuck_seed_one_high_draw():
     # one point, three seeds, one stuck 50% above the other two: deviations from the mean are (−1/7, −1/7, +2/7)
     # (times sqrt(3/2)); from the median (0, 0, +1/2).
-    import pandas as pd
-    from analysis.points import Points
-
     rows = [{"family": "f", "budget": 1e11, "params": 1e4, "samples": 1e6, "loss": loss, "compute": 1e11,
              "seed": s, "shape": "a", "lr": 1e-3} for s, loss in enumerate((0.03, 0.03, 0.045))]
     points = Points.of(pd.DataFrame(rows)).profile()
@@ -74,9 +77,6 @@ def test_median_centred_noise_keeps_a_stuck_seed_one_high_draw():
 def test_dropping_beyond_a_deviation_also_drops_the_good_seed_of_a_stalled_point():
     # two seeds stalled 50% above the third: the median is stalled and the good seed sits 1/3 below it, which
     # --drop-above keeps (one-sided) and --drop-beyond leaves out with the stall.
-    import pandas as pd
-    from analysis.points import Points
-
     rows = [{"family": "f", "budget": 1e11, "params": 1e4, "samples": 1e6, "loss": loss, "compute": 1e11,
              "seed": s, "shape": "a", "lr": 1e-3} for s, loss in enumerate((0.03, 0.045, 0.045))]
     points = Points.of(pd.DataFrame(rows)).profile()
@@ -93,3 +93,12 @@ def test_a_stall_rate_keeps_every_normal_draw_and_makes_stalls_that_fraction_of_
     assert sorted(normal) == [-0.01, 0.0, 0.01, 0.02] and len(stalls) == 1 and stalls[0] in (0.5, -0.3)
     assert sorted(design.with_stall_rate(pools, 0.0)[1e11]) == [-0.01, 0.0, 0.01, 0.02]
     assert len(design.with_stall_rate(pools, 0.5)["all"]) == 4      # 2 normal + 2 stall draws of the one
+
+
+@pytest.mark.parametrize("rate", ["1", "-0.1"])
+def test_a_stall_rate_outside_0_to_1_is_refused_in_one_line_before_any_storage_is_read(rate):
+    done = subprocess.run([sys.executable, "benchmarks/isoflop_design.py", "--storage", "sqlite:///no-such.db",
+                           "--stall-rate", rate], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith(f"--stall-rate takes a fraction in [0, 1), got {float(rate)}")
