@@ -32,8 +32,9 @@ from study import schema
 
 LR_TOLERANCE = 1e-6  # relative: a trial's lr this close to its rule lr is at the rule lr
 # Averaged over a point's seeds (every other column is the same for all of them, or taken from the first).
-CENTRES = ("mean", "median")   # a point's value over its seeds
-LOSSES = ("loss", schema.VAL_LOSS, schema.TEST_LOSS)   # the columns a median centre applies to
+CENTRES = ("mean", "median", "trained")   # a point's value over its seeds
+LOSSES = ("loss", schema.VAL_LOSS, schema.TEST_LOSS)   # the columns a median or trained centre applies to
+STALLED = 0.15   # centre "trained": a seed more than this far above its point's lowest seed stalled
 AVERAGED = ("params", "samples", "steps", "flops", "loss", schema.VAL_LOSS, schema.TEST_LOSS, "executed", "nominal",
             "idealised", "seconds", "compute", "equivariance_error", "epochs")
 
@@ -101,7 +102,8 @@ class Points:
     @classmethod
     def of(cls, frame: pd.DataFrame, *, group: str = "budget", centre: str = "mean") -> "Points":
         """The points of `frame`'s rows (see `point_ids`); a point's losses are the mean over its seeds, or with
-        centre "median" their median (a design option of `benchmarks/isoflop_design.py`; the report uses the mean)."""
+        centre "median" their median, "trained" the mean of the seeds within STALLED of the lowest (design options of
+        `benchmarks/isoflop_design.py`; the report uses the mean)."""
         return cls(frame.reset_index(drop=True), point_ids(frame, group=group), centre=centre)
 
     def _reduce(self, column: str, values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -109,6 +111,8 @@ class Points:
         the centre is the median."""
         if self.centre == "median" and column in LOSSES:
             return np.array([np.median(values[s:s + c]) for s, c in zip(starts, counts)])
+        if self.centre == "trained" and column in LOSSES:
+            return np.array([trained_mean(values[s:s + c]) for s, c in zip(starts, counts)])
         return np.add.reduceat(values, starts) / counts
 
     @classmethod
@@ -182,6 +186,12 @@ class Points:
                 continue
             out[col] = self.mean(draw, col) if col in AVERAGED else self.frame[col].to_numpy()[draw.copies]
         return pd.DataFrame(out)
+
+
+def trained_mean(losses: np.ndarray) -> float:
+    """The mean over the seeds that trained: those at most STALLED (relative) above the lowest; NaN stays NaN."""
+    low = np.min(losses)
+    return float(np.mean(losses[losses <= low * (1.0 + STALLED)])) if np.isfinite(low) else float(np.mean(losses))
 
 
 def _at_rule(frame: pd.DataFrame) -> np.ndarray:

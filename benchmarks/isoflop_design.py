@@ -9,20 +9,26 @@ optimum (uniformly: the adaptive sampler's best lies on its grid, not on the opt
 of it, `spacing` decades apart, each trained with `seeds` seeds: the sampler's flanks (`[isoflop] flank = k`,
 `flank_decades = spacing`). With --study-file, the sizes a budget allows are those of its study's ladder (its
 step limits): a side with less room than k spacings gets its k sizes packed evenly into the room, as the
-sampler packs them. Each simulated study is analysed as `equiscale report` analyses a storage: point means,
+sampler packs them; with --ladder as well, every size is then snapped to the ladder's discrete sizes (a GATr
+ladder has few sizes at its small end: 509, 1,650, 3,423 parameters), each kept once, as the sampler can only
+train sizes of its grid. --budgets simulates other budgets than the stored ones (the truth law extrapolated, the
+ladder and seconds per trial of the nearest stored budget, seconds scaled by budget). Each simulated study is analysed as `equiscale report` analyses a storage: point means,
 the bracketing rule, the windowed parabola, and the hierarchical bootstrap of Approach 2 (points within
 budgets, seeds within points). Printed per design and family: how often a is identified with an interval no
 wider than --width (issue 21's criterion), the median width, and the trials and machine hours the design
 costs (each budget's mean measured seconds per trial in the stored study, on the machine that ran it).
 
     python benchmarks/isoflop_design.py --storage sqlite:///docs/results/cpu/compute.db [--studies 20]
-        [--designs 1x0.15x3 3x0.25x1 ...] [--n-boot 200] [--study-file studies/cpu.toml]
+        [--designs 1x0.15x3 3x0.25x1 ...] [--n-boot 200] [--study-file studies/cpu.toml [--ladder] [--max-steps 32000]]
+        [--budgets 1e12 3e12 1e13 3e13 1e14]
         [--noise-centre mean|median] [--robust none 0.02] [--drop-above 0.2 | --drop-beyond 0.05 | --stall-rate 0.1]
-        [--point-centre mean|median]
+        [--point-centre mean|median|trained] [--stalls 0.24]
 
 `--noise-centre median` draws seed deviations from their point's median (a failed seed is one high draw; the
 mean leaves its point-mates about a third of its excess below the mean, symmetric noise that real runs do not
-show); `--robust` compares parabola fits (least squares, the report's today, and Cauchy losses).
+show); `--stalls R` draws each seed as a stall with probability R from the measured stalls' excesses (never below
+its point, unlike `--stall-rate`, which also redraws the good seed of a point whose median stalled as a run far
+below its point); `--robust` compares parabola fits (least squares, the report's today, and Cauchy losses).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from analysis.allocation import FlopsModel
 from analysis.api import load_runs
 from analysis.bootstrap import estimate
 from analysis.laws import _isoflop_values
-from analysis.points import Points, bootstrap_points
+from analysis.points import STALLED, Points, bootstrap_points
 from analysis.isoflop import fit_isoflop
 from study.cli import run_script
 from study.errors import EquiscaleError
@@ -88,6 +94,30 @@ def with_stall_rate(pools: dict, rate: float) -> dict:
     return out
 
 
+def stall_excesses(points: Points) -> np.ndarray:
+    """The measured stalls: each seed more than STALLED (15%) above its point's lowest seed, as its excess over that
+    seed (always positive: a stall is a run that did not train, never one better than its point's trained level)."""
+    values, out = points.value("loss"), []
+    for i in np.flatnonzero(points.count > 1):
+        seeds = values[points.start[i]:points.start[i] + points.count[i]]
+        stalled = seeds > seeds.min() * (1.0 + STALLED)        # the comparison of analysis.points.trained_mean
+        out.extend(seeds[stalled] / seeds.min() - 1.0)
+    return np.asarray(out)
+
+
+def with_stalls(pools: dict, excesses: np.ndarray, rate: float) -> dict:
+    """The noise as a mixture: a draw is a stall with probability `rate` (its deviation one of the measured stall
+    `excesses`) and otherwise one of the pool's draws within ±STALL (runs that train). Unlike `with_stall_rate`,
+    no draw is a run far below its point (the good seed of a point whose median stalled is not a stall). Encoded
+    as a pool of draws: the normal ones, and stall excesses to make `rate` of it (with replacement, a fixed rng)."""
+    out = {}
+    for budget, dev in pools.items():
+        good = dev[np.abs(dev) <= STALL]
+        k = int(round(rate * len(good) / (1.0 - rate))) if len(excesses) else 0
+        out[budget] = np.concatenate([good, np.random.default_rng(0).choice(excesses, k)]) if k else good
+    return out
+
+
 def optimum(law: P.ParametricFit, model: FlopsModel, budget: float) -> float:
     """log10 N of the law's minimum at one budget (a fine grid over 4 decades around the largest feasible N)."""
     logn = np.linspace(1.0, 9.0, 8001)
@@ -98,17 +128,38 @@ def optimum(law: P.ParametricFit, model: FlopsModel, budget: float) -> float:
     return float(logn[np.argmin(loss)])
 
 
-def feasible_range(study_file: str, family: str) -> dict[float, tuple[float, float]]:
-    """budget -> (smallest, largest) log10 N the study file's step limits allow for `family` (its ladder)."""
+def ladder_sizes(study_file: str, family: str, *, max_steps: int | None = None,
+                 budgets=None) -> dict[float, np.ndarray]:
+    """budget -> the log10 N of every size the sampler can train for `family` (its ladder at the study's grid
+    depth, within its step limits; `max_steps`: with this upper step limit instead), ascending. `budgets`: these
+    budgets instead of the study file's, each with the settings (batch size, …) of the file's nearest budget."""
+    import dataclasses
+
     from study.config import load_config, resolve
     from study.samplers import _ladder
 
+    specs = {float(spec.budget): spec for spec in resolve(load_config(study_file)).studies
+             if spec.family_name == family}
     out = {}
-    for spec in resolve(load_config(study_file)).studies:
-        if spec.family_name == family:
-            params = _ladder(spec).params
-            out[float(spec.budget)] = (float(np.log10(min(params))), float(np.log10(max(params))))
+    for budget in (specs if budgets is None else [float(b) for b in budgets]):
+        spec = specs[min(specs, key=lambda b: abs(np.log(b / budget)))]
+        spec = dataclasses.replace(spec, budget=budget)
+        if max_steps is not None:
+            spec = dataclasses.replace(spec, step_range=(spec.step_range[0], max_steps))
+        out[budget] = np.sort(np.log10(np.asarray(_ladder(spec).params, float)))
     return out
+
+
+def snap(sizes: list[float], ladder: np.ndarray, centre: float) -> list[float]:
+    """A design's sizes on a discrete ladder, as the sampler trains them: the best is the ladder size nearest the
+    optimum; each other target the ladder size nearest it, kept once, on its own side of the best."""
+    best = float(ladder[np.argmin(np.abs(ladder - centre))])
+    out = {best}
+    for target in sizes:
+        nearest = float(ladder[np.argmin(np.abs(ladder - target))])
+        if (nearest - best) * (target - centre) > 0:        # on the target's side of the best
+            out.add(nearest)
+    return sorted(out)
 
 
 def design_sizes(centre: float, k: int, spacing: float, lo: float = -np.inf, hi: float = np.inf) -> list[float]:
@@ -123,15 +174,19 @@ def design_sizes(centre: float, k: int, spacing: float, lo: float = -np.inf, hi:
     return sorted(out)
 
 
-def simulate(law, model, budgets, pools, design, rng, *, limits=None) -> pd.DataFrame:
+def simulate(law, model, budgets, pools, design, rng, *, limits=None, ladders=None) -> pd.DataFrame:
     """One simulated study's trials under `design` = (k per side, spacing, seeds); `limits`: budget -> the
-    (lowest, highest) log10 N its step limits allow."""
+    (lowest, highest) log10 N its step limits allow; `ladders`: budget -> its discrete sizes (log10 N), onto which
+    the design's sizes are snapped (`snap`)."""
     k, spacing, seeds = design
     rows = []
     for budget in budgets:
         centre = optimum(law, model, budget) + rng.uniform(-spacing / 2, spacing / 2)
         pool = pools.get(budget, pools["all"])
-        for logn in design_sizes(centre, k, spacing, *(limits or {}).get(budget, (-np.inf, np.inf))):
+        sizes = design_sizes(centre, k, spacing, *(limits or {}).get(budget, (-np.inf, np.inf)))
+        if ladders is not None:
+            sizes = snap(sizes, ladders[budget], centre)
+        for logn in sizes:
             n = 10.0**logn
             d = float(model.samples(n, budget))
             mean = float(law.predict(n, d))
@@ -171,6 +226,13 @@ def main() -> int:
     parser.add_argument("--width", type=float, default=0.35)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--study-file", help="leave out sizes beyond this study file's step limits")
+    parser.add_argument("--ladder", action="store_true",
+                        help="with --study-file: snap the sizes to the study's discrete ladder (its grid's sizes)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="with --study-file: its ladder under this upper step limit instead of the file's")
+    parser.add_argument("--budgets", type=float, nargs="+", default=None,
+                        help="simulate these budgets instead of the stored study's (the truth law extrapolated; with "
+                             "--ladder, each the nearest stored budget's settings; seconds per trial scaled by budget)")
     parser.add_argument("--families", nargs="+", help="these families only")
     parser.add_argument("--robust", nargs="+", default=["none"], metavar="SCALE",
                         help="parabola fits to compare: none (least squares) or a Cauchy scale, e.g. none 0.02")
@@ -180,8 +242,13 @@ def main() -> int:
                         help=f"leave seed deviations beyond +-DEV out of the noise ({STALL}: every stalled point too)")
     parser.add_argument("--stall-rate", type=float, default=None, metavar="R",
                         help=f"the noise's deviations beyond +-{STALL} resampled to this fraction of it (0.1: 1 in 10)")
-    parser.add_argument("--point-centre", choices=["mean", "median"], default="mean",
-                        help="a simulated point's loss over its seeds: the mean (the report's) or the median")
+    parser.add_argument("--stalls", type=float, default=None, metavar="R",
+                        help="each seed stalls with probability R, ending its point's level times 1 + one of the "
+                             "measured stalls' excesses over their point's lowest seed; otherwise a draw within "
+                             "+-STALL (with_stalls)")
+    parser.add_argument("--point-centre", choices=["mean", "median", "trained"], default="mean",
+                        help="a simulated point's loss over its seeds: the mean (the report's), the median, or the mean "
+                             "of the seeds that trained (within 15%% of the point's lowest)")
     parser.add_argument("--noise-centre", choices=["mean", "median"], default="mean",
                         help="seed deviations relative to their point's mean or median (see noise_pools)")
     args = parser.parse_args()
@@ -198,8 +265,14 @@ def main() -> int:
         fits = [0.0]
     if any(fit is not None and not fit > 0 for fit in fits):
         parser.error("--robust takes none or a positive number, e.g. --robust none 0.02")
-    if args.stall_rate is not None and not 0 <= args.stall_rate < 1:
-        parser.error(f"--stall-rate takes a fraction in [0, 1), got {args.stall_rate}")
+    for name in ("stall_rate", "stalls"):
+        rate = getattr(args, name)
+        if rate is not None and not 0 <= rate < 1:
+            parser.error(f"--{name.replace('_', '-')} takes a fraction in [0, 1), got {rate}")
+    if args.stall_rate is not None and args.stalls is not None:
+        parser.error("give --stall-rate or --stalls, not both")
+    if (args.ladder or args.max_steps is not None) and not args.study_file:
+        parser.error("--ladder and --max-steps need --study-file")
     runs = load_runs(args.storage)
     print(f"design study: {args.storage}; {args.studies} simulated studies per design; criterion: a identified with "
           f"a 95% interval no wider than {args.width}"
@@ -214,16 +287,30 @@ def main() -> int:
                             drop_beyond=args.drop_beyond)
         if args.stall_rate is not None:
             pools = with_stall_rate(pools, args.stall_rate)
-        budgets = sorted(f["budget"].unique())
-        seconds = {b: float(rows[rows["budget"] == b]["seconds"].mean()) for b in budgets}
+        if args.stalls is not None:
+            excesses = stall_excesses(Points.of(rows))   # every lr: a stall is a stall
+            pools = with_stalls(pools, excesses, args.stalls)
+            print(f"{family}: {len(excesses)} measured stalls, excess over their point's lowest seed "
+                  + (f"{np.min(excesses):.0%} to {np.max(excesses):.0%} (median {np.median(excesses):.0%})"
+                     if len(excesses) else "none: no stalls drawn"))
+        stored = sorted(f["budget"].unique())
+        measured = {b: float(rows[rows["budget"] == b]["seconds"].mean()) for b in stored}
+        budgets = sorted(args.budgets) if args.budgets else stored
+        nearest = {b: min(stored, key=lambda s: abs(np.log(s / b))) for b in budgets}
+        seconds = {b: measured[nearest[b]] * b / nearest[b] for b in budgets}
         sd = {b: float(np.std(pools.get(b, pools['all']))) for b in budgets}
-        limits = feasible_range(args.study_file, family) if args.study_file else None
+        ladders = (ladder_sizes(args.study_file, family, max_steps=args.max_steps, budgets=args.budgets)
+                   if args.study_file else None)
+        limits = {b: (float(v[0]), float(v[-1])) for b, v in ladders.items()} if ladders else None
+        if not args.ladder:
+            ladders = None
         print(f"\n{family}: truth E={law.E:.4g} alpha={law.alpha:.3f} beta={law.beta:.3f}; seed SD per budget "
               + ", ".join(f"{b:.0e} {sd[b]:.1%}" for b in budgets))
         for design in designs:
             for robust in fits:
                 rng = np.random.default_rng(args.seed)
-                results = [identified(simulate(law, model, budgets, pools, design, rng, limits=limits), model,
+                results = [identified(simulate(law, model, budgets, pools, design, rng, limits=limits,
+                                               ladders=ladders), model,
                                       args.n_boot, args.seed + i, robust=robust, centre=args.point_centre)
                            for i in range(args.studies)]
                 ok = [w for good, w in results if good and w <= args.width]

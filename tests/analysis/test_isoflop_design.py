@@ -102,3 +102,50 @@ def test_a_stall_rate_outside_0_to_1_is_refused_in_one_line_before_any_storage_i
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].endswith(f"--stall-rate takes a fraction in [0, 1), got {float(rate)}")
+
+
+def test_stall_excesses_are_each_stalled_seeds_excess_over_its_points_lowest():
+    # point a: 0.03, 0.0342 (14% up: trained), 0.06 (+100%); point b: 0.04, 0.05 (+25%); point c: one seed
+    rows = [{"family": "f", "budget": 1e11, "params": 1e4, "samples": 1e6, "loss": loss, "compute": 1e11,
+             "seed": s, "shape": shape, "lr": 1e-3}
+            for shape, losses in (("a", (0.03, 0.0342, 0.06)), ("b", (0.05, 0.04)), ("c", (0.09,)))
+            for s, loss in enumerate(losses)]
+    assert np.sort(design.stall_excesses(Points.of(pd.DataFrame(rows)))) == pytest.approx([0.25, 1.0])
+
+
+def test_with_stalls_draws_only_normal_draws_and_positive_excesses_at_the_rate():
+    pools = {1e11: np.array([0.01, -0.01, 0.0, 0.02, 0.5, -0.3]), "all": np.array([0.0, 0.01, -0.4])}
+    out = design.with_stalls(pools, np.array([0.8]), 0.2)
+    assert sorted(out[1e11]) == [-0.01, 0.0, 0.01, 0.02, 0.8]         # -0.3 and 0.5 gone, 1 stall in 5
+    assert sorted(out["all"]) == [0.0, 0.01]                          # 2 normal draws: round(0.5) = 0 stalls
+    assert sorted(design.with_stalls(pools, np.array([0.8]), 0.5)[1e11]) == [-0.01, 0.0, 0.01, 0.02, 0.8, 0.8,
+                                                                               0.8, 0.8]
+
+
+def test_snapping_to_a_ladder_keeps_each_size_once_and_on_its_side_of_the_best():
+    ladder = np.log10([500.0, 1650.0, 3400.0, 5800.0, 8900.0, 12500.0])
+    best = np.log10(1650.0)
+    # 4 per side of 0.2 decades, the left side packed into the 0.52 decades down to 500: every left target
+    # snaps to 500 or to the best itself, so the left flank is the one size 500; the right ones are distinct
+    sizes = design.design_sizes(best, 4, 0.2, ladder[0], ladder[-1])
+    assert design.snap(sizes, ladder, best) == pytest.approx(np.log10([500.0, 1650.0, 3400.0, 5800.0, 8900.0]))
+    # the best is the ladder size nearest the optimum, wherever the optimum falls between two sizes
+    assert design.snap([np.log10(3000.0)], ladder, np.log10(3000.0)) == pytest.approx([np.log10(3400.0)])
+
+
+def test_a_higher_step_limit_adds_smaller_sizes_to_a_large_budgets_ladder():
+    from study.config import load_config, resolve
+    from study.flops import step_flops
+
+    study = "studies/cpu.toml"
+    root = Path(__file__).resolve().parents[2]
+    base = design.ladder_sizes(str(root / study), "gatr-1h")
+    more = design.ladder_sizes(str(root / study), "gatr-1h", max_steps=32000)
+    assert set(base[1e13]) < set(more[1e13])                     # the same sizes and smaller ones
+    spec = next(s for s in resolve(load_config(str(root / study))).studies
+                if s.family_name == "gatr-1h" and s.budget == 1e13)
+    for mv in range(1, 6):                                        # independent: steps = budget / FLOPs per step
+        shape = {"mv_channels": mv, "s_channels": 2 * mv, "depth": spec.grid_depth}
+        steps = 1e13 / step_flops("gatr", batch_size=spec.batch_size, **shape)
+        params = np.log10(spec.space.params(mv, spec.grid_depth, spec))
+        assert (np.isclose(more[1e13], params).any()) == (spec.step_range[0] <= steps <= 32000), mv

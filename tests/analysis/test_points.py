@@ -186,3 +186,20 @@ def test_a_median_centre_takes_each_points_median_over_its_drawn_seeds():
     assert points.subset([True]).centre == "median"
     with pytest.raises(ValueError, match="centre"):
         Points.of(frame, centre="mode")
+
+
+def test_a_trained_centre_averages_the_seeds_within_15_percent_of_the_points_lowest():
+    """centre "trained" (a design option): seeds more than 15% above the point's lowest are stalls, left out of its
+    mean; in a resample each copy's value comes from its drawn seeds alone (computed here by hand)."""
+    losses = (0.030, 0.034, 0.0346, 0.060)      # 0.034 is 13% above 0.030 (kept), 0.0346 is 15.3% (a stall)
+    rows = [{"family": "f", "budget": 1e12, "params": 1e4, "samples": 1e6, "lr": 1e-3, "shape": {"width": 0},
+             "seed": s, "loss": loss, "test_loss": loss, "compute": 1e12} for s, loss in enumerate(losses)]
+    points = Points.of(pd.DataFrame(rows), centre="trained")
+    assert points.frame["loss"].iloc[0] == pytest.approx(0.032)
+    assert points.frame["seeds"].iloc[0] == 4          # the stalls are counted as seeds, only left out of the mean
+    for i in range(30):
+        d = points.draw(np.random.default_rng(i))
+        drawn = points.value("loss")[d.members]
+        expected = np.mean([v for v in drawn if v <= 1.15 * drawn.min()])
+        assert points.mean(d, "loss")[0] == pytest.approx(expected)
+    assert points.subset([True]).centre == "trained"
