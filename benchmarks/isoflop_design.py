@@ -273,6 +273,10 @@ def main() -> int:
         parser.error("give --stall-rate or --stalls, not both")
     if (args.ladder or args.max_steps is not None) and not args.study_file:
         parser.error("--ladder and --max-steps need --study-file")
+    if args.max_steps is not None and args.max_steps < 1:
+        parser.error(f"--max-steps takes a positive number of steps, got {args.max_steps}")
+    if args.budgets and not all(np.isfinite(b) and b > 0 for b in args.budgets):
+        parser.error(f"--budgets takes positive FLOP budgets, got {' '.join(f'{b:g}' for b in args.budgets)}")
     runs = load_runs(args.storage)
     print(f"design study: {args.storage}; {args.studies} simulated studies per design; criterion: a identified with "
           f"a 95% interval no wider than {args.width}"

@@ -104,6 +104,19 @@ def test_a_stall_rate_outside_0_to_1_is_refused_in_one_line_before_any_storage_i
     assert done.stderr.strip().splitlines()[-1].endswith(f"--stall-rate takes a fraction in [0, 1), got {float(rate)}")
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--stalls", "1"], "--stalls takes a fraction in [0, 1), got 1.0"),
+    (["--stalls", "0.1", "--stall-rate", "0.1"], "give --stall-rate or --stalls, not both"),
+    (["--ladder"], "--ladder and --max-steps need --study-file"),
+    (["--study-file", "studies/cpu.toml", "--max-steps", "0"], "--max-steps takes a positive number of steps, got 0"),
+    (["--budgets", "1e11", "-1"], "--budgets takes positive FLOP budgets, got 1e+11 -1"),
+])
+def test_bad_design_options_are_refused_in_one_line_before_any_storage_is_read(args, message):
+    done = subprocess.run([sys.executable, "benchmarks/isoflop_design.py", "--storage", "sqlite:///no-such.db", *args],
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith(message)
+
 def test_stall_excesses_are_each_stalled_seeds_excess_over_its_points_lowest():
     # point a: 0.03, 0.0342 (14% up: trained), 0.06 (+100%); point b: 0.04, 0.05 (+25%); point c: one seed
     rows = [{"family": "f", "budget": 1e11, "params": 1e4, "samples": 1e6, "loss": loss, "compute": 1e11,
