@@ -189,7 +189,9 @@ class Points:
 
 
 def trained_mean(losses: np.ndarray) -> float:
-    """The mean over the seeds that trained: those at most STALLED (relative) above the lowest; NaN stays NaN."""
+    """The mean over the seeds that trained: those at most STALLED (relative) above the lowest; NaN stays NaN.
+    Each loss column is judged on its own values (a design option for the simulated loss): a report using it would
+    have to judge the test losses by the validation losses' stalls."""
     low = np.min(losses)
     return float(np.mean(losses[losses <= low * (1.0 + STALLED)])) if np.isfinite(low) else float(np.mean(losses))
 
