@@ -107,8 +107,8 @@ class Points:
         return cls(frame.reset_index(drop=True), point_ids(frame, group=group), centre=centre)
 
     def _reduce(self, column: str, values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """Each group's mean of `values` (groups at `starts`, `counts` long), or its median for a loss column when
-        the centre is the median."""
+        """Each group's mean of `values` (groups at `starts`, `counts` long), or for a loss column its median (centre
+        "median") or its trained seeds' mean (centre "trained", `trained_mean`)."""
         if self.centre == "median" and column in LOSSES:
             return np.array([np.median(values[s:s + c]) for s, c in zip(starts, counts)])
         if self.centre == "trained" and column in LOSSES:

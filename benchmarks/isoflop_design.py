@@ -12,11 +12,12 @@ step limits): a side with less room than k spacings gets its k sizes packed even
 sampler packs them; with --ladder as well, every size is then snapped to the ladder's discrete sizes (a GATr
 ladder has few sizes at its small end: 509, 1,650, 3,423 parameters), each kept once, as the sampler can only
 train sizes of its grid. --budgets simulates other budgets than the stored ones (the truth law extrapolated, the
-ladder and seconds per trial of the nearest stored budget, seconds scaled by budget). Each simulated study is analysed as `equiscale report` analyses a storage: point means,
-the bracketing rule, the windowed parabola, and the hierarchical bootstrap of Approach 2 (points within
-budgets, seeds within points). Printed per design and family: how often a is identified with an interval no
-wider than --width (issue 21's criterion), the median width, and the trials and machine hours the design
-costs (each budget's mean measured seconds per trial in the stored study, on the machine that ran it).
+ladder and seconds per trial of the nearest stored budget, seconds scaled by budget). Each simulated study is
+analysed as `equiscale report` analyses a storage: point means, the bracketing rule, the windowed parabola, and
+the hierarchical bootstrap of Approach 2 (points within budgets, seeds within points). Printed per design and
+family: how often a is identified with an interval no wider than --width (issue 21's criterion), the median
+width, and the trials and machine hours the design costs (each budget's mean measured seconds per trial in the
+stored study, on the machine that ran it).
 
     python benchmarks/isoflop_design.py --storage sqlite:///docs/results/cpu/compute.db [--studies 20]
         [--designs 1x0.15x3 3x0.25x1 ...] [--n-boot 200] [--study-file studies/cpu.toml [--ladder] [--max-steps 32000]]
@@ -247,8 +248,8 @@ def main() -> int:
                              "measured stalls' excesses over their point's lowest seed; otherwise a draw within "
                              "+-STALL (with_stalls)")
     parser.add_argument("--point-centre", choices=["mean", "median", "trained"], default="mean",
-                        help="a simulated point's loss over its seeds: the mean (the report's), the median, or the mean "
-                             "of the seeds that trained (within 15%% of the point's lowest)")
+                        help="a simulated point's loss over its seeds: the mean (the report's), the median, or the "
+                             "mean of the seeds that trained (within 15%% of the point's lowest)")
     parser.add_argument("--noise-centre", choices=["mean", "median"], default="mean",
                         help="seed deviations relative to their point's mean or median (see noise_pools)")
     args = parser.parse_args()
@@ -294,9 +295,10 @@ def main() -> int:
         if args.stalls is not None:
             excesses = stall_excesses(Points.of(rows))   # every lr: a stall is a stall
             pools = with_stalls(pools, excesses, args.stalls)
+            share = np.mean([np.mean(np.abs(v) > STALL) for v in pools.values()])
             print(f"{family}: {len(excesses)} measured stalls, excess over their point's lowest seed "
-                  + (f"{np.min(excesses):.0%} to {np.max(excesses):.0%} (median {np.median(excesses):.0%})"
-                     if len(excesses) else "none: no stalls drawn"))
+                  + (f"{np.min(excesses):.0%} to {np.max(excesses):.0%} (median {np.median(excesses):.0%}); "
+                     f"stalls are {share:.1%} of the noise draws" if len(excesses) else "none: no stalls drawn"))
         stored = sorted(f["budget"].unique())
         measured = {b: float(rows[rows["budget"] == b]["seconds"].mean()) for b in stored}
         budgets = sorted(args.budgets) if args.budgets else stored

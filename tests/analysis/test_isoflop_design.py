@@ -117,6 +117,7 @@ def test_bad_design_options_are_refused_in_one_line_before_any_storage_is_read(a
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].endswith(message)
 
+
 def test_stall_excesses_are_each_stalled_seeds_excess_over_its_points_lowest():
     # point a: 0.03, 0.0342 (14% up: trained), 0.06 (+100%); point b: 0.04, 0.05 (+25%); point c: one seed
     rows = [{"family": "f", "budget": 1e11, "params": 1e4, "samples": 1e6, "loss": loss, "compute": 1e11,
