@@ -188,12 +188,16 @@ class Points:
         return pd.DataFrame(out)
 
 
+def stalled(losses: np.ndarray) -> np.ndarray:
+    """Per seed of one point: whether it stalled, i.e. ended more than STALLED (relative) above the point's lowest."""
+    return losses > np.min(losses) * (1.0 + STALLED)
+
+
 def trained_mean(losses: np.ndarray) -> float:
-    """The mean over the seeds that trained: those at most STALLED (relative) above the lowest; NaN stays NaN.
-    Each loss column is judged on its own values (a design option for the simulated loss): a report using it would
-    have to judge the test losses by the validation losses' stalls."""
-    low = np.min(losses)
-    return float(np.mean(losses[losses <= low * (1.0 + STALLED)])) if np.isfinite(low) else float(np.mean(losses))
+    """The mean over the seeds that trained (not `stalled`); NaN stays NaN. Each loss column is judged on its own
+    values (a design option for the simulated loss): a report using it would have to judge the test losses by the
+    validation losses' stalls."""
+    return float(np.mean(losses[~stalled(losses)])) if np.isfinite(np.min(losses)) else float(np.mean(losses))
 
 
 def _at_rule(frame: pd.DataFrame) -> np.ndarray:

@@ -35,6 +35,7 @@ below its point); `--robust` compares parabola fits (least squares, the report's
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,7 @@ from analysis.allocation import FlopsModel
 from analysis.api import load_runs
 from analysis.bootstrap import estimate
 from analysis.laws import _isoflop_values
-from analysis.points import STALLED, Points, bootstrap_points
+from analysis.points import Points, bootstrap_points, stalled
 from analysis.isoflop import fit_isoflop
 from study.cli import run_script
 from study.errors import EquiscaleError
@@ -83,26 +84,29 @@ def noise_pools(points: Points, *, centre: str = "mean", drop_above: float | Non
     return {b: np.asarray(v if len(v) >= 6 else every) for b, v in pools.items()} | {"all": np.asarray(every)}
 
 
+def _with_share(good: np.ndarray, stalls: np.ndarray, rate: float) -> np.ndarray:
+    """`good` plus draws from `stalls` (with replacement, a fixed rng) making `rate` of the result; `good` alone
+    when there is no stall to draw."""
+    k = int(round(rate * len(good) / (1.0 - rate))) if len(stalls) else 0
+    return np.concatenate([good, np.random.default_rng(0).choice(stalls, k)]) if k else good
+
+
 def with_stall_rate(pools: dict, rate: float) -> dict:
     """Each pool rebuilt as its draws within ±STALL plus its draws beyond it, picked at random (with replacement, a
     fixed rng) to make `rate` of the pool: what a design does once a training change makes stalls that rare. A pool
     without a stall draw stays as it is."""
-    out = {}
-    for budget, dev in pools.items():
-        good, bad = dev[np.abs(dev) <= STALL], dev[np.abs(dev) > STALL]
-        k = int(round(rate * len(good) / (1.0 - rate))) if len(bad) else 0
-        out[budget] = np.concatenate([good, np.random.default_rng(0).choice(bad, k)]) if k else good
-    return out
+    return {budget: _with_share(dev[np.abs(dev) <= STALL], dev[np.abs(dev) > STALL], rate)
+            for budget, dev in pools.items()}
 
 
 def stall_excesses(points: Points) -> np.ndarray:
-    """The measured stalls: each seed more than STALLED (15%) above its point's lowest seed, as its excess over that
-    seed (always positive: a stall is a run that did not train, never one better than its point's trained level)."""
+    """The measured stalls (`analysis.points.stalled`: more than STALLED, 15%, above their point's lowest seed), as
+    their excess over that seed (always positive: a stall is a run that did not train, never one better than its
+    point's trained level)."""
     values, out = points.value("loss"), []
     for i in np.flatnonzero(points.count > 1):
         seeds = values[points.start[i]:points.start[i] + points.count[i]]
-        stalled = seeds > seeds.min() * (1.0 + STALLED)        # the comparison of analysis.points.trained_mean
-        out.extend(seeds[stalled] / seeds.min() - 1.0)
+        out.extend(seeds[stalled(seeds)] / seeds.min() - 1.0)
     return np.asarray(out)
 
 
@@ -111,12 +115,7 @@ def with_stalls(pools: dict, excesses: np.ndarray, rate: float) -> dict:
     `excesses`) and otherwise one of the pool's draws within ±STALL (runs that train). Unlike `with_stall_rate`,
     no draw is a run far below its point (the good seed of a point whose median stalled is not a stall). Encoded
     as a pool of draws: the normal ones, and stall excesses to make `rate` of it (with replacement, a fixed rng)."""
-    out = {}
-    for budget, dev in pools.items():
-        good = dev[np.abs(dev) <= STALL]
-        k = int(round(rate * len(good) / (1.0 - rate))) if len(excesses) else 0
-        out[budget] = np.concatenate([good, np.random.default_rng(0).choice(excesses, k)]) if k else good
-    return out
+    return {budget: _with_share(dev[np.abs(dev) <= STALL], excesses, rate) for budget, dev in pools.items()}
 
 
 def optimum(law: P.ParametricFit, model: FlopsModel, budget: float) -> float:
@@ -134,8 +133,6 @@ def ladder_sizes(study_file: str, family: str, *, max_steps: int | None = None,
     """budget -> the log10 N of every size the sampler can train for `family` (its ladder at the study's grid
     depth, within its step limits; `max_steps`: with this upper step limit instead), ascending. `budgets`: these
     budgets instead of the study file's, each with the settings (batch size, …) of the file's nearest budget."""
-    import dataclasses
-
     from study.config import load_config, resolve
     from study.samplers import _ladder
 
@@ -305,11 +302,10 @@ def main() -> int:
         nearest = {b: min(stored, key=lambda s: abs(np.log(s / b))) for b in budgets}
         seconds = {b: measured[nearest[b]] * b / nearest[b] for b in budgets}
         sd = {b: float(np.std(pools.get(b, pools['all']))) for b in budgets}
-        ladders = (ladder_sizes(args.study_file, family, max_steps=args.max_steps, budgets=args.budgets)
-                   if args.study_file else None)
-        limits = {b: (float(v[0]), float(v[-1])) for b, v in ladders.items()} if ladders else None
-        if not args.ladder:
-            ladders = None
+        sizes = (ladder_sizes(args.study_file, family, max_steps=args.max_steps, budgets=args.budgets)
+                 if args.study_file else None)
+        limits = {b: (float(v[0]), float(v[-1])) for b, v in sizes.items()} if sizes else None
+        ladders = sizes if args.ladder else None          # snap to the ladder, or only keep within its limits
         print(f"\n{family}: truth E={law.E:.4g} alpha={law.alpha:.3f} beta={law.beta:.3f}; seed SD per budget "
               + ", ".join(f"{b:.0e} {sd[b]:.1%}" for b in budgets))
         for design in designs:

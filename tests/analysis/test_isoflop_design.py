@@ -15,6 +15,8 @@ from analysis.allocation import FlopsModel
 from analysis.isoflop import fit_isoflop
 from analysis.parametric import ParametricFit
 from analysis.points import Points
+from study.config import load_config, resolve
+from study.flops import step_flops
 from tests.scripts import load_benchmark
 
 design = load_benchmark("isoflop_design")
@@ -148,9 +150,6 @@ def test_snapping_to_a_ladder_keeps_each_size_once_and_on_its_side_of_the_best()
 
 
 def test_a_higher_step_limit_adds_smaller_sizes_to_a_large_budgets_ladder():
-    from study.config import load_config, resolve
-    from study.flops import step_flops
-
     study = "studies/cpu.toml"
     root = Path(__file__).resolve().parents[2]
     base = design.ladder_sizes(str(root / study), "gatr-1h")
